@@ -1,0 +1,166 @@
+# pragma version ~=0.4.3
+"""
+@title Markets: one per circuit
+@license Apache-2.0
+@notice A market fixes its verifier, its input verifier, its slashing
+        penalty and its enclave image ids for life: a change is a new
+        market, so a task's terms can never move under it. A sample proof
+        is checked at creation so a market with a broken verifier cannot
+        take requests.
+"""
+
+from ..interfaces import IVerifier
+from . import escrow
+from . import config
+
+uses: escrow
+uses: config
+
+
+# BN254 scalar field modulus: circom signals wrap modulo it.
+SNARK_SCALAR_FIELD: constant(uint256) = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+# Inline public inputs are capped; larger inputs go by reference.
+MAX_INPUTS_BYTES: constant(uint256) = 1024
+INPUTS_BOUND: constant(uint256) = 2048
+MAX_SIGNALS: constant(uint256) = 30
+METADATA_BOUND: constant(uint256) = 4096
+PROOF_BOUND: constant(uint256) = 4096
+
+
+struct MarketParams:
+    verifier: address
+    input_verifier: address
+    slashing_penalty: uint256
+    generator_image: bytes32
+    input_verification_image: bytes32
+    proof_verification_image: bytes32
+    # 0: public inputs are opaque bytes; n: ABI `uint256[n]` of field elements
+    public_inputs_count: uint256
+    # the creator declares that every well-formed input is provable
+    all_inputs_provable: bool
+
+
+struct Market:
+    creator: address
+    verifier: address
+    input_verifier: address
+    slashing_penalty: uint256
+    generator_image: bytes32
+    input_verification_image: bytes32
+    proof_verification_image: bytes32
+    public_inputs_count: uint256
+    metadata_hash: bytes32
+
+
+market: public(HashMap[uint256, Market])
+market_count: public(uint256)
+
+
+event MarketCreated:
+    market_id: indexed(uint256)
+    creator: indexed(address)
+    verifier: address
+    input_verifier: address
+    slashing_penalty: uint256
+    generator_image: bytes32
+    input_verification_image: bytes32
+    proof_verification_image: bytes32
+    public_inputs_count: uint256
+    fee: uint256
+    metadata: Bytes[METADATA_BOUND]
+
+
+@external
+def create_market(
+    params: MarketParams,
+    metadata: Bytes[METADATA_BOUND],
+    sample_inputs: Bytes[INPUTS_BOUND],
+    sample_proof: Bytes[PROOF_BOUND],
+) -> uint256:
+    """
+    @notice Create a market. Its terms are immutable. The creation fee is
+            taken from the caller's internal balance or pulled.
+    @param params Verifier, input verifier, penalty, image ids, input shape.
+    @param metadata Circuit name, artifact URI and hashes, input schema
+           (JSON); only its hash is stored, the bytes are in the event.
+    @param sample_inputs Public inputs of a sample proof.
+    @param sample_proof A proof the verifier must accept.
+    @return The new market's id.
+    """
+    assert params.verifier.is_contract, "markets: verifier not a contract"
+    assert params.input_verifier == empty(address) or params.input_verifier.is_contract, "markets: input verifier not a contract"
+    assert params.slashing_penalty > 0, "markets: zero penalty"
+    assert params.public_inputs_count <= MAX_SIGNALS, "markets: too many public inputs"
+    assert (
+        params.input_verifier != empty(address)
+        or params.input_verification_image != empty(bytes32)
+        or params.generator_image != empty(bytes32)
+        or params.all_inputs_provable
+    ), "markets: no invalid-input path"
+
+    market_id: uint256 = self.market_count
+    self._check_signals(params.public_inputs_count, sample_inputs)
+    ctx: IVerifier.VerifyContext = IVerifier.VerifyContext(
+        chain_id=chain.id,
+        market_id=market_id,
+        task_id=empty(bytes32),
+        generator=msg.sender,
+        inputs_hash=keccak256(sample_inputs),
+    )
+    assert staticcall IVerifier(params.verifier).verify(ctx, sample_inputs, sample_proof), "markets: sample proof rejected"
+
+    fee: uint256 = config.market_creation_fee
+    escrow._charge(msg.sender, fee)
+    escrow._credit(config.treasury, fee)
+
+    self.market_count = market_id + 1
+    self.market[market_id] = Market(
+        creator=msg.sender,
+        verifier=params.verifier,
+        input_verifier=params.input_verifier,
+        slashing_penalty=params.slashing_penalty,
+        generator_image=params.generator_image,
+        input_verification_image=params.input_verification_image,
+        proof_verification_image=params.proof_verification_image,
+        public_inputs_count=params.public_inputs_count,
+        metadata_hash=keccak256(metadata),
+    )
+    log MarketCreated(
+        market_id=market_id,
+        creator=msg.sender,
+        verifier=params.verifier,
+        input_verifier=params.input_verifier,
+        slashing_penalty=params.slashing_penalty,
+        generator_image=params.generator_image,
+        input_verification_image=params.input_verification_image,
+        proof_verification_image=params.proof_verification_image,
+        public_inputs_count=params.public_inputs_count,
+        fee=fee,
+        metadata=metadata,
+    )
+    return market_id
+
+
+@internal
+@view
+def _check_inputs(market_id: uint256, public_inputs: Bytes[INPUTS_BOUND]):
+    assert market_id < self.market_count, "markets: unknown market"
+    assert len(public_inputs) <= MAX_INPUTS_BYTES, "markets: inputs too large"
+    self._check_signals(self.market[market_id].public_inputs_count, public_inputs)
+
+
+@internal
+@pure
+def _check_signals(count: uint256, public_inputs: Bytes[INPUTS_BOUND]):
+    """
+    @dev For markets that declare `count` field elements, the inputs must
+         be the ABI encoding of exactly `count` canonical field elements:
+         a value >= the modulus would wrap in the circuit.
+    """
+    if count == 0:
+        return
+    assert len(public_inputs) == 64 + 32 * count, "markets: wrong input count"
+    signals: DynArray[uint256, MAX_SIGNALS] = abi_decode(public_inputs, DynArray[uint256, MAX_SIGNALS])
+    assert len(signals) == count, "markets: wrong input count"
+    for signal: uint256 in signals:
+        assert signal < SNARK_SCALAR_FIELD, "markets: input not in field"

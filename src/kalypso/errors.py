@@ -1,0 +1,227 @@
+"""Every error Kalypso raises, one tree rooted at `KalypsoError`.
+
+    KalypsoError
+    ├── ConfigError                 bad configuration or arguments          (ValueError)
+    ├── BuildError                  contracts or circuits could not be built
+    ├── ChainError                  the RPC endpoint failed or is unreachable (ConnectionError)
+    │   └── DeploymentError         a deployment file is missing, stale or for another chain
+    └── ContractError               a contract reverted; `.reason` is its reason string
+        ├── UnauthorizedError       the caller may not do this             (PermissionError)
+        ├── NotFoundError           no such market, request or generator   (LookupError)
+        ├── InvalidStateError       not allowed in the object's current state or time
+        ├── InvalidArgumentError    an argument is out of range            (ValueError)
+        │   └── InvalidInputsError  public inputs malformed, too large or out of the field
+        ├── InsufficientFundsError  a balance, allowance or free stake is too small
+        ├── ProofRejectedError      the market's verifier rejected a proof
+        └── IneligibleGeneratorError the generator may not take this task now
+
+Contract reverts are turned into these by `error_from_reason`, from the reason string
+each contract gives (`"requests: not open"`). `REASONS` lists every reason string the
+contracts use, with the class and a hint saying what to do; a test checks that none
+is missing.
+"""
+
+from __future__ import annotations
+
+
+class KalypsoError(Exception):
+    """Root of every error Kalypso raises."""
+
+    code = "K-GEN-000"
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {super().__str__()}"
+
+
+class ConfigError(KalypsoError, ValueError):
+    code = "K-CFG-001"
+
+
+class BuildError(KalypsoError):
+    code = "K-BLD-001"
+
+
+class ChainError(KalypsoError, ConnectionError):
+    code = "K-RPC-001"
+
+
+class DeploymentError(ChainError):
+    code = "K-DEP-001"
+
+
+class ContractError(KalypsoError):
+    """A contract call reverted. `reason` is the contract's reason string."""
+
+    code = "K-CON-000"
+
+    def __init__(self, reason: str, hint: str = "") -> None:
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"{reason}" + (f" — {hint}" if hint else ""))
+
+
+class UnauthorizedError(ContractError, PermissionError):
+    code = "K-CON-001"
+
+
+class NotFoundError(ContractError, LookupError):
+    code = "K-CON-002"
+
+
+class InvalidStateError(ContractError):
+    code = "K-CON-003"
+
+
+class InvalidArgumentError(ContractError, ValueError):
+    code = "K-CON-004"
+
+
+class InvalidInputsError(InvalidArgumentError):
+    code = "K-CON-005"
+
+
+class InsufficientFundsError(ContractError):
+    code = "K-CON-006"
+
+
+class ProofRejectedError(ContractError):
+    code = "K-CON-007"
+
+
+class IneligibleGeneratorError(ContractError):
+    code = "K-CON-008"
+
+
+_Rule = tuple[type[ContractError], str]
+
+REASONS: dict[str, _Rule] = {
+    # escrow: internal balances
+    "escrow: insufficient balance": (InsufficientFundsError, "deposit more or withdraw less"),
+    "escrow: transfer failed": (
+        InsufficientFundsError,
+        "approve the marketplace for the amount, or deposit it first",
+    ),
+    "escrow: zero address": (InvalidArgumentError, "give a receiver address"),
+    "escrow: zero amount": (InvalidArgumentError, "amounts must be positive"),
+    "escrow: zero token": (InvalidArgumentError, "deploy with a token address"),
+    # config: owner settings
+    "config: zero address": (InvalidArgumentError, "give a non-zero address"),
+    "config: zero treasury": (InvalidArgumentError, "give a non-zero treasury"),
+    "ownable: caller is not the owner": (UnauthorizedError, "only the owner may do this"),
+    "ownable_2step: caller is not the new owner": (
+        UnauthorizedError,
+        "only the pending owner may accept ownership",
+    ),
+    # markets
+    "markets: input not in field": (
+        InvalidInputsError,
+        "every public input must be below the BN254 scalar field modulus",
+    ),
+    "markets: input verifier not a contract": (InvalidArgumentError, "deploy the input verifier"),
+    "markets: inputs too large": (
+        InvalidInputsError,
+        "inline public inputs are capped at 1024 bytes; pass larger ones by reference",
+    ),
+    "markets: no invalid-input path": (
+        InvalidArgumentError,
+        "give an input verifier or an input verification image, or declare all inputs provable",
+    ),
+    "markets: sample proof rejected": (ProofRejectedError, "give a proof the verifier accepts"),
+    "markets: too many public inputs": (InvalidArgumentError, "at most 30 public signals"),
+    "markets: unknown market": (NotFoundError, "list markets with `kalypso market list`"),
+    "markets: verifier not a contract": (InvalidArgumentError, "deploy the verifier first"),
+    "markets: wrong input count": (
+        InvalidInputsError,
+        "encode exactly the market's public signals as uint256[]",
+    ),
+    "markets: zero penalty": (InvalidArgumentError, "a market needs a slashing penalty"),
+    # requests and tasks
+    "requests: bad expiry": (InvalidArgumentError, "expiry must be between now and 30 days ahead"),
+    "requests: bad proof time": (InvalidArgumentError, "proof time must be 1 s to 1 day"),
+    "requests: deadline not passed": (InvalidStateError, "a task can be slashed after its deadline"),
+    "requests: deadline passed": (InvalidStateError, "the task's deadline has passed"),
+    "requests: empty batch": (InvalidArgumentError, "send at least one item"),
+    "requests: expired": (InvalidStateError, "the request expired; cancel it to get the refund"),
+    "requests: fields mismatch": (
+        InvalidArgumentError,
+        "pass the request's fields exactly as in RequestCreated (and MaxPriceIncreased)",
+    ),
+    "requests: inputs mismatch": (InvalidInputsError, "pass the request's public inputs exactly"),
+    "requests: inputs not shown invalid": (
+        ProofRejectedError,
+        "the market's input verifier says these inputs are valid: prove them",
+    ),
+    "requests: mixed markets": (InvalidArgumentError, "batch proofs of one market only"),
+    "requests: no invalid-input path": (
+        InvalidStateError,
+        "this market has no on-chain input verifier; use an enclave attestation",
+    ),
+    "requests: not a matching engine": (UnauthorizedError, "only authorized matching engines assign"),
+    "requests: not assigned": (InvalidStateError, "the task is not live"),
+    "requests: not expired": (InvalidStateError, "wait until the request's expiry has passed"),
+    "requests: not open": (InvalidStateError, "the request is assigned or finished"),
+    "requests: not the generator": (UnauthorizedError, "only the assigned generator may do this"),
+    "requests: not the requester": (UnauthorizedError, "only the requester may do this"),
+    "requests: price above max": (InvalidArgumentError, "the quote is above the request's max price"),
+    "requests: price not higher": (InvalidArgumentError, "the new max price must be higher"),
+    "requests: price too large": (InvalidArgumentError, "prices are capped at 2**96 - 1"),
+    "requests: proof rejected": (ProofRejectedError, "the market's verifier rejected the proof"),
+    "requests: request exists": (InvalidArgumentError, "choose another salt"),
+    "requests: secret too large": (
+        InvalidArgumentError,
+        "inline encrypted secrets are capped at 1024 bytes",
+    ),
+    "requests: unknown request": (NotFoundError, "check the request id and the chain"),
+    "requests: zero price": (InvalidArgumentError, "offer a positive max price"),
+    "requests: zero refund address": (InvalidArgumentError, "give a refund address"),
+    "requests: zero registry": (InvalidArgumentError, "deploy with a registry address"),
+    # generator registry
+    "registry: already in market": (InvalidStateError, "use update_offer to change an offer"),
+    "registry: already registered": (InvalidStateError, "the address is already a generator"),
+    "registry: bad compute": (InvalidArgumentError, "compute must be between 1 and 2**32 - 1"),
+    "registry: bad proof time": (InvalidArgumentError, "proof time must be 1 s to 1 day"),
+    "registry: compute above declared": (
+        InvalidArgumentError,
+        "compute per request cannot exceed the declared compute",
+    ),
+    "registry: compute in use": (InvalidStateError, "live tasks use more compute; wait for them"),
+    "registry: generator exiting": (IneligibleGeneratorError, "the generator requested exit"),
+    "registry: marketplace already set": (InvalidStateError, "the marketplace is set once"),
+    "registry: marketplace not a contract": (InvalidArgumentError, "deploy the marketplace first"),
+    "registry: not active": (InvalidStateError, "register (again) first"),
+    "registry: not enough compute": (IneligibleGeneratorError, "the generator's compute is busy"),
+    "registry: not enough free stake": (
+        IneligibleGeneratorError,
+        "the generator's free stake is below the market's penalty",
+    ),
+    "registry: not exiting": (InvalidStateError, "request exit first"),
+    "registry: not in market": (IneligibleGeneratorError, "the generator has not joined the market"),
+    "registry: not registered": (NotFoundError, "register as a generator first"),
+    "registry: not the marketplace": (UnauthorizedError, "only the marketplace may do this"),
+    "registry: price is not the quote": (
+        IneligibleGeneratorError,
+        "the generator changed its price; match again",
+    ),
+    "registry: price too large": (InvalidArgumentError, "prices are capped at 2**96 - 1"),
+    "registry: proof time too long": (
+        IneligibleGeneratorError,
+        "the generator promises a longer proof time than the request allows",
+    ),
+    "registry: registry full": (InvalidStateError, "no more generator indices"),
+    "registry: stake locked": (InsufficientFundsError, "live tasks lock that stake"),
+    "registry: still unbonding": (InvalidStateError, "wait for the unbonding delay to pass"),
+    "registry: tasks live": (InvalidStateError, "finish or hand back live tasks first"),
+    "registry: transfer failed": (InsufficientFundsError, "approve the registry for the stake"),
+    "registry: unknown market": (NotFoundError, "list markets with `kalypso market list`"),
+    "registry: zero address": (InvalidArgumentError, "give a non-zero address"),
+    "registry: zero amount": (InvalidArgumentError, "amounts must be positive"),
+    "registry: zero token": (InvalidArgumentError, "deploy with a token address"),
+    # test contracts
+    "mock: bad proof": (ProofRejectedError, "the test verifier expects keccak(inputs‖task‖generator)"),
+}
+
+
+def error_from_reason(reason: str) -> ContractError:
+    """The typed error for a contract's revert reason (unknown ones are `ContractError`)."""
+    cls, hint = REASONS.get(reason, (ContractError, ""))
+    return cls(reason, hint)
