@@ -1,0 +1,123 @@
+"""Test helpers over a titanoboa deployment: fund accounts, create markets, requests, tasks."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import boa
+from eth_utils import keccak
+
+from kalypso.contracts.deploy import BoaDeployment
+from kalypso.market import MarketParams, Request, encode_signals, request_id
+
+UNIT = 10**18
+PENALTY = 100 * UNIT
+ZERO = "0x" + "00" * 20
+
+
+def mock_proof(public_inputs: bytes, task_id: bytes, generator: str) -> bytes:
+    """The proof MockVerifier accepts: keccak(inputs ‖ task id ‖ generator)."""
+    return keccak(public_inputs + task_id + bytes.fromhex(generator[2:]))
+
+
+@dataclass
+class Kal:
+    d: BoaDeployment
+
+    @property
+    def market(self) -> Any:
+        return self.d.marketplace
+
+    @property
+    def registry(self) -> Any:
+        return self.d.registry
+
+    @property
+    def token(self) -> Any:
+        return self.d.token
+
+    def fund(self, who: str, amount: int = 10_000 * UNIT, approve: bool = True) -> None:
+        self.token.transfer(who, amount, sender=self.d.owner)
+        if approve:
+            self.token.approve(self.market.address, 2**256 - 1, sender=who)
+            self.token.approve(self.registry.address, 2**256 - 1, sender=who)
+
+    def create_market(
+        self,
+        penalty: int = PENALTY,
+        *,
+        input_verifier: bool = True,
+        public_inputs_count: int = 1,
+        creator: str | None = None,
+    ) -> int:
+        params = MarketParams(
+            verifier=self.d.mock_verifier.address,
+            slashing_penalty=penalty,
+            input_verifier=self.d.input_verifier.address if input_verifier else ZERO,
+            public_inputs_count=public_inputs_count,
+            all_inputs_provable=not input_verifier,
+        )
+        sample = encode_signals([7] * public_inputs_count) if public_inputs_count else b"\x01"
+        creator = creator or self.d.owner
+        proof = mock_proof(sample, b"\x00" * 32, creator)
+        return int(
+            self.market.create_market(params.as_tuple(), b'{"name":"test"}', sample, proof, sender=creator)
+        )
+
+    def register(
+        self,
+        generator: str,
+        market_id: int,
+        *,
+        stake: int = 1_000 * UNIT,
+        compute: int = 10,
+        price: int = 10 * UNIT,
+        proof_time: int = 600,
+        compute_per_request: int = 1,
+    ) -> None:
+        self.fund(generator, stake + 1_000 * UNIT)
+        self.registry.register(generator, compute, stake, sender=generator)
+        self.registry.join_market(
+            market_id, price, proof_time, compute_per_request, b"\x00" * 32, sender=generator
+        )
+
+    def request(
+        self,
+        requester: str,
+        market_id: int,
+        *,
+        signals: list[int] | None = None,
+        max_price: int = 50 * UNIT,
+        proof_time: int = 3600,
+        expiry_in: int = 600,
+        secret: bytes = b"",
+        salt: bytes | None = None,
+    ) -> tuple[bytes, Request, bytes]:
+        inputs = encode_signals(signals if signals is not None else [42])
+        salt = salt or os.urandom(32)
+        expiry = boa.env.evm.patch.timestamp + expiry_in
+        rid = self.market.create_request(
+            market_id, salt, max_price, proof_time, expiry, requester, inputs, secret, sender=requester
+        )
+        assert rid == request_id(boa.env.evm.patch.chain_id, self.market.address, requester, salt)
+        req = Request.new(
+            market_id=market_id,
+            requester=requester,
+            refund_address=requester,
+            max_price=max_price,
+            proof_time=proof_time,
+            expiry=expiry,
+            public_inputs=inputs,
+            encrypted_secret=secret,
+        )
+        return rid, req, inputs
+
+    def assign(self, rid: bytes, req: Request, generator: str, price: int = 10 * UNIT) -> None:
+        self.market.assign(rid, req.as_tuple(), generator, price, b"", sender=self.d.owner)
+
+    def total_held(self) -> int:
+        return int(self.token.balanceOf(self.market.address)) + int(
+            self.token.balanceOf(self.registry.address)
+        )
