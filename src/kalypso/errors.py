@@ -138,7 +138,10 @@ REASONS: dict[str, _Rule] = {
     # requests and tasks
     "requests: bad expiry": (InvalidArgumentError, "expiry must be between now and 30 days ahead"),
     "requests: bad proof time": (InvalidArgumentError, "proof time must be 1 s to 1 day"),
-    "requests: deadline not passed": (InvalidStateError, "a task can be slashed after its deadline"),
+    "requests: deadline not passed": (
+        InvalidStateError,
+        "a task can be slashed after its deadline",
+    ),
     "requests: deadline passed": (InvalidStateError, "the task's deadline has passed"),
     "requests: empty batch": (InvalidArgumentError, "send at least one item"),
     "requests: expired": (InvalidStateError, "the request expired; cancel it to get the refund"),
@@ -156,13 +159,19 @@ REASONS: dict[str, _Rule] = {
         InvalidStateError,
         "this market has no on-chain input verifier; use an enclave attestation",
     ),
-    "requests: not a matching engine": (UnauthorizedError, "only authorized matching engines assign"),
+    "requests: not a matching engine": (
+        UnauthorizedError,
+        "only authorized matching engines assign",
+    ),
     "requests: not assigned": (InvalidStateError, "the task is not live"),
     "requests: not expired": (InvalidStateError, "wait until the request's expiry has passed"),
     "requests: not open": (InvalidStateError, "the request is assigned or finished"),
     "requests: not the generator": (UnauthorizedError, "only the assigned generator may do this"),
     "requests: not the requester": (UnauthorizedError, "only the requester may do this"),
-    "requests: price above max": (InvalidArgumentError, "the quote is above the request's max price"),
+    "requests: price above max": (
+        InvalidArgumentError,
+        "the quote is above the request's max price",
+    ),
     "requests: price not higher": (InvalidArgumentError, "the new max price must be higher"),
     "requests: price too large": (InvalidArgumentError, "prices are capped at 2**96 - 1"),
     "requests: proof rejected": (ProofRejectedError, "the market's verifier rejected the proof"),
@@ -195,7 +204,10 @@ REASONS: dict[str, _Rule] = {
         "the generator's free stake is below the market's penalty",
     ),
     "registry: not exiting": (InvalidStateError, "request exit first"),
-    "registry: not in market": (IneligibleGeneratorError, "the generator has not joined the market"),
+    "registry: not in market": (
+        IneligibleGeneratorError,
+        "the generator has not joined the market",
+    ),
     "registry: not registered": (NotFoundError, "register as a generator first"),
     "registry: not the marketplace": (UnauthorizedError, "only the marketplace may do this"),
     "registry: price is not the quote": (
@@ -217,7 +229,10 @@ REASONS: dict[str, _Rule] = {
     "registry: zero amount": (InvalidArgumentError, "amounts must be positive"),
     "registry: zero token": (InvalidArgumentError, "deploy with a token address"),
     # test contracts
-    "mock: bad proof": (ProofRejectedError, "the test verifier expects keccak(inputs‖task‖generator)"),
+    "mock: bad proof": (
+        ProofRejectedError,
+        "the test verifier expects keccak(inputs‖task‖generator)",
+    ),
 }
 
 

@@ -7,19 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import boa
-from eth_utils import keccak
 
 from kalypso.contracts.deploy import BoaDeployment
 from kalypso.market import MarketParams, Request, encode_signals, request_id
+from kalypso.market.mock import mock_proof
+
+__all__ = ["PENALTY", "UNIT", "Kal", "mock_proof"]
 
 UNIT = 10**18
 PENALTY = 100 * UNIT
 ZERO = "0x" + "00" * 20
-
-
-def mock_proof(public_inputs: bytes, task_id: bytes, generator: str) -> bytes:
-    """The proof MockVerifier accepts: keccak(inputs ‖ task id ‖ generator)."""
-    return keccak(public_inputs + task_id + bytes.fromhex(generator[2:]))
 
 
 @dataclass

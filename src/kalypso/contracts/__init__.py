@@ -122,4 +122,3 @@ def artifact(name: str) -> Artifact:
         raise BuildError(f"{path} is missing; reinstall kalypso or run `make setup`")
     data = json.loads(path.read_text())
     return Artifact(data["name"], data["abi"], data["bytecode"], data["runtime_size"])
-

@@ -46,7 +46,9 @@ def deploy_web3(w3: Web3, account: LocalAccount, params: DeployParams) -> Deploy
             address=Web3.to_checksum_address(params.token), abi=_erc20_metadata_abi()
         )
         first = None
-    registry, receipt = deploy(w3, account, "GeneratorRegistry", token.address, params.unbonding_delay)
+    registry, receipt = deploy(
+        w3, account, "GeneratorRegistry", token.address, params.unbonding_delay
+    )
     first = first or receipt
     marketplace, _ = deploy(
         w3,
@@ -90,9 +92,7 @@ class BoaDeployment:
     input_verifier: Any
 
 
-def deploy_boa(
-    *, market_creation_fee: int = 0, unbonding_delay: int = 7 * 86400
-) -> BoaDeployment:
+def deploy_boa(*, market_creation_fee: int = 0, unbonding_delay: int = 7 * 86400) -> BoaDeployment:
     """Deploy everything in the current titanoboa environment, from the Vyper sources."""
     import boa
 

@@ -6,8 +6,8 @@ Wire shapes are defined once here, next to the contract structs they mirror.
 from kalypso.market.types import (
     BN254_SCALAR_FIELD,
     MAX_INPUTS_BYTES,
-    MAX_SECRET_BYTES,
     MAX_PROOF_TIME,
+    MAX_SECRET_BYTES,
     GeneratorStatus,
     MarketParams,
     Request,

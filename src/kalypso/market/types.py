@@ -11,9 +11,7 @@ from eth_utils import keccak, to_checksum_address
 
 from kalypso.errors import ConfigError
 
-BN254_SCALAR_FIELD = (
-    21888242871839275222246405745257275088548364400416034343698204186575808495617
-)
+BN254_SCALAR_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 #: Inline size caps (contracts: markets.MAX_INPUTS_BYTES, requests.MAX_SECRET_BYTES).
 MAX_INPUTS_BYTES = 1024
 MAX_SECRET_BYTES = 1024
@@ -87,7 +85,7 @@ class Request:
         )
 
     def as_tuple(self) -> tuple[int, str, str, int, int, int, bytes, bytes]:
-        return astuple(self)  # type: ignore[return-value]
+        return astuple(self)
 
     def with_max_price(self, max_price: int) -> Request:
         return replace(self, max_price=max_price)

@@ -1,0 +1,50 @@
+# Kalypso — every target installs what it needs first and is safe to run again.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.kalypso-installed
+NPM_STAMP := node_modules/.kalypso-installed
+CONTRACTS_STAMP := src/kalypso/contracts/build/sources.sha256
+
+.PHONY: setup test test-all lint demo bench contracts clean
+
+setup: $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS_STAMP)
+
+$(PY_STAMP): pyproject.toml constraints.txt
+	@scripts/system-deps.sh
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	@touch $@
+
+$(NPM_STAMP): package.json package-lock.json
+	@scripts/system-deps.sh
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(CONTRACTS_STAMP): $(PY_STAMP) $(shell find contracts -name '*.vy' -o -name '*.vyi')
+	$(PY) -m kalypso.contracts
+
+contracts: $(PY_STAMP)
+	$(PY) -m kalypso.contracts --force
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+# pytest exits 5 when it collects no test: that fails the target like any failure.
+test: setup lint
+	$(VENV)/bin/pytest
+
+test-all: setup lint
+	$(VENV)/bin/pytest -m ''
+
+demo: setup
+	$(VENV)/bin/kalypso demo
+
+bench: setup
+	$(PY) bench/gas.py
+
+clean:
+	rm -rf $(VENV) node_modules src/kalypso/contracts/build .pytest_cache .mypy_cache .ruff_cache

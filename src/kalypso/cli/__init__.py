@@ -1,0 +1,31 @@
+"""`kalypso`: the command line. Thin: each command calls a library entry point."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from kalypso.cli import chain
+from kalypso.errors import KalypsoError
+
+app = typer.Typer(
+    name="kalypso",
+    help="Kalypso: an open, decentralized marketplace for zero-knowledge proofs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("devnet")(chain.devnet)
+app.command("deploy")(chain.deploy)
+app.command("demo")(chain.demo)
+
+
+def main() -> None:
+    """Entry point: Kalypso's errors print as one line and exit 1, without a traceback."""
+    try:
+        app()
+    except KalypsoError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)

@@ -1,0 +1,3 @@
+from kalypso.cli import main
+
+main()

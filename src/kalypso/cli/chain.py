@@ -1,0 +1,168 @@
+"""Commands that bring up or deploy a chain: `devnet`, `deploy`, `demo`."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from rich.console import Console
+from web3 import Web3
+
+from kalypso.contracts.deploy import DeployParams, deploy_web3
+from kalypso.deployment import DEVNET_CHAIN_ID, default_path
+from kalypso.devnet import Anvil, deploy_devnet, dev_keys
+from kalypso.errors import ChainError, ConfigError
+
+console = Console()
+
+
+def devnet(
+    port: Annotated[int, typer.Option(help="Port of the JSON-RPC endpoint.")] = 8545,
+    block_time: Annotated[
+        float, typer.Option(help="Seconds between blocks; 0 mines a block per transaction.")
+    ] = 0,
+    deployment: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write the deployment file [default: ~/.kalypso/deployments/31337.json]."
+        ),
+    ] = None,
+    unbonding_delay: Annotated[int, typer.Option(help="Generator unbonding delay, seconds.")] = 600,
+) -> None:
+    """Start a local chain (anvil) with Kalypso deployed, a sample market and funded dev accounts.
+
+    Runs until Ctrl-C. The printed KALYPSO_* lines can be pasted into a shell.
+    """
+    out = deployment or default_path(DEVNET_CHAIN_ID)
+    chain = Anvil(port, block_time=block_time or None)
+    with console.status(f"starting anvil on port {port} and deploying…"):
+        chain.start()
+    try:
+        setup = deploy_devnet(chain.web3(), unbonding_delay=unbonding_delay)
+        setup.deployment.save(out)
+        d = setup.deployment
+        console.print(f"[bold green]devnet ready[/] — chain {d.chain_id} at {chain.url}")
+        console.print(f"  token        {d.token} ({d.token_symbol}, {d.token_decimals} decimals)")
+        console.print(f"  registry     {d.registry}")
+        console.print(f"  marketplace  {d.marketplace}")
+        for name, market_id in d.markets.items():
+            console.print(f"  market       {name} (id {market_id})")
+        console.print(f"  matcher key  dev account 1 ({setup.matcher.address})")
+        console.print(f"  deployment   {out}")
+        console.print("\nFunded dev accounts (100,000 KAL each; public keys, devnet only):")
+        for account in setup.funded:
+            console.print(f"  {account.address}  0x{account.key.hex().removeprefix('0x')}")
+        console.print("\nPaste into a shell:")
+        console.print(f"  export KALYPSO_RPC_URL={chain.url}", highlight=False)
+        console.print(f"  export KALYPSO_DEPLOYMENT={out}", highlight=False)
+        key = setup.funded[-1].key.hex().removeprefix("0x")
+        console.print(f"  export KALYPSO_PRIVATE_KEY=0x{key}", highlight=False)
+        console.print("\n[dim]Ctrl-C stops the chain.[/]")
+        stopped = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+        try:
+            while not stopped.wait(0.5):
+                if chain.process and chain.process.poll() is not None:
+                    raise ChainError(f"anvil exited with code {chain.process.returncode}")
+        except KeyboardInterrupt:
+            pass
+    finally:
+        chain.stop()
+        console.print("devnet stopped")
+
+
+def load_account(private_key: str | None, keystore: Path | None) -> LocalAccount:
+    if keystore is not None:
+        try:
+            encrypted = json.loads(keystore.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read keystore {keystore}: {exc}") from None
+        password = getpass.getpass(f"password for {keystore}: ")
+        try:
+            account: LocalAccount = Account.from_key(Account.decrypt(encrypted, password))
+        except ValueError:
+            raise ConfigError(f"wrong password for {keystore}") from None
+        return account
+    if private_key:
+        try:
+            account = Account.from_key(private_key)
+        except (ValueError, TypeError):
+            raise ConfigError("KALYPSO_PRIVATE_KEY is not a valid private key") from None
+        return account
+    raise ConfigError(
+        "give a deployer key: --keystore FILE, or KALYPSO_PRIVATE_KEY in the environment"
+    )
+
+
+def deploy(
+    rpc_url: Annotated[str, typer.Option(envvar="KALYPSO_RPC_URL", help="JSON-RPC endpoint.")],
+    keystore: Annotated[
+        Path | None, typer.Option(help="Encrypted keystore of the deployer (asks its password).")
+    ] = None,
+    private_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KALYPSO_PRIVATE_KEY", hidden=True, help="Deployer key (prefer the env var)."
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Payment token (an existing plain ERC20); default deploys one."),
+    ] = None,
+    treasury: Annotated[str | None, typer.Option(help="Treasury [default: the deployer].")] = None,
+    market_creation_fee: Annotated[int, typer.Option(help="Fee in base units.")] = 0,
+    unbonding_delay: Annotated[int, typer.Option(help="Generator unbonding delay, seconds.")] = 7
+    * 86400,
+    test_verifiers: Annotated[
+        bool, typer.Option(help="Also deploy the test verifier and threshold input verifier.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Deployment file [default: ~/.kalypso/deployments/<chain id>.json]."),
+    ] = None,
+) -> None:
+    """Deploy Kalypso's contracts to any EVM chain and write the deployment file.
+
+    Refuses the public development keys on any chain but the devnet (31337).
+    """
+    account = load_account(private_key, keystore)
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    try:
+        chain_id = w3.eth.chain_id
+    except Exception as exc:
+        raise ChainError(f"cannot reach {rpc_url}: {exc}") from None
+    if chain_id != DEVNET_CHAIN_ID and account.key.hex().removeprefix("0x").lower() in dev_keys():
+        raise ConfigError(
+            f"refusing to deploy to chain {chain_id} with a public development key; "
+            "use your own key (--keystore)"
+        )
+    params = DeployParams(
+        treasury=Web3.to_checksum_address(treasury or account.address),
+        market_creation_fee=market_creation_fee,
+        unbonding_delay=unbonding_delay,
+        token=token,
+        test_verifiers=test_verifiers,
+    )
+    with console.status(f"deploying to chain {chain_id}…"):
+        deployment = deploy_web3(w3, account, params)
+    path = deployment.save(out or default_path(chain_id))
+    console.print(
+        f"[bold green]deployed[/] to chain {chain_id} from block {deployment.deploy_block}"
+    )
+    console.print(f"  marketplace {deployment.marketplace}\n  registry    {deployment.registry}")
+    console.print(f"  token       {deployment.token}\n  deployment  {path}")
+    console.print("Next: authorize a matching engine (set_matching_engine) and create markets.")
+
+
+def demo() -> None:
+    """Run the whole on-chain lifecycle on a fresh local chain, printing each step."""
+    from kalypso.demo import main
+
+    main(console)

@@ -1,0 +1,175 @@
+"""A small synchronous client of a deployment: one method per contract operation.
+
+For the devnet, the demo, benchmarks and integration tests. Apps use `kalypso.sdk`,
+daemons the async `kalypso.chain`; this one blocks and returns receipts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import TxReceipt
+
+from kalypso.contracts.web3tx import bind, send
+from kalypso.deployment import Deployment
+from kalypso.market import Request, TaskState, request_id
+
+MAX_UINT = 2**256 - 1
+
+
+@dataclass(frozen=True)
+class PostedRequest:
+    id: bytes
+    request: Request
+    public_inputs: bytes
+    receipt: TxReceipt
+
+
+class MarketplaceClient:
+    def __init__(self, w3: Web3, deployment: Deployment) -> None:
+        self.w3 = w3
+        self.deployment = deployment
+        self.token = bind(w3, "Token", deployment.token)
+        self.registry = bind(w3, "GeneratorRegistry", deployment.registry)
+        self.marketplace = bind(w3, "ProofMarketplace", deployment.marketplace)
+
+    # ---- chain
+
+    def now(self) -> int:
+        return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    def time_travel(self, seconds: int) -> None:
+        """Devnet only: move the chain's clock forward and mine a block."""
+        self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    # ---- balances
+
+    def approve_all(self, account: LocalAccount) -> None:
+        for spender in (self.marketplace.address, self.registry.address):
+            send(self.w3, account, self.token.functions.approve(spender, MAX_UINT))
+
+    def deposit(self, account: LocalAccount, amount: int) -> TxReceipt:
+        return send(self.w3, account, self.marketplace.functions.deposit(amount))
+
+    def withdraw(self, account: LocalAccount, amount: int) -> TxReceipt:
+        return send(self.w3, account, self.marketplace.functions.withdraw(amount, account.address))
+
+    def balance(self, address: str) -> int:
+        return int(self.marketplace.functions.balance_of(address).call())
+
+    def token_balance(self, address: str) -> int:
+        return int(self.token.functions.balanceOf(address).call())
+
+    # ---- generators
+
+    def register(
+        self, account: LocalAccount, *, stake: int, compute: int, reward_address: str | None = None
+    ) -> TxReceipt:
+        call = self.registry.functions.register(reward_address or account.address, compute, stake)
+        return send(self.w3, account, call)
+
+    def join_market(
+        self,
+        account: LocalAccount,
+        market_id: int,
+        *,
+        price: int,
+        proof_time: int,
+        compute_per_request: int = 1,
+        encryption_key: bytes = b"\x00" * 32,
+    ) -> TxReceipt:
+        call = self.registry.functions.join_market(
+            market_id, price, proof_time, compute_per_request, encryption_key
+        )
+        return send(self.w3, account, call)
+
+    def generator(self, address: str) -> Any:
+        return self.registry.functions.generators(address).call()
+
+    def free_stake(self, address: str) -> int:
+        return int(self.registry.functions.free_stake(address).call())
+
+    # ---- requests and tasks
+
+    def create_request(
+        self,
+        account: LocalAccount,
+        market_id: int,
+        public_inputs: bytes,
+        *,
+        max_price: int,
+        proof_time: int,
+        expires_in: int = 600,
+        encrypted_secret: bytes = b"",
+        salt: bytes | None = None,
+    ) -> PostedRequest:
+        salt = salt or os.urandom(32)
+        expiry = self.now() + expires_in
+        rid = request_id(self.w3.eth.chain_id, self.marketplace.address, account.address, salt)
+        call = self.marketplace.functions.create_request(
+            market_id,
+            salt,
+            max_price,
+            proof_time,
+            expiry,
+            account.address,
+            public_inputs,
+            encrypted_secret,
+        )
+        receipt = send(self.w3, account, call)
+        request = Request.new(
+            market_id=market_id,
+            requester=account.address,
+            refund_address=account.address,
+            max_price=max_price,
+            proof_time=proof_time,
+            expiry=expiry,
+            public_inputs=public_inputs,
+            encrypted_secret=encrypted_secret,
+        )
+        return PostedRequest(rid, request, public_inputs, receipt)
+
+    def assign(
+        self,
+        engine: LocalAccount,
+        posted: PostedRequest,
+        generator: str,
+        price: int,
+        generator_secret: bytes = b"",
+    ) -> TxReceipt:
+        call = self.marketplace.functions.assign(
+            posted.id, posted.request.as_tuple(), generator, price, generator_secret
+        )
+        return send(self.w3, engine, call)
+
+    def submit_proof(
+        self, generator: LocalAccount, posted: PostedRequest, proof: bytes
+    ) -> TxReceipt:
+        call = self.marketplace.functions.submit_proof(
+            posted.id, posted.request.as_tuple(), posted.public_inputs, proof
+        )
+        return send(self.w3, generator, call)
+
+    def submit_invalid_inputs(
+        self, generator: LocalAccount, posted: PostedRequest, evidence: bytes = b""
+    ) -> TxReceipt:
+        call = self.marketplace.functions.submit_invalid_inputs(
+            posted.id, posted.request.as_tuple(), posted.public_inputs, evidence
+        )
+        return send(self.w3, generator, call)
+
+    def slash(self, account: LocalAccount, posted: PostedRequest) -> TxReceipt:
+        call = self.marketplace.functions.slash(posted.id, posted.request.as_tuple())
+        return send(self.w3, account, call)
+
+    def cancel(self, account: LocalAccount, posted: PostedRequest) -> TxReceipt:
+        call = self.marketplace.functions.cancel_request(posted.id, posted.request.as_tuple())
+        return send(self.w3, account, call)
+
+    def task(self, posted: PostedRequest) -> TaskState:
+        return TaskState.from_tuple(self.marketplace.functions.request_state(posted.id).call())

@@ -1,0 +1,180 @@
+"""A local development chain: anvil from the repository's node_modules, with Kalypso deployed.
+
+`kalypso devnet` starts it, deploys the contracts and a sample market, funds the dev
+accounts and writes the deployment file; tests and benchmarks use `Anvil` directly.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import TracebackType
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from kalypso.contracts.deploy import TOKEN_UNIT, DeployParams, deploy_web3
+from kalypso.contracts.web3tx import bind, send
+from kalypso.deployment import DEVNET_CHAIN_ID, Deployment
+from kalypso.errors import ChainError, ConfigError
+from kalypso.market import MarketParams, encode_signals
+
+#: anvil's well-known development mnemonic. Its keys are public: never use them for value.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEV_ACCOUNTS = 10
+ANVIL_RELATIVE = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
+
+Account.enable_unaudited_hdwallet_features()
+
+
+def dev_account(index: int) -> LocalAccount:
+    """Dev account `index` of the anvil mnemonic (0 deploys and owns; 1 is the matcher)."""
+    account: LocalAccount = Account.from_mnemonic(
+        DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}"
+    )
+    return account
+
+
+def dev_keys() -> set[str]:
+    """The committed development private keys, lower-case hex."""
+    return {dev_account(i).key.hex().removeprefix("0x").lower() for i in range(DEV_ACCOUNTS)}
+
+
+def repo_root() -> Path | None:
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "package.json").is_file() else None
+
+
+def find_anvil() -> str:
+    """anvil: `KALYPSO_ANVIL`, the repository's node_modules, or PATH."""
+    if env := os.environ.get("KALYPSO_ANVIL"):
+        return env
+    root = repo_root()
+    if root is not None and (root / ANVIL_RELATIVE).exists():
+        return str(root / ANVIL_RELATIVE)
+    if found := shutil.which("anvil"):
+        return found
+    raise ConfigError(
+        "anvil not found: run `make setup` in the kalypso repository, "
+        "`npm install @foundry-rs/anvil@1.7.1`, or set KALYPSO_ANVIL to its path"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Anvil:
+    """An anvil process on a local port; a context manager that stops it on exit."""
+
+    def __init__(
+        self, port: int | None = None, *, block_time: float | None = None, log: Path | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.block_time = block_time
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15) -> Anvil:
+        args = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port)]
+        args += ["--chain-id", str(DEVNET_CHAIN_ID), "--mnemonic", DEV_MNEMONIC, "--silent"]
+        if self.block_time:
+            args += ["--block-time", str(self.block_time)]
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 2}))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ChainError(f"anvil exited with code {self.process.returncode} on start")
+            try:
+                if w3.is_connected():
+                    return self
+            except Exception:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise ChainError(f"anvil did not answer on {self.url} within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def web3(self) -> Web3:
+        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class DevnetSetup:
+    deployment: Deployment
+    owner: LocalAccount
+    matcher: LocalAccount
+    funded: list[LocalAccount]
+
+
+#: Sample market on the devnet: proofs checked by the test verifier, one public input,
+#: inputs >= 1,000,000 provably invalid through the threshold input verifier.
+SAMPLE_MARKET = "mock"
+SAMPLE_PENALTY = 100 * TOKEN_UNIT
+FUND_AMOUNT = 100_000 * TOKEN_UNIT
+
+
+def deploy_devnet(w3: Web3, *, unbonding_delay: int = 600) -> DevnetSetup:
+    """Deploy everything to a fresh devnet chain: contracts, the sample market, funded accounts."""
+    owner, matcher = dev_account(0), dev_account(1)
+    deployment = deploy_web3(
+        w3, owner, DeployParams(treasury=owner.address, unbonding_delay=unbonding_delay)
+    )
+    marketplace = bind(w3, "ProofMarketplace", deployment.marketplace)
+    send(w3, owner, marketplace.functions.set_matching_engine(matcher.address, True))
+    market_id = create_sample_market(w3, owner, deployment)
+    token = bind(w3, "Token", deployment.token)
+    funded = [dev_account(i) for i in range(1, 6)]
+    for account in funded:
+        send(w3, owner, token.functions.transfer(account.address, FUND_AMOUNT))
+    deployment = replace(deployment, markets={SAMPLE_MARKET: market_id})
+    return DevnetSetup(deployment, owner, matcher, funded)
+
+
+def create_sample_market(w3: Web3, owner: LocalAccount, deployment: Deployment) -> int:
+    from kalypso.market.mock import mock_proof
+
+    marketplace = bind(w3, "ProofMarketplace", deployment.marketplace)
+    params = MarketParams(
+        verifier=deployment.verifiers["mock_verifier"],
+        input_verifier=deployment.verifiers["threshold_input_verifier"],
+        slashing_penalty=SAMPLE_PENALTY,
+        public_inputs_count=1,
+    )
+    sample = encode_signals([7])
+    metadata = b'{"name":"mock","verifier":"test (keccak)","public_inputs":["value"]}'
+    proof = mock_proof(sample, b"\x00" * 32, owner.address)
+    market_id = marketplace.functions.market_count().call()
+    send(
+        w3,
+        owner,
+        marketplace.functions.create_market(params.as_tuple(), metadata, sample, proof),
+    )
+    return int(market_id)
