@@ -219,7 +219,9 @@ def test_markets_have_no_setter(kal: Kal) -> None:
         for f in kal.market.abi
         if f.get("type") == "function" and f["stateMutability"] in ("nonpayable", "payable")
     }
-    touching = {n for n in writers if any(k in n for k in ("verifier", "penalty", "image", "market"))}
+    touching = {
+        n for n in writers if any(k in n for k in ("verifier", "penalty", "image", "market"))
+    }
     assert touching == {"create_market", "set_market_creation_fee", "set_market_matching_engine"}
     assert not [n for n in writers if n.startswith("set_") and ("verifier" in n or "penalty" in n)]
 
@@ -230,4 +232,3 @@ def test_owner_settings_leave_market_terms_unchanged(kal: Kal, market_id: int) -
     kal.market.set_market_matching_engine(market_id, kal.d.owner, True, sender=kal.d.owner)
     kal.market.set_treasury(boa.env.generate_address("t"), sender=kal.d.owner)
     assert kal.market.market(market_id) == before
-
