@@ -64,7 +64,9 @@ def task(kal: Kal, rid: bytes) -> TaskState:
     return TaskState.from_tuple(kal.market.request_state(rid))
 
 
-def live_task(kal: Kal, requester: str, market_id: int, generator: str) -> tuple[bytes, Request, bytes]:
+def live_task(
+    kal: Kal, requester: str, market_id: int, generator: str
+) -> tuple[bytes, Request, bytes]:
     """A request of `requester` assigned to `generator` at its quote (10)."""
     rid, req, inputs = kal.request(requester, market_id)
     kal.assign(rid, req, generator)
