@@ -530,9 +530,12 @@ def _assign(request_id: bytes32, request: Request, generator: address, price: ui
     """
     if not config._is_matching_engine(msg.sender, request.market_id):
         return "requests: not a matching engine"
+    stored: bytes32 = self.request_hash[request_id]
     if self._load(request_id).state != OPEN:
+        if stored == empty(bytes32) and self._packed_state[request_id] == 0:
+            return "requests: unknown request"
         return "requests: not open"
-    if self.request_hash[request_id] != self._hash(request):
+    if stored != self._hash(request):
         return "requests: fields mismatch"
     if block.timestamp > request.expiry:
         return "requests: expired"

@@ -17,12 +17,12 @@ def events(contract: Any, name: str) -> list[Any]:
 
 @pytest.fixture
 def stranger() -> str:
-    return boa.env.generate_address("stranger")
+    return str(boa.env.generate_address("stranger"))
 
 
 @pytest.fixture
 def engine() -> str:
-    return boa.env.generate_address("engine")
+    return str(boa.env.generate_address("engine"))
 
 
 def test_set_treasury(kal: Kal) -> None:

@@ -73,7 +73,7 @@ def odd_holder(odd: tuple[Any, Any]) -> str:
     who = boa.env.generate_address("odd-holder")
     token.mint(who, 1_000)
     token.approve(marketplace.address, 2**256 - 1, sender=who)
-    return who
+    return str(who)
 
 
 def test_deposit_credits_balance_and_pulls_tokens(kal: Kal, alice: str) -> None:
