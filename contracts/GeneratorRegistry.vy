@@ -13,12 +13,16 @@
      locked stake = sum of the penalties of live tasks.
 @custom:security Only the marketplace set once by the owner may lock and
         settle. Stake is never withdrawable below what live tasks lock.
+        Staked tokens are held by the marketplace (one vault for every
+        token the system holds); this registry keeps the accounting and
+        asks the marketplace to pay stake out.
 """
 
 from ethereum.ercs import IERC20
 from snekmate.auth import ownable
 from snekmate.auth import ownable_2step
 from .interfaces import IMarketDirectory
+from .interfaces import IStakeVault
 
 initializes: ownable
 initializes: ownable_2step[ownable := ownable]
@@ -33,7 +37,11 @@ exports: (
 
 MAX_PROOF_TIME: constant(uint256) = 86400
 MAX_COMPUTE: constant(uint256) = 2**32 - 1
+MAX_U32: constant(uint256) = 2**32 - 1
+MAX_U40: constant(uint256) = 2**40 - 1
+MAX_PROOF_TIME_BITS: constant(uint256) = 2**32 - 1
 MAX_PRICE: constant(uint256) = 2**96 - 1
+MAX_STAKE: constant(uint256) = 2**128 - 1
 MAX_GENERATORS: constant(uint256) = 2**32 - 1
 
 # generator status
@@ -52,6 +60,7 @@ NO_COMPUTE: constant(uint256) = 6
 NO_STAKE: constant(uint256) = 7
 
 
+# What the `generators` view returns; storage packs it in two slots.
 struct Generator:
     status: uint256
     index: uint256
@@ -72,14 +81,36 @@ struct Offer:
     encryption_key: bytes32
 
 
+# The unpacked working copy of a generator's two slots.
+struct Record:
+    status: uint256
+    index: uint256
+    declared_compute: uint256
+    used_compute: uint256
+    missed_deadlines: uint256
+    exit_requested_at: uint256
+    stake: uint256
+    locked_stake: uint256
+    # 1 when rewards go to another address than the generator's own
+    custom_reward: uint256
+
+
 TOKEN: public(immutable(IERC20))
 UNBONDING_DELAY: public(immutable(uint256))
 
 marketplace: public(address)
-generators: public(HashMap[address, Generator])
-offers: public(HashMap[address, HashMap[uint256, Offer]])
 generator_at: public(HashMap[uint256, address])
 generator_count: public(uint256)
+# status u8 | index u32 | declared compute u32 | used compute u32 | missed u32 | exit time u40
+# | custom reward u1
+_record_a: HashMap[address, uint256]
+# stake u128 | locked stake u128
+_record_b: HashMap[address, uint256]
+# empty: rewards go to the generator itself
+_reward_address: HashMap[address, address]
+# joined u8 | price u96 | proof time u32 | compute per request u32
+_offer: HashMap[address, HashMap[uint256, uint256]]
+_offer_key: HashMap[address, HashMap[uint256, bytes32]]
 
 
 event MarketplaceSet:
@@ -157,7 +188,8 @@ def __init__(token: IERC20, unbonding_delay: uint256):
 @external
 def set_marketplace(marketplace: address):
     """
-    @notice Bind the marketplace, once. It alone may lock and settle.
+    @notice Bind the marketplace, once. It alone may lock and settle, and
+            it holds the staked tokens.
     @param marketplace The ProofMarketplace contract.
     """
     ownable._check_owner()
@@ -173,46 +205,45 @@ def set_marketplace(marketplace: address):
 @external
 def register(reward_address: address, declared_compute: uint256, stake: uint256):
     """
-    @notice Become a generator. The stake is pulled from the caller.
+    @notice Become a generator. The stake is pulled from the caller (approve
+            this registry) into the marketplace's custody.
     @param reward_address Receives earnings (internal balance in the marketplace).
     @param declared_compute Capacity, in the unit offers use per request.
     @param stake Initial stake, in the token's base unit (may be 0).
     """
-    g: Generator = self.generators[msg.sender]
+    g: Record = self._get(msg.sender)
     assert g.status == UNREGISTERED, "registry: already registered"
     assert reward_address != empty(address), "registry: zero address"
     assert declared_compute > 0 and declared_compute <= MAX_COMPUTE, "registry: bad compute"
-    index: uint256 = g.index
-    if index == 0:
-        index = self.generator_count + 1
-        assert index <= MAX_GENERATORS, "registry: registry full"
-        self.generator_count = index
-        self.generator_at[index] = msg.sender
-    self.generators[msg.sender] = Generator(
-        status=ACTIVE,
-        index=index,
-        reward_address=reward_address,
-        stake=stake,
-        locked_stake=0,
-        declared_compute=declared_compute,
-        used_compute=0,
-        exit_requested_at=0,
-        missed_deadlines=g.missed_deadlines,
-    )
+    assert stake <= MAX_STAKE, "registry: stake too large"
+    if g.index == 0:
+        g.index = self.generator_count + 1
+        assert g.index <= MAX_GENERATORS, "registry: registry full"
+        self.generator_count = g.index
+        self.generator_at[g.index] = msg.sender
+    g.status = ACTIVE
+    g.declared_compute = declared_compute
+    g.stake = stake
+    g.exit_requested_at = 0
+    g.custom_reward = self._store_reward_address(reward_address)
+    self._put(msg.sender, g)
     if stake > 0:
         self._pull(msg.sender, stake)
-    log GeneratorRegistered(generator=msg.sender, index=index, reward_address=reward_address, declared_compute=declared_compute, stake=stake)
+    log GeneratorRegistered(generator=msg.sender, index=g.index, reward_address=reward_address, declared_compute=declared_compute, stake=stake)
 
 
 @external
 def add_stake(amount: uint256):
     """
     @notice Add to the caller's stake.
-    @param amount Pulled from the caller.
+    @param amount Pulled from the caller (approve this registry).
     """
     assert amount > 0, "registry: zero amount"
-    assert self.generators[msg.sender].status != UNREGISTERED, "registry: not registered"
-    self.generators[msg.sender].stake += amount
+    g: Record = self._get(msg.sender)
+    assert g.status != UNREGISTERED, "registry: not registered"
+    g.stake += amount
+    assert g.stake <= MAX_STAKE, "registry: stake too large"
+    self._put(msg.sender, g)
     self._pull(msg.sender, amount)
     log StakeAdded(generator=msg.sender, amount=amount)
 
@@ -224,11 +255,12 @@ def unstake(amount: uint256):
     @param amount Sent to the caller.
     """
     assert amount > 0, "registry: zero amount"
-    g: Generator = self.generators[msg.sender]
+    g: Record = self._get(msg.sender)
     assert g.status != UNREGISTERED, "registry: not registered"
     assert g.stake - g.locked_stake >= amount, "registry: stake locked"
-    self.generators[msg.sender].stake = g.stake - amount
-    assert extcall TOKEN.transfer(msg.sender, amount, default_return_value=True), "registry: transfer failed"
+    g.stake -= amount
+    self._put(msg.sender, g)
+    extcall IStakeVault(self.marketplace).release_stake(msg.sender, amount)
     log StakeRemoved(generator=msg.sender, amount=amount)
 
 
@@ -239,11 +271,12 @@ def set_declared_compute(declared_compute: uint256):
             live tasks use.
     @param declared_compute The new capacity.
     """
-    g: Generator = self.generators[msg.sender]
+    g: Record = self._get(msg.sender)
     assert g.status != UNREGISTERED, "registry: not registered"
     assert declared_compute > 0 and declared_compute <= MAX_COMPUTE, "registry: bad compute"
     assert declared_compute >= g.used_compute, "registry: compute in use"
-    self.generators[msg.sender].declared_compute = declared_compute
+    g.declared_compute = declared_compute
+    self._put(msg.sender, g)
     log ComputeChanged(generator=msg.sender, declared_compute=declared_compute)
 
 
@@ -253,9 +286,11 @@ def set_reward_address(reward_address: address):
     @notice Change where the caller's earnings are credited.
     @param reward_address The new receiver.
     """
-    assert self.generators[msg.sender].status != UNREGISTERED, "registry: not registered"
+    g: Record = self._get(msg.sender)
+    assert g.status != UNREGISTERED, "registry: not registered"
     assert reward_address != empty(address), "registry: zero address"
-    self.generators[msg.sender].reward_address = reward_address
+    g.custom_reward = self._store_reward_address(reward_address)
+    self._put(msg.sender, g)
     log RewardAddressChanged(generator=msg.sender, reward_address=reward_address)
 
 
@@ -272,9 +307,9 @@ def join_market(market_id: uint256, price: uint256, proof_time: uint256, compute
     @param compute_per_request Compute one task of this market takes.
     @param encryption_key X25519 key private inputs are re-encrypted to.
     """
-    assert self.generators[msg.sender].status == ACTIVE, "registry: not active"
+    assert self._get(msg.sender).status == ACTIVE, "registry: not active"
     assert market_id < staticcall IMarketDirectory(self.marketplace).market_count(), "registry: unknown market"
-    assert not self.offers[msg.sender][market_id].joined, "registry: already in market"
+    assert self._offer[msg.sender][market_id] & 1 == 0, "registry: already in market"
     self._set_offer(market_id, price, proof_time, compute_per_request, encryption_key)
 
 
@@ -289,7 +324,7 @@ def update_offer(market_id: uint256, price: uint256, proof_time: uint256, comput
     @param compute_per_request Compute one task takes.
     @param encryption_key X25519 key for private inputs.
     """
-    assert self.offers[msg.sender][market_id].joined, "registry: not in market"
+    assert self._offer[msg.sender][market_id] & 1 == 1, "registry: not in market"
     self._set_offer(market_id, price, proof_time, compute_per_request, encryption_key)
 
 
@@ -299,8 +334,9 @@ def leave_market(market_id: uint256):
     @notice Stop taking tasks of a market; live tasks are unaffected.
     @param market_id The market.
     """
-    assert self.offers[msg.sender][market_id].joined, "registry: not in market"
-    self.offers[msg.sender][market_id] = empty(Offer)
+    assert self._offer[msg.sender][market_id] & 1 == 1, "registry: not in market"
+    self._offer[msg.sender][market_id] = 0
+    self._offer_key[msg.sender][market_id] = empty(bytes32)
     log MarketLeft(generator=msg.sender, market_id=market_id)
 
 
@@ -313,9 +349,11 @@ def request_exit():
     @notice Stop taking tasks at once; the stake is withdrawable after the
             unbonding delay, once no task is live.
     """
-    assert self.generators[msg.sender].status == ACTIVE, "registry: not active"
-    self.generators[msg.sender].status = EXITING
-    self.generators[msg.sender].exit_requested_at = block.timestamp
+    g: Record = self._get(msg.sender)
+    assert g.status == ACTIVE, "registry: not active"
+    g.status = EXITING
+    g.exit_requested_at = block.timestamp
+    self._put(msg.sender, g)
     log ExitRequested(generator=msg.sender, withdrawable_at=block.timestamp + UNBONDING_DELAY)
 
 
@@ -323,17 +361,19 @@ def request_exit():
 def withdraw():
     """
     @notice Finish an exit: the whole stake goes back to the caller, who
-            may register again later.
+            may register again later (offers are kept until left).
     """
-    g: Generator = self.generators[msg.sender]
+    g: Record = self._get(msg.sender)
     assert g.status == EXITING, "registry: not exiting"
     assert block.timestamp >= g.exit_requested_at + UNBONDING_DELAY, "registry: still unbonding"
     assert g.used_compute == 0, "registry: tasks live"
-    self.generators[msg.sender].status = UNREGISTERED
-    self.generators[msg.sender].stake = 0
-    if g.stake > 0:
-        assert extcall TOKEN.transfer(msg.sender, g.stake, default_return_value=True), "registry: transfer failed"
-    log GeneratorWithdrawn(generator=msg.sender, amount=g.stake)
+    amount: uint256 = g.stake
+    g.status = UNREGISTERED
+    g.stake = 0
+    self._put(msg.sender, g)
+    if amount > 0:
+        extcall IStakeVault(self.marketplace).release_stake(msg.sender, amount)
+    log GeneratorWithdrawn(generator=msg.sender, amount=amount)
 
 
 # ---------------------------------------------------------- marketplace
@@ -354,53 +394,100 @@ def lock(generator: address, market_id: uint256, price: uint256, max_proof_time:
     @return (code, generator index, compute locked); code 0 is success.
     """
     assert msg.sender == self.marketplace, "registry: not the marketplace"
-    status: uint256 = self.generators[generator].status
-    if status == UNREGISTERED:
+    g: Record = self._get(generator)
+    if g.status == UNREGISTERED:
         return NOT_REGISTERED, 0, 0
-    if status == EXITING:
+    if g.status == EXITING:
         return IS_EXITING, 0, 0
-    offer: Offer = self.offers[generator][market_id]
-    if not offer.joined:
+    offer: uint256 = self._offer[generator][market_id]
+    if offer & 1 == 0:
         return NOT_IN_MARKET, 0, 0
-    if offer.price != price:
+    if (offer >> 8) & MAX_PRICE != price:
         return NOT_THE_QUOTE, 0, 0
-    if offer.proof_time > max_proof_time:
+    if (offer >> 104) & MAX_PROOF_TIME_BITS > max_proof_time:
         return TOO_SLOW, 0, 0
-    used: uint256 = self.generators[generator].used_compute + offer.compute_per_request
-    if used > self.generators[generator].declared_compute:
+    compute: uint256 = offer >> 136
+    if g.used_compute + compute > g.declared_compute:
         return NO_COMPUTE, 0, 0
-    locked: uint256 = self.generators[generator].locked_stake + penalty
-    if locked > self.generators[generator].stake:
+    if g.locked_stake + penalty > g.stake:
         return NO_STAKE, 0, 0
-    self.generators[generator].used_compute = used
-    self.generators[generator].locked_stake = locked
-    return OK, self.generators[generator].index, offer.compute_per_request
+    g.used_compute += compute
+    g.locked_stake += penalty
+    self._put(generator, g)
+    return OK, g.index, compute
 
 
 @external
 def settle(index: uint256, compute: uint256, penalty: uint256, forfeit: uint256, missed: bool) -> (address, address):
     """
     @notice Release a finished task's compute and locked penalty; forfeit
-            `forfeit` of the stake to the marketplace.
+            `forfeit` of the stake, which the marketplace (holding the
+            tokens) credits to whom it is due.
     @param index The generator's index.
     @param compute Compute the task locked.
     @param penalty Stake the task locked.
-    @param forfeit Stake taken (<= penalty), sent to the marketplace.
+    @param forfeit Stake taken (<= penalty).
     @param missed Whether this counts as a missed deadline.
     @return (generator, reward address).
     """
     assert msg.sender == self.marketplace, "registry: not the marketplace"
     generator: address = self.generator_at[index]
-    g: Generator = self.generators[generator]
-    self.generators[generator].used_compute = g.used_compute - compute
-    self.generators[generator].locked_stake = g.locked_stake - penalty
+    g: Record = self._get(generator)
+    g.used_compute -= compute
+    g.locked_stake -= penalty
+    g.stake -= forfeit
     if missed:
-        self.generators[generator].missed_deadlines = g.missed_deadlines + 1
+        g.missed_deadlines += 1
+    self._put(generator, g)
     if forfeit > 0:
-        self.generators[generator].stake = g.stake - forfeit
-        assert extcall TOKEN.transfer(msg.sender, forfeit, default_return_value=True), "registry: transfer failed"
         log StakeForfeited(generator=generator, amount=forfeit, missed=missed)
-    return generator, g.reward_address
+    return generator, self._reward_of(generator, g)
+
+
+# ------------------------------------------------------------------ views
+
+
+@external
+@view
+def generators(generator: address) -> Generator:
+    """
+    @notice A generator's registration, stake and compute.
+    @param generator The generator.
+    @return status (0 unregistered, 1 active, 2 exiting), index, reward
+            address, stake, locked stake, declared and used compute, exit
+            request time and missed deadlines.
+    """
+    g: Record = self._get(generator)
+    return Generator(
+        status=g.status,
+        index=g.index,
+        reward_address=self._reward_of(generator, g) if g.index != 0 else empty(address),
+        stake=g.stake,
+        locked_stake=g.locked_stake,
+        declared_compute=g.declared_compute,
+        used_compute=g.used_compute,
+        exit_requested_at=g.exit_requested_at,
+        missed_deadlines=g.missed_deadlines,
+    )
+
+
+@external
+@view
+def offers(generator: address, market_id: uint256) -> Offer:
+    """
+    @notice A generator's offer in a market.
+    @param generator The generator.
+    @param market_id The market.
+    @return joined, price, proof time, compute per request, encryption key.
+    """
+    offer: uint256 = self._offer[generator][market_id]
+    return Offer(
+        joined=offer & 1 == 1,
+        price=(offer >> 8) & MAX_PRICE,
+        proof_time=(offer >> 104) & MAX_PROOF_TIME_BITS,
+        compute_per_request=offer >> 136,
+        encryption_key=self._offer_key[generator][market_id],
+    )
 
 
 @external
@@ -411,10 +498,63 @@ def free_stake(generator: address) -> uint256:
     @param generator The generator.
     @return stake - locked stake.
     """
-    return self.generators[generator].stake - self.generators[generator].locked_stake
+    g: Record = self._get(generator)
+    return g.stake - g.locked_stake
 
 
 # ------------------------------------------------------------- internal
+
+
+@internal
+@view
+def _get(generator: address) -> Record:
+    a: uint256 = self._record_a[generator]
+    b: uint256 = self._record_b[generator]
+    return Record(
+        status=a & 255,
+        index=(a >> 8) & MAX_U32,
+        declared_compute=(a >> 40) & MAX_U32,
+        used_compute=(a >> 72) & MAX_U32,
+        missed_deadlines=(a >> 104) & MAX_U32,
+        exit_requested_at=(a >> 136) & MAX_U40,
+        stake=b & MAX_STAKE,
+        locked_stake=b >> 128,
+        custom_reward=(a >> 176) & 1,
+    )
+
+
+@internal
+def _put(generator: address, g: Record):
+    self._record_a[generator] = (
+        g.status
+        | (g.index << 8)
+        | (g.declared_compute << 40)
+        | (g.used_compute << 72)
+        | (g.missed_deadlines << 104)
+        | (g.exit_requested_at << 136)
+        | (g.custom_reward << 176)
+    )
+    self._record_b[generator] = g.stake | (g.locked_stake << 128)
+
+
+@internal
+@view
+def _reward_of(generator: address, g: Record) -> address:
+    if g.custom_reward == 0:
+        return generator
+    return self._reward_address[generator]
+
+
+@internal
+def _store_reward_address(reward_address: address) -> uint256:
+    """
+    @dev Rewards to the generator itself need no slot (and no read when
+         paying); returns the `custom_reward` flag.
+    """
+    if reward_address == msg.sender:
+        return 0
+    self._reward_address[msg.sender] = reward_address
+    return 1
 
 
 @internal
@@ -422,14 +562,10 @@ def _set_offer(market_id: uint256, price: uint256, proof_time: uint256, compute_
     assert price <= MAX_PRICE, "registry: price too large"
     assert proof_time > 0 and proof_time <= MAX_PROOF_TIME, "registry: bad proof time"
     assert compute_per_request > 0, "registry: bad compute"
-    assert compute_per_request <= self.generators[msg.sender].declared_compute, "registry: compute above declared"
-    self.offers[msg.sender][market_id] = Offer(
-        joined=True,
-        price=price,
-        proof_time=proof_time,
-        compute_per_request=compute_per_request,
-        encryption_key=encryption_key,
-    )
+    assert compute_per_request <= self._get(msg.sender).declared_compute, "registry: compute above declared"
+    self._offer[msg.sender][market_id] = 1 | (price << 8) | (proof_time << 104) | (compute_per_request << 136)
+    if self._offer_key[msg.sender][market_id] != encryption_key:
+        self._offer_key[msg.sender][market_id] = encryption_key
     log OfferSet(
         generator=msg.sender,
         market_id=market_id,
@@ -443,6 +579,12 @@ def _set_offer(market_id: uint256, price: uint256, proof_time: uint256, compute_
 
 @internal
 def _pull(payer: address, amount: uint256):
-    before: uint256 = staticcall TOKEN.balanceOf(self)
-    assert extcall TOKEN.transferFrom(payer, self, amount, default_return_value=True), "registry: transfer failed"
-    assert staticcall TOKEN.balanceOf(self) - before == amount, "registry: transfer failed"
+    """
+    @dev Stake is held by the marketplace with everyone else's tokens, so a
+         forfeit moves no tokens; credited by the measured balance change.
+    """
+    vault: address = self.marketplace
+    assert vault != empty(address), "registry: marketplace not set"
+    before: uint256 = staticcall TOKEN.balanceOf(vault)
+    assert extcall TOKEN.transferFrom(payer, vault, amount, default_return_value=True), "registry: transfer failed"
+    assert staticcall TOKEN.balanceOf(vault) - before == amount, "registry: transfer failed"

@@ -2,9 +2,11 @@
 """
 @title Internal balances of the marketplace
 @license Apache-2.0
-@notice Everyone's tokens held by the marketplace: deposits, earnings and
-        refunds. Payouts only credit balances; tokens leave the contract
-        only through `withdraw`.
+@notice Every token the system holds: deposits, earnings and refunds as
+        internal balances, escrows of open requests, and generators'
+        stakes (accounted by the registry). Payouts only credit balances;
+        tokens leave only through `withdraw` and stake released by the
+        registry.
 @custom:security Fee-on-transfer and callback tokens are unsupported.
         Incoming tokens are credited by the measured balance change, so a
         fee-on-transfer token cannot inflate a balance, only fail.
@@ -59,7 +61,7 @@ def withdraw(amount: uint256, to: address):
     assert to != empty(address), "escrow: zero address"
     assert self.balance_of[msg.sender] >= amount, "escrow: insufficient balance"
     self.balance_of[msg.sender] -= amount
-    assert extcall TOKEN.transfer(to, amount, default_return_value=True), "escrow: transfer failed"
+    self._send(to, amount)
     log Withdrawn(account=msg.sender, to=to, amount=amount)
 
 
@@ -68,6 +70,11 @@ def _pull(payer: address, amount: uint256):
     before: uint256 = staticcall TOKEN.balanceOf(self)
     assert extcall TOKEN.transferFrom(payer, self, amount, default_return_value=True), "escrow: transfer failed"
     assert staticcall TOKEN.balanceOf(self) - before == amount, "escrow: transfer failed"
+
+
+@internal
+def _send(to: address, amount: uint256):
+    assert extcall TOKEN.transfer(to, amount, default_return_value=True), "escrow: transfer failed"
 
 
 @internal

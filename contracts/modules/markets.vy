@@ -52,7 +52,22 @@ struct Market:
     metadata_hash: bytes32
 
 
-market: public(HashMap[uint256, Market])
+# What a market stores besides its terms (the `market` view adds them).
+struct MarketInfo:
+    creator: address
+    input_verifier: address
+    generator_image: bytes32
+    input_verification_image: bytes32
+    proof_verification_image: bytes32
+    public_inputs_count: uint256
+    metadata_hash: bytes32
+
+
+MAX_PENALTY: constant(uint256) = 2**96 - 1
+
+_info: HashMap[uint256, MarketInfo]
+# verifier u160 | slashing penalty u96: every task reads both, in one slot
+_terms: HashMap[uint256, uint256]
 market_count: public(uint256)
 
 
@@ -90,6 +105,7 @@ def create_market(
     assert params.verifier.is_contract, "markets: verifier not a contract"
     assert params.input_verifier == empty(address) or params.input_verifier.is_contract, "markets: input verifier not a contract"
     assert params.slashing_penalty > 0, "markets: zero penalty"
+    assert params.slashing_penalty <= MAX_PENALTY, "markets: penalty too large"
     assert params.public_inputs_count <= MAX_SIGNALS, "markets: too many public inputs"
     assert (
         params.input_verifier != empty(address)
@@ -114,11 +130,10 @@ def create_market(
     escrow._credit(config.treasury, fee)
 
     self.market_count = market_id + 1
-    self.market[market_id] = Market(
+    self._terms[market_id] = convert(params.verifier, uint256) | (params.slashing_penalty << 160)
+    self._info[market_id] = MarketInfo(
         creator=msg.sender,
-        verifier=params.verifier,
         input_verifier=params.input_verifier,
-        slashing_penalty=params.slashing_penalty,
         generator_image=params.generator_image,
         input_verification_image=params.input_verification_image,
         proof_verification_image=params.proof_verification_image,
@@ -141,12 +156,53 @@ def create_market(
     return market_id
 
 
+@external
+@view
+def market(market_id: uint256) -> Market:
+    """
+    @notice A market's immutable terms.
+    @param market_id The market.
+    @return creator, verifier, input verifier, penalty, image ids, number
+            of public inputs (0: opaque bytes) and the metadata hash.
+    """
+    info: MarketInfo = self._info[market_id]
+    return Market(
+        creator=info.creator,
+        verifier=self._verifier(market_id),
+        input_verifier=info.input_verifier,
+        slashing_penalty=self._penalty(market_id),
+        generator_image=info.generator_image,
+        input_verification_image=info.input_verification_image,
+        proof_verification_image=info.proof_verification_image,
+        public_inputs_count=info.public_inputs_count,
+        metadata_hash=info.metadata_hash,
+    )
+
+
+@internal
+@view
+def _verifier(market_id: uint256) -> address:
+    return convert(convert(self._terms[market_id] & (2**160 - 1), uint160), address)
+
+
+@internal
+@view
+def _penalty(market_id: uint256) -> uint256:
+    return self._terms[market_id] >> 160
+
+
+@internal
+@view
+def _input_verifier(market_id: uint256) -> address:
+    return self._info[market_id].input_verifier
+
+
 @internal
 @view
 def _check_inputs(market_id: uint256, public_inputs: Bytes[INPUTS_BOUND]):
     assert market_id < self.market_count, "markets: unknown market"
     assert len(public_inputs) <= MAX_INPUTS_BYTES, "markets: inputs too large"
-    self._check_signals(self.market[market_id].public_inputs_count, public_inputs)
+    self._check_signals(self._info[market_id].public_inputs_count, public_inputs)
 
 
 @internal

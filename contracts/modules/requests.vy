@@ -34,6 +34,10 @@ MAX_SECRET_BYTES: constant(uint256) = 1024
 SECRET_BOUND: constant(uint256) = 2048
 KEY_BOUND: constant(uint256) = 256
 MAX_BATCH: constant(uint256) = 32
+# The whole proof batch is copied to memory at its maximum size, and memory
+# costs gas quadratically: proofs batch by 16 with 1 KiB proofs at most.
+MAX_PROOF_BATCH: constant(uint256) = 16
+BATCH_PROOF_BOUND: constant(uint256) = 1024
 MAX_PRICE: constant(uint256) = 2**96 - 1
 BPS: constant(uint256) = 10000
 # Share of a task's penalty paid when its generator hands it back.
@@ -47,9 +51,10 @@ OPEN: constant(uint256) = 1
 ASSIGNED: constant(uint256) = 2
 FULFILLED: constant(uint256) = 3
 INVALID_INPUTS: constant(uint256) = 4
-CANCELLED: constant(uint256) = 5
-EXPIRED: constant(uint256) = 6
-SLASHED: constant(uint256) = 7
+# cancelled or expired unassigned, refunded: stored as an empty state slot
+# beside the kept hash, which is cheaper than writing both slots
+CLOSED: constant(uint256) = 5
+SLASHED: constant(uint256) = 6
 
 
 # The immutable fields of a request, committed by `request_hash`.
@@ -75,8 +80,8 @@ struct Assignment:
 struct ProofItem:
     task_id: bytes32
     request: Request
-    public_inputs: Bytes[markets.INPUTS_BOUND]
-    proof: Bytes[markets.PROOF_BOUND]
+    public_inputs: Bytes[markets.MAX_INPUTS_BYTES]
+    proof: Bytes[BATCH_PROOF_BOUND]
 
 
 # The packed slot: state | generator index | deadline | price | compute.
@@ -209,7 +214,7 @@ def create_request(
     @return request_id keccak256(chain id, this contract, caller, salt).
     """
     request_id: bytes32 = keccak256(abi_encode(chain.id, self, msg.sender, salt))
-    assert self.request_hash[request_id] == empty(bytes32), "requests: request exists"
+    assert self._packed_state[request_id] == 0 and self.request_hash[request_id] == empty(bytes32), "requests: request exists"
     markets._check_inputs(market_id, public_inputs)
     assert len(encrypted_secret) <= MAX_SECRET_BYTES, "requests: secret too large"
     assert max_price > 0, "requests: zero price"
@@ -257,7 +262,7 @@ def cancel_request(request_id: bytes32, request: Request):
     self._check_request(request_id, request)
     assert msg.sender == request.requester, "requests: not the requester"
     assert self._load(request_id).state == OPEN, "requests: not open"
-    self._store(request_id, TaskState(state=CANCELLED, generator_index=0, deadline=0, price=0, compute=0))
+    self._packed_state[request_id] = 0
     escrow._credit(request.refund_address, request.max_price)
     log RequestCancelled(request_id=request_id, market_id=request.market_id, refund=request.max_price)
 
@@ -273,7 +278,7 @@ def cancel_expired(request_id: bytes32, request: Request):
     self._check_request(request_id, request)
     assert self._load(request_id).state == OPEN, "requests: not open"
     assert block.timestamp > request.expiry, "requests: not expired"
-    self._store(request_id, TaskState(state=EXPIRED, generator_index=0, deadline=0, price=0, compute=0))
+    self._packed_state[request_id] = 0
     escrow._credit(request.refund_address, request.max_price)
     log RequestExpired(request_id=request_id, market_id=request.market_id, refund=request.max_price)
 
@@ -354,20 +359,21 @@ def submit_proof(task_id: bytes32, request: Request, public_inputs: Bytes[market
     @param public_inputs The request's public inputs, exactly.
     @param proof The proof, as the market's verifier reads it.
     """
-    verifier: address = markets.market[request.market_id].verifier
+    verifier: address = markets._verifier(request.market_id)
     self._submit(task_id, request, public_inputs, proof, verifier)
 
 
 @external
-def submit_proofs(items: DynArray[ProofItem, MAX_BATCH]):
+def submit_proofs(items: DynArray[ProofItem, MAX_PROOF_BATCH]):
     """
     @notice Submit several proofs of one market in one transaction; any
             failure reverts the whole batch.
-    @param items Up to 32 proofs, all for the same market.
+    @param items Up to 16 proofs of at most 1 KiB, all for the same
+           market; larger proofs go one by one through `submit_proof`.
     """
     assert len(items) > 0, "requests: empty batch"
     market_id: uint256 = items[0].request.market_id
-    verifier: address = markets.market[market_id].verifier
+    verifier: address = markets._verifier(market_id)
     for item: ProofItem in items:
         assert item.request.market_id == market_id, "requests: mixed markets"
         self._submit(item.task_id, item.request, item.public_inputs, item.proof, verifier)
@@ -388,17 +394,17 @@ def submit_invalid_inputs(task_id: bytes32, request: Request, public_inputs: Byt
     task: TaskState = self._live_task(task_id, request, public_inputs)
     generator: address = staticcall REGISTRY.generator_at(task.generator_index)
     assert msg.sender == generator, "requests: not the generator"
-    market: markets.Market = markets.market[request.market_id]
+    input_verifier: address = markets._input_verifier(request.market_id)
     ctx: IVerifier.VerifyContext = self._context(task_id, request, generator)
-    if market.input_verifier != empty(address):
-        assert staticcall IInputVerifier(market.input_verifier).inputs_invalid(ctx, public_inputs, evidence), "requests: inputs not shown invalid"
+    if input_verifier != empty(address):
+        assert staticcall IInputVerifier(input_verifier).inputs_invalid(ctx, public_inputs, evidence), "requests: inputs not shown invalid"
     else:
         # The enclave attestation path is checked by the attestation
         # verifier, added with the enclave registry.
         raise "requests: no invalid-input path"
 
-    self._store(task_id, TaskState(state=INVALID_INPUTS, generator_index=task.generator_index, deadline=task.deadline, price=task.price, compute=0))
-    reward: address = self._release(task, market.slashing_penalty, 0, False)
+    self._finish(task_id, TaskState(state=INVALID_INPUTS, generator_index=task.generator_index, deadline=task.deadline, price=task.price, compute=0))
+    reward: address = self._pay_out(task, markets._penalty(request.market_id))
     escrow._credit(reward, task.price)
     escrow._credit(request.refund_address, request.max_price - task.price)
     log InvalidInputsProven(task_id=task_id, market_id=request.market_id, generator=generator, payment=task.price, refund=request.max_price - task.price)
@@ -419,10 +425,10 @@ def discard(task_id: bytes32, request: Request):
     assert block.timestamp <= task.deadline, "requests: deadline passed"
     generator: address = staticcall REGISTRY.generator_at(task.generator_index)
     assert msg.sender == generator, "requests: not the generator"
-    penalty: uint256 = markets.market[request.market_id].slashing_penalty * DISCARD_PENALTY_BPS // BPS
+    penalty: uint256 = markets._penalty(request.market_id) * DISCARD_PENALTY_BPS // BPS
 
     self._store(task_id, TaskState(state=OPEN, generator_index=0, deadline=0, price=0, compute=0))
-    self._release(task, markets.market[request.market_id].slashing_penalty, penalty, False)
+    self._release(task, markets._penalty(request.market_id), penalty, False)
     escrow._credit(request.refund_address, penalty)
     log TaskDiscarded(task_id=task_id, market_id=request.market_id, generator=generator, penalty=penalty)
 
@@ -440,23 +446,37 @@ def slash(task_id: bytes32, request: Request):
     task: TaskState = self._load(task_id)
     assert task.state == ASSIGNED, "requests: not assigned"
     assert block.timestamp > task.deadline, "requests: deadline not passed"
-    penalty: uint256 = markets.market[request.market_id].slashing_penalty
+    penalty: uint256 = markets._penalty(request.market_id)
     bounty: uint256 = penalty * SLASH_BOUNTY_BPS // BPS
 
-    self._store(task_id, TaskState(state=SLASHED, generator_index=task.generator_index, deadline=task.deadline, price=0, compute=0))
-    self._release(task, penalty, penalty, True)
+    self._finish(task_id, TaskState(state=SLASHED, generator_index=task.generator_index, deadline=task.deadline, price=0, compute=0))
+    generator: address = empty(address)
+    reward: address = empty(address)
+    generator, reward = self._release(task, penalty, penalty, True)
     escrow._credit(msg.sender, bounty)
     escrow._credit(config.treasury, penalty - bounty)
     escrow._credit(request.refund_address, request.max_price)
     log TaskSlashed(
         task_id=task_id,
         market_id=request.market_id,
-        generator=staticcall REGISTRY.generator_at(task.generator_index),
+        generator=generator,
         slasher=msg.sender,
         penalty=penalty,
         bounty=bounty,
         refund=request.max_price,
     )
+
+
+@external
+def release_stake(to: address, amount: uint256):
+    """
+    @notice Pay out stake the registry released (unstake, exit). This
+            contract holds staked tokens beside the internal balances.
+    @param to The generator.
+    @param amount Amount in the token's base unit.
+    """
+    assert msg.sender == REGISTRY.address, "requests: not the registry"
+    escrow._send(to, amount)
 
 
 # ------------------------------------------------------------------- views
@@ -468,10 +488,12 @@ def request_state(request_id: bytes32) -> TaskState:
     """
     @notice The state of a request and of its task.
     @param request_id The request (= task id).
-    @return state (0 none, 1 open, 2 assigned, 3 fulfilled, 4 invalid
-            inputs, 5 cancelled, 6 expired, 7 slashed), generator index,
-            deadline, agreed price and compute locked.
+    @return state (0 unknown, 1 open, 2 assigned, 3 fulfilled, 4 invalid
+            inputs, 5 closed: cancelled or expired, 6 slashed), generator
+            index, deadline, agreed price and compute locked.
     """
+    if self._packed_state[request_id] == 0 and self.request_hash[request_id] != empty(bytes32):
+        return TaskState(state=CLOSED, generator_index=0, deadline=0, price=0, compute=0)
     return self._load(request_id)
 
 
@@ -506,17 +528,20 @@ def _assign(request_id: bytes32, request: Request, generator: address, price: ui
     @dev Returns "" when assigned, else the rule that failed (and changes
          nothing).
     """
-    if self.request_hash[request_id] != self._hash(request):
-        return "requests: unknown request"
     if not config._is_matching_engine(msg.sender, request.market_id):
         return "requests: not a matching engine"
+    stored: bytes32 = self.request_hash[request_id]
     if self._load(request_id).state != OPEN:
+        if stored == empty(bytes32) and self._packed_state[request_id] == 0:
+            return "requests: unknown request"
         return "requests: not open"
+    if stored != self._hash(request):
+        return "requests: fields mismatch"
     if block.timestamp > request.expiry:
         return "requests: expired"
     if price > request.max_price:
         return "requests: price above max"
-    penalty: uint256 = markets.market[request.market_id].slashing_penalty
+    penalty: uint256 = markets._penalty(request.market_id)
     code: uint256 = 0
     index: uint256 = 0
     compute: uint256 = 0
@@ -555,8 +580,8 @@ def _submit(task_id: bytes32, request: Request, public_inputs: Bytes[markets.INP
     ctx: IVerifier.VerifyContext = self._context(task_id, request, generator)
     assert staticcall IVerifier(verifier).verify(ctx, public_inputs, proof), "requests: proof rejected"
 
-    self._store(task_id, TaskState(state=FULFILLED, generator_index=task.generator_index, deadline=task.deadline, price=task.price, compute=0))
-    reward: address = self._release(task, markets.market[request.market_id].slashing_penalty, 0, False)
+    self._finish(task_id, TaskState(state=FULFILLED, generator_index=task.generator_index, deadline=task.deadline, price=task.price, compute=0))
+    reward: address = self._pay_out(task, markets._penalty(request.market_id))
     refund: uint256 = request.max_price - task.price
     escrow._credit(reward, task.price)
     escrow._credit(request.refund_address, refund)
@@ -575,11 +600,23 @@ def _live_task(task_id: bytes32, request: Request, public_inputs: Bytes[markets.
 
 
 @internal
-def _release(task: TaskState, penalty: uint256, forfeit: uint256, missed: bool) -> address:
+def _pay_out(task: TaskState, penalty: uint256) -> address:
+    """
+    @dev Release a completed task's lock; returns the reward address.
+    """
     generator: address = empty(address)
     reward: address = empty(address)
-    generator, reward = extcall REGISTRY.settle(task.generator_index, task.compute, penalty, forfeit, missed)
+    generator, reward = self._release(task, penalty, 0, False)
     return reward
+
+
+@internal
+def _release(task: TaskState, penalty: uint256, forfeit: uint256, missed: bool) -> (address, address):
+    """
+    @dev Returns (generator, reward address). A forfeit moves no tokens:
+         this contract holds the stake; the caller credits it.
+    """
+    return extcall REGISTRY.settle(task.generator_index, task.compute, penalty, forfeit, missed)
 
 
 @internal
@@ -598,7 +635,9 @@ def _context(task_id: bytes32, request: Request, generator: address) -> IVerifie
 @view
 def _check_request(request_id: bytes32, request: Request):
     stored: bytes32 = self.request_hash[request_id]
-    assert stored != empty(bytes32), "requests: unknown request"
+    if stored == empty(bytes32):
+        assert self._packed_state[request_id] == 0, "requests: request finished"
+        raise "requests: unknown request"
     assert stored == self._hash(request), "requests: fields mismatch"
 
 
@@ -619,6 +658,16 @@ def _load(request_id: bytes32) -> TaskState:
         price=(packed >> 80) & (2**96 - 1),
         compute=packed >> 176,
     )
+
+
+@internal
+def _finish(request_id: bytes32, task: TaskState):
+    """
+    @dev A final state: the fields are never needed again, so the hash is
+         cleared (a gas refund); the packed state keeps the id taken.
+    """
+    self.request_hash[request_id] = empty(bytes32)
+    self._store(request_id, task)
 
 
 @internal

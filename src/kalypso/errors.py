@@ -135,6 +135,7 @@ REASONS: dict[str, _Rule] = {
         "encode exactly the market's public signals as uint256[]",
     ),
     "markets: zero penalty": (InvalidArgumentError, "a market needs a slashing penalty"),
+    "markets: penalty too large": (InvalidArgumentError, "penalties are capped at 2**96 - 1"),
     # requests and tasks
     "requests: bad expiry": (InvalidArgumentError, "expiry must be between now and 30 days ahead"),
     "requests: bad proof time": (InvalidArgumentError, "proof time must be 1 s to 1 day"),
@@ -176,6 +177,8 @@ REASONS: dict[str, _Rule] = {
     "requests: price too large": (InvalidArgumentError, "prices are capped at 2**96 - 1"),
     "requests: proof rejected": (ProofRejectedError, "the market's verifier rejected the proof"),
     "requests: request exists": (InvalidArgumentError, "choose another salt"),
+    "requests: request finished": (InvalidStateError, "the request is already settled"),
+    "requests: not the registry": (UnauthorizedError, "only the generator registry may do this"),
     "requests: secret too large": (
         InvalidArgumentError,
         "inline encrypted secrets are capped at 1024 bytes",
@@ -220,6 +223,8 @@ REASONS: dict[str, _Rule] = {
         "the generator promises a longer proof time than the request allows",
     ),
     "registry: registry full": (InvalidStateError, "no more generator indices"),
+    "registry: stake too large": (InvalidArgumentError, "stakes are capped at 2**128 - 1"),
+    "registry: marketplace not set": (InvalidStateError, "the deployer must call set_marketplace"),
     "registry: stake locked": (InsufficientFundsError, "live tasks lock that stake"),
     "registry: still unbonding": (InvalidStateError, "wait for the unbonding delay to pass"),
     "registry: tasks live": (InvalidStateError, "finish or hand back live tasks first"),

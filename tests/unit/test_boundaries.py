@@ -150,7 +150,7 @@ def test_cancel_expired_one_second_after_expiry_succeeds(
     rid, req, _ = kal.request(alice, market_id, expiry_in=EXPIRY_IN, max_price=50 * UNIT)
     warp_to(req.expiry + 1)
     kal.market.cancel_expired(rid, req.as_tuple())
-    assert state(kal, rid).state == RequestState.EXPIRED
+    assert state(kal, rid).state == RequestState.CLOSED
     assert kal.market.balance_of(alice) == 50 * UNIT
 
 

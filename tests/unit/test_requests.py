@@ -218,7 +218,7 @@ def test_cancel_request_refunds_the_refund_address(kal: Kal, market_id: int, ali
     assert (log.request_id, log.market_id, log.refund) == (rid, market_id, 50 * UNIT)
     assert kal.market.balance_of(refund) == 50 * UNIT
     assert kal.market.balance_of(alice) == 0
-    assert state(kal, rid).state == RequestState.CANCELLED
+    assert state(kal, rid).state == RequestState.CLOSED
 
 
 def test_cancel_request_by_someone_else_reverts(kal: Kal, market_id: int, alice: str) -> None:
@@ -340,7 +340,7 @@ def test_cancel_expired_by_anyone_after_expiry(kal: Kal, market_id: int, alice: 
     (log,) = events(kal.market, "RequestExpired")
     assert (log.request_id, log.market_id, log.refund) == (rid, market_id, 50 * UNIT)
     assert kal.market.balance_of(refund) == 50 * UNIT
-    assert state(kal, rid).state == RequestState.EXPIRED
+    assert state(kal, rid).state == RequestState.CLOSED
 
 
 def test_cancel_expired_of_assigned_request_reverts(

@@ -139,7 +139,7 @@ def test_assign_unknown_request_reverts(kal: Kal, market_id: int, alice: str, ge
 
 def test_assign_with_wrong_fields_reverts(kal: Kal, market_id: int, alice: str, gen: str) -> None:
     rid, req, _ = kal.request(alice, market_id)
-    with boa.reverts("requests: unknown request"):
+    with boa.reverts("requests: fields mismatch"):
         kal.assign(rid, req.with_max_price(100 * UNIT), gen)
 
 
@@ -386,7 +386,7 @@ def test_submit_proof_for_open_request_reverts(
 def test_submit_proof_twice_reverts(kal: Kal, market_id: int, alice: str, gen: str) -> None:
     rid, req, inputs = live(kal, alice, market_id, gen)
     prove(kal, rid, req, inputs, gen)
-    with boa.reverts("requests: not assigned"):
+    with boa.reverts("requests: request finished"):
         prove(kal, rid, req, inputs, gen)
 
 
@@ -555,7 +555,7 @@ def test_slash_fulfilled_task_reverts(kal: Kal, market_id: int, alice: str, gen:
     rid, req, inputs = live(kal, alice, market_id, gen, proof_time=3600)
     prove(kal, rid, req, inputs, gen)
     boa.env.time_travel(seconds=3601)
-    with boa.reverts("requests: not assigned"):
+    with boa.reverts("requests: request finished"):
         kal.market.slash(rid, req.as_tuple(), sender=alice)
 
 
@@ -591,7 +591,7 @@ def test_slash_twice_reverts(kal: Kal, market_id: int, alice: str, gen: str) -> 
     rid, req, _ = live(kal, alice, market_id, gen, proof_time=3600)
     boa.env.time_travel(seconds=3601)
     kal.market.slash(rid, req.as_tuple(), sender=alice)
-    with boa.reverts("requests: not assigned"):
+    with boa.reverts("requests: request finished"):
         kal.market.slash(rid, req.as_tuple(), sender=alice)
 
 

@@ -32,9 +32,9 @@ class RequestState(IntEnum):
     ASSIGNED = 2
     FULFILLED = 3
     INVALID_INPUTS = 4
-    CANCELLED = 5
-    EXPIRED = 6
-    SLASHED = 7
+    #: cancelled by the requester or expired unassigned; refunded in full
+    CLOSED = 5
+    SLASHED = 6
 
     @property
     def is_final(self) -> bool:
