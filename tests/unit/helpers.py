@@ -60,7 +60,9 @@ class Kal:
         creator = creator or self.d.owner
         proof = mock_proof(sample, b"\x00" * 32, creator)
         return int(
-            self.market.create_market(params.as_tuple(), b'{"name":"test"}', sample, proof, sender=creator)
+            self.market.create_market(
+                params.as_tuple(), b'{"name":"test"}', sample, proof, sender=creator
+            )
         )
 
     def register(
@@ -96,7 +98,15 @@ class Kal:
         salt = salt or os.urandom(32)
         expiry = boa.env.evm.patch.timestamp + expiry_in
         rid = self.market.create_request(
-            market_id, salt, max_price, proof_time, expiry, requester, inputs, secret, sender=requester
+            market_id,
+            salt,
+            max_price,
+            proof_time,
+            expiry,
+            requester,
+            inputs,
+            secret,
+            sender=requester,
         )
         assert rid == request_id(boa.env.evm.patch.chain_id, self.market.address, requester, salt)
         req = Request.new(
