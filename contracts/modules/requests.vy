@@ -439,6 +439,10 @@ def slash(task_id: bytes32, request: Request):
     @notice Anyone slashes a task whose deadline passed: the requester is
             refunded in full, the penalty goes half to the caller, half to
             the treasury, and the generator's missed deadlines grow.
+    @custom:security The generator itself (or any address of its) may be
+            the caller and keep the bounty, so a missed deadline costs a
+            generator at least half the penalty: market creators size the
+            penalty with that in mind.
     @param task_id The task (= request id).
     @param request Its fields, as in `RequestCreated`.
     """
