@@ -43,26 +43,24 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 from rich.console import Console
 from rich.table import Table
-from web3 import Web3
-from web3.types import RPCEndpoint, TxReceipt
+from web3.types import TxReceipt
 
+from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import SAMPLE_INPUT_LIMIT, TOKEN_UNIT
-from kalypso.contracts.web3tx import bind, send
 from kalypso.devnet import (
     SAMPLE_MARKET,
-    SAMPLE_PENALTY,
     Anvil,
     DevnetSetup,
+    create_sample_market,
     deploy_devnet,
     dev_account,
 )
-from kalypso.market import MarketParams, Request, encode_signals, request_id
+from kalypso.market import encode_signals
 from kalypso.market.mock import mock_proof
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
 
 KAL = TOKEN_UNIT
-MAX_ALLOWANCE = 2**256 - 1
 #: Generators: capacity and stake for well over 32 parallel tasks at the 100 KAL penalty.
 GENERATOR_INDICES = (6, 7, 8, 9)
 EXIT_GENERATOR_INDEX = 5
@@ -145,13 +143,9 @@ class Row:
         }
 
 
-@dataclass(frozen=True)
-class Task:
-    """A created request: its id (= task id), committed fields and public inputs."""
-
-    id: bytes
-    request: Request
-    inputs: bytes
+def gas_used(receipt: TxReceipt) -> int:
+    """What the sender paid for the transaction."""
+    return int(receipt["gasUsed"])
 
 
 # -------------------------------------------------------------------- bench
@@ -159,20 +153,15 @@ class Task:
 
 @dataclass
 class Bench:
-    """The deployed contracts, the actors, and the rows measured so far."""
+    """The deployed contracts (through a client), the actors, and the rows measured so far."""
 
-    w3: Web3
+    client: MarketplaceClient
     setup: DevnetSetup
     rows: list[Row] = field(default_factory=list)
     salts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
-        deployment = self.setup.deployment
-        self.marketplace: Any = bind(self.w3, "ProofMarketplace", deployment.marketplace)
-        self.registry: Any = bind(self.w3, "GeneratorRegistry", deployment.registry)
-        self.token: Any = bind(self.w3, "Token", deployment.token)
-        self.market_id = deployment.markets[SAMPLE_MARKET]
-        self.chain_id = self.w3.eth.chain_id
+        self.market_id = self.setup.deployment.markets[SAMPLE_MARKET]
 
     @property
     def owner(self) -> LocalAccount:
@@ -182,35 +171,12 @@ class Bench:
     def matcher(self) -> LocalAccount:
         return self.setup.matcher
 
-    # -- transactions
-
-    def tx(self, account: LocalAccount, call: Any) -> TxReceipt:
-        return send(self.w3, account, call)
-
-    def gas(self, account: LocalAccount, call: Any) -> int:
-        return int(self.tx(account, call)["gasUsed"])
-
     def record(self, operation: str, gas: int, *, items: int = 1, ref: str | None = None) -> None:
         self.rows.append(Row(operation, gas, items, ref))
 
-    # -- chain time
-
-    def now(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
-
-    def advance(self, seconds: int) -> None:
-        self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
-        self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
-
-    # -- accounts
-
-    def approve(self, account: LocalAccount) -> None:
-        for spender in (self.marketplace.address, self.registry.address):
-            self.tx(account, self.token.functions.approve(spender, MAX_ALLOWANCE))
-
     def fund(self, account: LocalAccount, amount: int) -> None:
-        self.tx(self.owner, self.token.functions.transfer(account.address, amount))
-        self.approve(account)
+        self.client.transfer(self.owner, account.address, amount)
+        self.client.approve_all(account)
 
     # -- requests and tasks
 
@@ -221,59 +187,43 @@ class Bench:
         signals: Sequence[int] = VALID_SIGNALS,
         proof_time: int = PROOF_TIME,
         expiry_in: int = EXPIRY_IN,
-    ) -> tuple[Task, int]:
-        """Create a request; returns it and the gas of create_request."""
-        salt = keccak(next(self.salts).to_bytes(32, "big"))
-        inputs = encode_signals(list(signals))
-        expiry = self.now() + expiry_in
-        call = self.marketplace.functions.create_request(
-            self.market_id, salt, MAX_PRICE, proof_time, expiry, requester.address, inputs, b""
-        )
-        gas = self.gas(requester, call)
-        request = Request.new(
-            market_id=self.market_id,
-            requester=requester.address,
-            refund_address=requester.address,
+    ) -> PostedRequest:
+        """Create a request; its receipt holds the gas of create_request."""
+        posted = self.client.create_request(
+            requester,
+            self.market_id,
+            encode_signals(list(signals)),
             max_price=MAX_PRICE,
             proof_time=proof_time,
-            expiry=expiry,
-            public_inputs=inputs,
+            expires_in=expiry_in,
+            salt=keccak(next(self.salts).to_bytes(32, "big")),
         )
-        rid = request_id(self.chain_id, self.marketplace.address, requester.address, salt)
-        assert self.marketplace.functions.request_hash(rid).call() == request.commitment()
-        return Task(rid, request, inputs), gas
+        committed = self.client.marketplace.functions.request_hash(posted.id).call()
+        assert committed == posted.request.commitment()
+        return posted
 
-    def new_requests(self, requester: LocalAccount, count: int) -> list[Task]:
-        return [self.new_request(requester)[0] for _ in range(count)]
+    def new_requests(self, requester: LocalAccount, count: int) -> list[PostedRequest]:
+        return [self.new_request(requester) for _ in range(count)]
 
-    def assign(self, task: Task, generator: LocalAccount) -> int:
-        call = self.marketplace.functions.assign(
-            task.id, task.request.as_tuple(), generator.address, OFFER_PRICE, b""
-        )
-        return self.gas(self.matcher, call)
+    def assign(self, task: PostedRequest, generator: LocalAccount) -> int:
+        return gas_used(self.client.assign(self.matcher, task, generator.address, OFFER_PRICE))
 
-    def assign_batch(self, pairs: Sequence[tuple[Task, LocalAccount]]) -> int:
-        items = [
-            (task.id, task.request.as_tuple(), generator.address, OFFER_PRICE, b"")
-            for task, generator in pairs
-        ]
-        receipt = self.tx(self.matcher, self.marketplace.functions.assign_batch(items))
-        assigned = self.marketplace.events.TaskAssigned().process_receipt(receipt)
+    def assign_batch(self, pairs: Sequence[tuple[PostedRequest, LocalAccount]]) -> int:
+        items = [(task, generator.address, OFFER_PRICE, b"") for task, generator in pairs]
+        receipt = self.client.assign_batch(self.matcher, items)
+        assigned = self.client.marketplace.events.TaskAssigned().process_receipt(receipt)
         assert len(assigned) == len(pairs), f"{len(pairs) - len(assigned)} assignments skipped"
-        return int(receipt["gasUsed"])
+        return gas_used(receipt)
 
-    def proof(self, task: Task, generator: LocalAccount) -> bytes:
-        return mock_proof(task.inputs, task.id, generator.address)
+    def proof(self, task: PostedRequest, generator: LocalAccount) -> bytes:
+        return mock_proof(task.public_inputs, task.id, generator.address)
 
-    def submit(self, task: Task, generator: LocalAccount) -> int:
-        call = self.marketplace.functions.submit_proof(
-            task.id, task.request.as_tuple(), task.inputs, self.proof(task, generator)
-        )
-        return self.gas(generator, call)
+    def submit(self, task: PostedRequest, generator: LocalAccount) -> int:
+        return gas_used(self.client.submit_proof(generator, task, self.proof(task, generator)))
 
-    def submit_batch(self, tasks: Sequence[Task], generator: LocalAccount) -> int:
-        items = [(t.id, t.request.as_tuple(), t.inputs, self.proof(t, generator)) for t in tasks]
-        return self.gas(generator, self.marketplace.functions.submit_proofs(items))
+    def submit_batch(self, tasks: Sequence[PostedRequest], generator: LocalAccount) -> int:
+        items = [(task, self.proof(task, generator)) for task in tasks]
+        return gas_used(self.client.submit_proofs(generator, items))
 
 
 # ------------------------------------------------------------------- phases
@@ -282,29 +232,22 @@ class Bench:
 
 def create_market(bench: Bench) -> None:
     """A second market on the sample terms (market_count is already non-zero)."""
-    deployment = bench.setup.deployment
-    params = MarketParams(
-        verifier=deployment.verifiers["mock_verifier"],
-        input_verifier=deployment.verifiers["threshold_input_verifier"],
-        slashing_penalty=SAMPLE_PENALTY,
-        public_inputs_count=1,
-    )
-    sample = encode_signals([7])
-    metadata = b'{"name":"bench","verifier":"test (keccak)","public_inputs":["value"]}'
-    proof = mock_proof(sample, b"\x00" * 32, bench.owner.address)
-    call = bench.marketplace.functions.create_market(params.as_tuple(), metadata, sample, proof)
-    bench.record("create_market", bench.gas(bench.owner, call), ref="create_market")
+    _, receipt = create_sample_market(bench.client, bench.owner, name="bench")
+    bench.record("create_market", gas_used(receipt), ref="create_market")
 
 
 def register_generator(bench: Bench, generator: LocalAccount) -> tuple[int, int]:
     """Register with stake and join the sample market; returns both gas figures."""
-    registry = bench.registry.functions
-    register = bench.gas(generator, registry.register(generator.address, COMPUTE, STAKE))
-    key = keccak(generator.address.encode())
-    join = bench.gas(
-        generator, registry.join_market(bench.market_id, OFFER_PRICE, OFFER_PROOF_TIME, 1, key)
+    client = bench.client
+    register = gas_used(client.register(generator, stake=STAKE, compute=COMPUTE))
+    join = client.join_market(
+        generator,
+        bench.market_id,
+        price=OFFER_PRICE,
+        proof_time=OFFER_PROOF_TIME,
+        encryption_key=keccak(generator.address.encode()),
     )
-    return register, join
+    return register, gas_used(join)
 
 
 def register_generators(bench: Bench, accounts: Sequence[LocalAccount]) -> None:
@@ -322,14 +265,13 @@ def register_generators(bench: Bench, accounts: Sequence[LocalAccount]) -> None:
 def deployment_warm_up(bench: Bench) -> None:
     """As on any live deployment, the marketplace already holds tokens and the treasury
     has an internal balance, so no measured row pays for those one-off first writes."""
-    bench.approve(bench.owner)
-    bench.tx(bench.owner, bench.marketplace.functions.deposit(KAL))
+    bench.client.approve_all(bench.owner)
+    bench.client.deposit(bench.owner, KAL)
 
 
 def deposits(bench: Bench, requester: LocalAccount) -> None:
-    deposit = bench.marketplace.functions.deposit
-    cold = bench.gas(requester, deposit(DEPOSIT))
-    bench.record("deposit", bench.gas(requester, deposit(DEPOSIT)))
+    cold = gas_used(bench.client.deposit(requester, DEPOSIT))
+    bench.record("deposit", gas_used(bench.client.deposit(requester, DEPOSIT)))
     bench.record("deposit (first: balance slot 0)", cold)
 
 
@@ -340,29 +282,26 @@ def create_requests(bench: Bench, requester: LocalAccount, puller: LocalAccount)
     slot, and taking from the balance finds it non-zero after the deposit."""
     for account, how in ((requester, "internal balance"), (puller, "transferFrom")):
         bench.new_request(account)
-        gas = bench.new_request(account)[1]
-        bench.record(f"create_request ({how})", gas, ref="create_request")
+        receipt = bench.new_request(account).receipt
+        bench.record(f"create_request ({how})", gas_used(receipt), ref="create_request")
 
 
 def open_request_changes(bench: Bench, requester: LocalAccount) -> None:
     """increase_max_price, then cancel_request, on an open request."""
-    task, _ = bench.new_request(requester)
+    task = bench.new_request(requester)
     new_price = MAX_PRICE + 10 * KAL
-    call = bench.marketplace.functions.increase_max_price(
-        task.id, task.request.as_tuple(), new_price
-    )
-    bench.record("increase_max_price", bench.gas(requester, call))
-    raised = task.request.with_max_price(new_price)
-    call = bench.marketplace.functions.cancel_request(task.id, raised.as_tuple())
-    bench.record("cancel_request", bench.gas(requester, call), ref="cancel")
+    receipt = bench.client.increase_max_price(requester, task, new_price)
+    bench.record("increase_max_price", gas_used(receipt))
+    raised = task.with_max_price(new_price)
+    bench.record("cancel_request", gas_used(bench.client.cancel(requester, raised)), ref="cancel")
 
 
 def expire(bench: Bench, requester: LocalAccount) -> None:
     """A request never assigned, refunded by anyone after its expiry."""
-    task, _ = bench.new_request(requester, expiry_in=60)
-    bench.advance(61)
-    call = bench.marketplace.functions.cancel_expired(task.id, task.request.as_tuple())
-    bench.record("cancel_expired", bench.gas(requester, call), ref="cancel")
+    task = bench.new_request(requester, expiry_in=60)
+    bench.client.time_travel(61)
+    receipt = bench.client.cancel_expired(requester, task)
+    bench.record("cancel_expired", gas_used(receipt), ref="cancel")
 
 
 def assign_and_prove(
@@ -375,14 +314,14 @@ def assign_and_prove(
     """
     cold_assign = cold_submit = 0
     for generator in generators:
-        background, _ = bench.new_request(requester)
+        background = bench.new_request(requester)
         cold_assign = bench.assign(background, generator)
     for generator in generators:
-        task, _ = bench.new_request(requester)
+        task = bench.new_request(requester)
         bench.assign(task, generator)
         cold_submit = bench.submit(task, generator)
 
-    task, _ = bench.new_request(requester)
+    task = bench.new_request(requester)
     generator = generators[-1]
     bench.record("assign", bench.assign(task, generator), ref="assign")
     bench.record("assign (idle generator)", cold_assign, ref="assign")
@@ -399,7 +338,7 @@ def batches(bench: Bench, requester: LocalAccount, generators: Sequence[LocalAcc
     """assign_batch round-robin over the generators (and once all to one generator);
     submit_proofs by one generator, as the contract requires."""
     lead = generators[0]
-    lead_tasks: dict[int, list[Task]] = {}
+    lead_tasks: dict[int, list[PostedRequest]] = {}
     for n in BATCH_SIZES:
         pairs = [
             (task, generators[i % len(generators)])
@@ -429,43 +368,39 @@ def batches(bench: Bench, requester: LocalAccount, generators: Sequence[LocalAcc
 def invalid_inputs_and_discard(
     bench: Bench, requester: LocalAccount, generator: LocalAccount
 ) -> None:
-    functions = bench.marketplace.functions
-    task, _ = bench.new_request(requester, signals=INVALID_SIGNALS)
+    task = bench.new_request(requester, signals=INVALID_SIGNALS)
     bench.assign(task, generator)
-    call = functions.submit_invalid_inputs(task.id, task.request.as_tuple(), task.inputs, b"")
-    bench.record("submit_invalid_inputs", bench.gas(generator, call))
+    receipt = bench.client.submit_invalid_inputs(generator, task)
+    bench.record("submit_invalid_inputs", gas_used(receipt))
 
-    task, _ = bench.new_request(requester)
+    task = bench.new_request(requester)
     bench.assign(task, generator)
-    call = functions.discard(task.id, task.request.as_tuple())
-    bench.record("discard", bench.gas(generator, call))
+    bench.record("discard", gas_used(bench.client.discard(generator, task)))
 
 
 def slashes(bench: Bench, requester: LocalAccount, generator: LocalAccount) -> None:
     """Two missed deadlines of one generator, slashed by an account with no internal
     balance: the first also turns the slasher's balance and the generator's
     missed-deadline count non-zero."""
-    late = [bench.new_request(requester, proof_time=OFFER_PROOF_TIME)[0] for _ in range(2)]
+    late = [bench.new_request(requester, proof_time=OFFER_PROOF_TIME) for _ in range(2)]
     for task in late:
         bench.assign(task, generator)
-    bench.advance(OFFER_PROOF_TIME + 1)
-    slash = bench.marketplace.functions.slash
-    cold, warm = (bench.gas(bench.matcher, slash(t.id, t.request.as_tuple())) for t in late)
+    bench.client.time_travel(OFFER_PROOF_TIME + 1)
+    cold, warm = (gas_used(bench.client.slash(bench.matcher, task)) for task in late)
     bench.record("slash", warm, ref="slash")
     bench.record("slash (first: new slasher, first miss)", cold, ref="slash")
 
 
 def escrow_withdraw(bench: Bench, account: LocalAccount) -> None:
-    call = bench.marketplace.functions.withdraw(KAL, account.address)
-    bench.record("withdraw (escrow)", bench.gas(account, call))
+    bench.record("withdraw (escrow)", gas_used(bench.client.withdraw(account, KAL)))
 
 
 def generator_exit(bench: Bench, generator: LocalAccount) -> None:
     """request_exit, the unbonding delay, then withdraw of the whole stake."""
-    registry = bench.registry.functions
-    bench.record("request_exit", bench.gas(generator, registry.request_exit()))
-    bench.advance(int(registry.UNBONDING_DELAY().call()) + 1)
-    bench.record("withdraw (generator stake)", bench.gas(generator, registry.withdraw()))
+    client = bench.client
+    bench.record("request_exit", gas_used(client.request_exit(generator)))
+    client.time_travel(client.unbonding_delay() + 1)
+    bench.record("withdraw (generator stake)", gas_used(client.withdraw_stake(generator)))
 
 
 # ------------------------------------------------------------------- report
@@ -491,7 +426,7 @@ def write_json(bench: Bench, rows: Sequence[Row]) -> Path:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "source": "anvil receipts: gasUsed = 21,000 base + calldata + execution - refunds",
-        "client": bench.w3.client_version,
+        "client": bench.client.w3.client_version,
         "verifier": "MockVerifier",
         "generators": len(GENERATOR_INDICES),
         "goal_ratio": GOAL,
@@ -510,8 +445,8 @@ def measure(bench: Bench) -> None:
     requester, puller = dev_account(2), dev_account(3)
     generators = [dev_account(i) for i in GENERATOR_INDICES]
     leaving = dev_account(EXIT_GENERATOR_INDEX)
-    bench.approve(requester)
-    bench.approve(puller)
+    bench.client.approve_all(requester)
+    bench.client.approve_all(puller)
     deployment_warm_up(bench)
 
     create_market(bench)
@@ -531,7 +466,8 @@ def measure(bench: Bench) -> None:
 def main() -> None:
     with Anvil() as chain:
         w3 = chain.web3()
-        bench = Bench(w3, deploy_devnet(w3))
+        setup = deploy_devnet(w3)
+        bench = Bench(MarketplaceClient(w3, setup.deployment), setup)
         measure(bench)
         rows = bench.rows
         path = write_json(bench, rows)

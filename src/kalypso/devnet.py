@@ -6,6 +6,7 @@ accounts and writes the deployment file; tests and benchmarks use `Anvil` direct
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -18,12 +19,14 @@ from types import TracebackType
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.types import TxReceipt
 
+from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT, DeployParams, deploy_web3
-from kalypso.contracts.web3tx import bind, send
 from kalypso.deployment import DEVNET_CHAIN_ID, Deployment
 from kalypso.errors import ChainError, ConfigError
 from kalypso.market import MarketParams, encode_signals
+from kalypso.market.mock import mock_proof
 
 #: anvil's well-known development mnemonic. Its keys are public: never use them for value.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -147,34 +150,32 @@ def deploy_devnet(w3: Web3, *, unbonding_delay: int = 600) -> DevnetSetup:
     deployment = deploy_web3(
         w3, owner, DeployParams(treasury=owner.address, unbonding_delay=unbonding_delay)
     )
-    marketplace = bind(w3, "ProofMarketplace", deployment.marketplace)
-    send(w3, owner, marketplace.functions.set_matching_engine(matcher.address, True))
-    market_id = create_sample_market(w3, owner, deployment)
-    token = bind(w3, "Token", deployment.token)
+    client = MarketplaceClient(w3, deployment)
+    client.set_matching_engine(owner, matcher.address)
+    market_id, _ = create_sample_market(client, owner)
     funded = [dev_account(i) for i in range(1, 6)]
     for account in funded:
-        send(w3, owner, token.functions.transfer(account.address, FUND_AMOUNT))
+        client.transfer(owner, account.address, FUND_AMOUNT)
     deployment = replace(deployment, markets={SAMPLE_MARKET: market_id})
     return DevnetSetup(deployment, owner, matcher, funded)
 
 
-def create_sample_market(w3: Web3, owner: LocalAccount, deployment: Deployment) -> int:
-    from kalypso.market.mock import mock_proof
-
-    marketplace = bind(w3, "ProofMarketplace", deployment.marketplace)
+def create_sample_market(
+    client: MarketplaceClient, owner: LocalAccount, *, name: str = SAMPLE_MARKET
+) -> tuple[int, TxReceipt]:
+    """A market on the sample terms, `name` in its metadata; returns its id and receipt."""
+    deployment = client.deployment
     params = MarketParams(
         verifier=deployment.verifiers["mock_verifier"],
         input_verifier=deployment.verifiers["threshold_input_verifier"],
         slashing_penalty=SAMPLE_PENALTY,
         public_inputs_count=1,
     )
+    metadata = {"name": name, "verifier": "test (keccak)", "public_inputs": ["value"]}
     sample = encode_signals([7])
-    metadata = b'{"name":"mock","verifier":"test (keccak)","public_inputs":["value"]}'
     proof = mock_proof(sample, b"\x00" * 32, owner.address)
-    market_id = marketplace.functions.market_count().call()
-    send(
-        w3,
-        owner,
-        marketplace.functions.create_market(params.as_tuple(), metadata, sample, proof),
+    market_id = client.market_count()
+    receipt = client.create_market(
+        owner, params, json.dumps(metadata, separators=(",", ":")).encode(), sample, proof
     )
-    return int(market_id)
+    return market_id, receipt

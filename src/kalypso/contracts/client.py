@@ -7,16 +7,17 @@ daemons the async `kalypso.chain`; this one blocks and returns receipts.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, TxReceipt
 
 from kalypso.contracts.web3tx import bind, send
 from kalypso.deployment import Deployment
-from kalypso.market import Request, TaskState, request_id
+from kalypso.market import MarketParams, Request, TaskState, request_id
 
 MAX_UINT = 2**256 - 1
 
@@ -27,6 +28,10 @@ class PostedRequest:
     request: Request
     public_inputs: bytes
     receipt: TxReceipt
+
+    def with_max_price(self, max_price: int) -> PostedRequest:
+        """The request as committed after `increase_max_price`."""
+        return replace(self, request=self.request.with_max_price(max_price))
 
 
 class MarketplaceClient:
@@ -44,14 +49,43 @@ class MarketplaceClient:
 
     def time_travel(self, seconds: int) -> None:
         """Devnet only: move the chain's clock forward and mine a block."""
-        self.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-        self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        self.w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [seconds])
+        self.w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+
+    # ---- administration and markets
+
+    def set_matching_engine(
+        self, owner: LocalAccount, engine: str, allowed: bool = True
+    ) -> TxReceipt:
+        call = self.marketplace.functions.set_matching_engine(engine, allowed)
+        return send(self.w3, owner, call)
+
+    def market_count(self) -> int:
+        """The id the next `create_market` gets."""
+        return int(self.marketplace.functions.market_count().call())
+
+    def create_market(
+        self,
+        account: LocalAccount,
+        params: MarketParams,
+        metadata: bytes,
+        sample_inputs: bytes,
+        sample_proof: bytes,
+    ) -> TxReceipt:
+        call = self.marketplace.functions.create_market(
+            params.as_tuple(), metadata, sample_inputs, sample_proof
+        )
+        return send(self.w3, account, call)
 
     # ---- balances
 
     def approve_all(self, account: LocalAccount) -> None:
         for spender in (self.marketplace.address, self.registry.address):
             send(self.w3, account, self.token.functions.approve(spender, MAX_UINT))
+
+    def transfer(self, account: LocalAccount, to: str, amount: int) -> TxReceipt:
+        """Tokens from `account`'s wallet to `to`'s."""
+        return send(self.w3, account, self.token.functions.transfer(to, amount))
 
     def deposit(self, account: LocalAccount, amount: int) -> TxReceipt:
         return send(self.w3, account, self.marketplace.functions.deposit(amount))
@@ -87,6 +121,16 @@ class MarketplaceClient:
             market_id, price, proof_time, compute_per_request, encryption_key
         )
         return send(self.w3, account, call)
+
+    def request_exit(self, account: LocalAccount) -> TxReceipt:
+        return send(self.w3, account, self.registry.functions.request_exit())
+
+    def withdraw_stake(self, account: LocalAccount) -> TxReceipt:
+        """After `request_exit` and the unbonding delay: the whole stake back."""
+        return send(self.w3, account, self.registry.functions.withdraw())
+
+    def unbonding_delay(self) -> int:
+        return int(self.registry.functions.UNBONDING_DELAY().call())
 
     def generator(self, address: str) -> Any:
         return self.registry.functions.generators(address).call()
@@ -134,6 +178,15 @@ class MarketplaceClient:
         )
         return PostedRequest(rid, request, public_inputs, receipt)
 
+    def increase_max_price(
+        self, account: LocalAccount, posted: PostedRequest, max_price: int
+    ) -> TxReceipt:
+        """The request then commits to `posted.with_max_price(max_price)`."""
+        call = self.marketplace.functions.increase_max_price(
+            posted.id, posted.request.as_tuple(), max_price
+        )
+        return send(self.w3, account, call)
+
     def assign(
         self,
         engine: LocalAccount,
@@ -147,6 +200,16 @@ class MarketplaceClient:
         )
         return send(self.w3, engine, call)
 
+    def assign_batch(
+        self, engine: LocalAccount, items: Sequence[tuple[PostedRequest, str, int, bytes]]
+    ) -> TxReceipt:
+        """Items are (request, generator, price, generator secret)."""
+        assignments = [
+            (posted.id, posted.request.as_tuple(), generator, price, secret)
+            for posted, generator, price, secret in items
+        ]
+        return send(self.w3, engine, self.marketplace.functions.assign_batch(assignments))
+
     def submit_proof(
         self, generator: LocalAccount, posted: PostedRequest, proof: bytes
     ) -> TxReceipt:
@@ -154,6 +217,16 @@ class MarketplaceClient:
             posted.id, posted.request.as_tuple(), posted.public_inputs, proof
         )
         return send(self.w3, generator, call)
+
+    def submit_proofs(
+        self, generator: LocalAccount, items: Sequence[tuple[PostedRequest, bytes]]
+    ) -> TxReceipt:
+        """Items are (request, proof), all tasks of `generator`."""
+        proofs = [
+            (posted.id, posted.request.as_tuple(), posted.public_inputs, proof)
+            for posted, proof in items
+        ]
+        return send(self.w3, generator, self.marketplace.functions.submit_proofs(proofs))
 
     def submit_invalid_inputs(
         self, generator: LocalAccount, posted: PostedRequest, evidence: bytes = b""
@@ -163,12 +236,20 @@ class MarketplaceClient:
         )
         return send(self.w3, generator, call)
 
+    def discard(self, generator: LocalAccount, posted: PostedRequest) -> TxReceipt:
+        call = self.marketplace.functions.discard(posted.id, posted.request.as_tuple())
+        return send(self.w3, generator, call)
+
     def slash(self, account: LocalAccount, posted: PostedRequest) -> TxReceipt:
         call = self.marketplace.functions.slash(posted.id, posted.request.as_tuple())
         return send(self.w3, account, call)
 
     def cancel(self, account: LocalAccount, posted: PostedRequest) -> TxReceipt:
         call = self.marketplace.functions.cancel_request(posted.id, posted.request.as_tuple())
+        return send(self.w3, account, call)
+
+    def cancel_expired(self, account: LocalAccount, posted: PostedRequest) -> TxReceipt:
+        call = self.marketplace.functions.cancel_expired(posted.id, posted.request.as_tuple())
         return send(self.w3, account, call)
 
     def task(self, posted: PostedRequest) -> TaskState:
