@@ -3,6 +3,11 @@
 The `kal` deployment has an unbonding delay of 86_400 s; the `gen` fixture is a
 generator registered in `market_id` with stake 1000, compute 10, price 10, 600 s
 and one compute per request.
+
+Staked tokens are held by the marketplace: the registry pulls them there
+(`transferFrom(generator -> marketplace)`, the generator approving the registry),
+pays them out through `marketplace.release_stake`, and keeps only the accounting,
+so it never holds a token; a forfeit moves no token at all.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ PRICE = 10 * UNIT
 KEY = b"\x11" * 32
 ZERO_KEY = b"\x00" * 32
 ZERO = "0x" + "00" * 20
+MAX_STAKE = 2**128 - 1
 
-# An ERC20 whose transferFrom moves nothing and returns False: the only way the
+# An ERC20 whose transferFrom moves nothing and returns False: one way the
 # registry's own "transfer failed" check is reached (snekmate's token reverts first).
 FALSE_TOKEN = """
 # pragma version ~=0.4.3
@@ -34,6 +40,20 @@ def transferFrom(owner: address, to: address, amount: uint256) -> bool:
 @external
 def transfer(to: address, amount: uint256) -> bool:
     return False
+
+@external
+@view
+def balanceOf(owner: address) -> uint256:
+    return 0
+"""
+
+# An ERC20 whose transferFrom returns True but moves nothing: caught by the
+# registry's check of the marketplace's balance change.
+NOOP_TOKEN = """
+# pragma version ~=0.4.3
+@external
+def transferFrom(owner: address, to: address, amount: uint256) -> bool:
+    return True
 
 @external
 @view
@@ -53,6 +73,22 @@ def fresh_registry(kal: Kal, token: str | None = None) -> Any:
     """A registry with no marketplace bound, owned by the deployment owner."""
     source = str(contracts.source_path("GeneratorRegistry"))
     return boa.load_partial(source).deploy(token or kal.token.address, UNBONDING)
+
+
+def bound_registry(kal: Kal, token: str) -> Any:
+    """A fresh registry over `token` whose marketplace is the deployment's."""
+    registry = fresh_registry(kal, token)
+    registry.set_marketplace(kal.market.address, sender=kal.d.owner)
+    return registry
+
+
+def vault(kal: Kal) -> int:
+    """Tokens held by the marketplace, which holds every staked token."""
+    return int(kal.token.balanceOf(kal.market.address))
+
+
+def assert_registry_holds_nothing(kal: Kal) -> None:
+    assert kal.token.balanceOf(kal.registry.address) == 0
 
 
 def logs(contract: Any, name: str) -> list[Any]:
@@ -126,9 +162,12 @@ def test_register(kal: Kal) -> None:
     g = new_account(kal, "g")
     reward = boa.env.generate_address("reward")
     count = kal.registry.generator_count()
-    held = kal.token.balanceOf(kal.registry.address)
+    held = vault(kal)
+    wallet = kal.token.balanceOf(g)
+    assert tuple(kal.registry.generators(g)) == (0, 0, ZERO, 0, 0, 0, 0, 0, 0)
 
     kal.registry.register(reward, 7, 300 * UNIT, sender=g)
+    (transfer,) = logs(kal.registry, "Transfer")
     (event,) = logs(kal.registry, "GeneratorRegistered")
 
     assert (event.generator, event.index, event.reward_address) == (g, count + 1, reward)
@@ -142,8 +181,25 @@ def test_register(kal: Kal) -> None:
     assert (info.exit_requested_at, info.missed_deadlines) == (0, 0)
     assert kal.registry.generator_count() == count + 1
     assert kal.registry.generator_at(count + 1) == g
-    assert kal.token.balanceOf(kal.registry.address) == held + 300 * UNIT
+    assert tuple(info) == (1, count + 1, reward, 300 * UNIT, 0, 7, 0, 0, 0)
+    # pulled straight from the generator into the marketplace
+    assert (transfer.sender, transfer.receiver, transfer.value) == (
+        g,
+        kal.market.address,
+        300 * UNIT,
+    )
+    assert vault(kal) == held + 300 * UNIT
+    assert kal.token.balanceOf(g) == wallet - 300 * UNIT
+    assert_registry_holds_nothing(kal)
     assert kal.registry.free_stake(g) == 300 * UNIT
+
+
+def test_register_with_own_reward_address_reports_it(kal: Kal) -> None:
+    g = new_account(kal, "g")
+    kal.registry.register(g, 1, 0, sender=g)
+    (event,) = logs(kal.registry, "GeneratorRegistered")
+    assert event.reward_address == g
+    assert kal.registry.generators(g).reward_address == g
 
 
 def test_register_assigns_consecutive_indexes(kal: Kal) -> None:
@@ -158,9 +214,12 @@ def test_register_assigns_consecutive_indexes(kal: Kal) -> None:
 
 def test_register_zero_stake_needs_no_approval(kal: Kal) -> None:
     g = new_account(kal, "g", approve=False)
+    held = vault(kal)
     kal.registry.register(g, 1, 0, sender=g)
+    assert logs(kal.registry, "Transfer") == []
     assert kal.registry.generators(g).status == GeneratorStatus.ACTIVE
     assert kal.registry.free_stake(g) == 0
+    assert vault(kal) == held
 
 
 def test_register_twice_reverts(kal: Kal, gen: str) -> None:
@@ -202,15 +261,71 @@ def test_register_without_approval_reverts_in_the_token(kal: Kal) -> None:
     assert kal.registry.generators(g).status == GeneratorStatus.UNREGISTERED
 
 
-def test_register_transfer_failed(kal: Kal) -> None:
-    token = boa.loads(FALSE_TOKEN)
-    registry = fresh_registry(kal, token.address)
+def test_register_needs_approval_of_the_registry_not_the_marketplace(kal: Kal) -> None:
+    # The registry pulls into the marketplace: the registry is the spender.
+    g = new_account(kal, "g", approve=False)
+    kal.token.approve(kal.market.address, 2**256 - 1, sender=g)
+    with boa.reverts("erc20: insufficient allowance"):
+        kal.registry.register(g, 10, 5 * UNIT, sender=g)
+    kal.token.approve(kal.registry.address, 5 * UNIT, sender=g)
+    kal.registry.register(g, 10, 5 * UNIT, sender=g)
+    assert kal.token.allowance(g, kal.registry.address) == 0
+    assert kal.token.allowance(g, kal.market.address) == 2**256 - 1
+    assert kal.registry.generators(g).stake == 5 * UNIT
+
+
+@pytest.mark.parametrize("source", [FALSE_TOKEN, NOOP_TOKEN])
+def test_register_transfer_failed(kal: Kal, source: str) -> None:
+    token = boa.loads(source)
+    registry = bound_registry(kal, token.address)
     g = boa.env.generate_address("g")
     with boa.reverts("registry: transfer failed"):
         registry.register(g, 10, 5 * UNIT, sender=g)
     registry.register(g, 10, 0, sender=g)
     with boa.reverts("registry: transfer failed"):
         registry.add_stake(1, sender=g)
+    assert registry.generators(g).stake == 0
+
+
+def test_registry_without_marketplace_takes_no_stake(kal: Kal) -> None:
+    registry = fresh_registry(kal)
+    g = new_account(kal, "g")
+    kal.token.approve(registry.address, 2**256 - 1, sender=g)
+    wallet = kal.token.balanceOf(g)
+    with boa.reverts("registry: marketplace not set"):
+        registry.register(g, 10, 5 * UNIT, sender=g)
+    # no stake, no pull: registering needs no marketplace
+    registry.register(g, 10, 0, sender=g)
+    assert registry.generators(g).status == GeneratorStatus.ACTIVE
+    with boa.reverts("registry: marketplace not set"):
+        registry.add_stake(1, sender=g)
+    assert registry.generators(g).stake == 0
+    assert kal.token.balanceOf(g) == wallet
+    assert kal.token.balanceOf(registry.address) == 0
+
+
+def test_register_stake_too_large(kal: Kal) -> None:
+    g = new_account(kal, "g")
+    with boa.reverts("registry: stake too large"):
+        kal.registry.register(g, 10, MAX_STAKE + 1, sender=g)
+    assert kal.registry.generators(g).status == GeneratorStatus.UNREGISTERED
+
+
+def test_register_largest_stake(kal: Kal) -> None:
+    g = new_account(kal, "g")
+    kal.token.mint(g, MAX_STAKE, sender=kal.d.owner)
+    held = vault(kal)
+    kal.registry.register(g, 10, MAX_STAKE, sender=g)
+    info = kal.registry.generators(g)
+    assert (info.stake, info.locked_stake) == (MAX_STAKE, 0)
+    assert kal.registry.free_stake(g) == MAX_STAKE
+    assert vault(kal) == held + MAX_STAKE
+    with boa.reverts("registry: stake too large"):
+        kal.registry.add_stake(1, sender=g)
+    kal.registry.unstake(MAX_STAKE, sender=g)
+    assert kal.registry.generators(g).stake == 0
+    assert vault(kal) == held
+    assert_registry_holds_nothing(kal)
 
 
 def test_reregister_after_exit_keeps_index_and_missed_deadlines(
@@ -242,12 +357,27 @@ def test_reregister_after_exit_keeps_index_and_missed_deadlines(
 
 
 def test_add_stake(kal: Kal, gen: str) -> None:
-    held = kal.token.balanceOf(kal.registry.address)
+    held = vault(kal)
     kal.registry.add_stake(25 * UNIT, sender=gen)
     (event,) = logs(kal.registry, "StakeAdded")
+    (transfer,) = logs(kal.registry, "Transfer")
     assert kal.registry.generators(gen).stake == STAKE + 25 * UNIT
-    assert kal.token.balanceOf(kal.registry.address) == held + 25 * UNIT
+    assert vault(kal) == held + 25 * UNIT
+    assert_registry_holds_nothing(kal)
+    assert (transfer.sender, transfer.receiver, transfer.value) == (
+        gen,
+        kal.market.address,
+        25 * UNIT,
+    )
     assert (event.generator, event.amount) == (gen, 25 * UNIT)
+
+
+def test_add_stake_too_large(kal: Kal, gen: str) -> None:
+    held = vault(kal)
+    with boa.reverts("registry: stake too large"):
+        kal.registry.add_stake(MAX_STAKE - STAKE + 1, sender=gen)
+    assert kal.registry.generators(gen).stake == STAKE
+    assert vault(kal) == held
 
 
 def test_add_stake_while_exiting(kal: Kal, gen: str) -> None:
@@ -272,11 +402,29 @@ def test_add_stake_not_registered(kal: Kal) -> None:
 
 def test_unstake(kal: Kal, gen: str) -> None:
     wallet = kal.token.balanceOf(gen)
+    held = vault(kal)
     kal.registry.unstake(400 * UNIT, sender=gen)
     (event,) = logs(kal.registry, "StakeRemoved")
+    (transfer,) = logs(kal.registry, "Transfer")
     assert kal.registry.generators(gen).stake == STAKE - 400 * UNIT
     assert kal.token.balanceOf(gen) == wallet + 400 * UNIT
+    # paid out by the marketplace (release_stake)
+    assert (transfer.sender, transfer.receiver, transfer.value) == (
+        kal.market.address,
+        gen,
+        400 * UNIT,
+    )
+    assert vault(kal) == held - 400 * UNIT
+    assert_registry_holds_nothing(kal)
     assert (event.generator, event.amount) == (gen, 400 * UNIT)
+
+
+def test_release_stake_only_the_registry(kal: Kal, gen: str) -> None:
+    held = vault(kal)
+    for caller in (gen, kal.d.owner):
+        with boa.reverts("requests: not the registry"):
+            kal.market.release_stake(caller, UNIT, sender=caller)
+    assert vault(kal) == held
 
 
 def test_unstake_all_free_stake(kal: Kal, gen: str) -> None:
@@ -364,6 +512,29 @@ def test_set_reward_address_redirects_earnings(
     prove(kal, rid, req, inputs, gen)
     assert kal.market.balance_of(payee) == PRICE
     assert kal.market.balance_of(gen) == 0
+
+
+def test_set_reward_address_back_to_self(kal: Kal, market_id: int, alice: str, gen: str) -> None:
+    payee = boa.env.generate_address("payee")
+    kal.registry.set_reward_address(payee, sender=gen)
+    kal.registry.set_reward_address(gen, sender=gen)
+    (event,) = logs(kal.registry, "RewardAddressChanged")
+    assert (event.generator, event.reward_address) == (gen, gen)
+    assert kal.registry.generators(gen).reward_address == gen
+
+    rid, req, inputs = live_task(kal, alice, market_id, gen)
+    prove(kal, rid, req, inputs, gen)
+    assert kal.market.balance_of(gen) == PRICE
+    assert kal.market.balance_of(payee) == 0
+
+
+def test_reward_address_still_reported_after_withdraw(kal: Kal, gen: str) -> None:
+    payee = boa.env.generate_address("payee")
+    kal.registry.set_reward_address(payee, sender=gen)
+    exit_fully(kal, gen)
+    info = kal.registry.generators(gen)
+    assert info.status == GeneratorStatus.UNREGISTERED
+    assert info.reward_address == payee
 
 
 def test_set_reward_address_zero(kal: Kal, gen: str) -> None:
@@ -511,7 +682,15 @@ def test_leave_market(kal: Kal, market_id: int, gen: str) -> None:
     offer = kal.registry.offers(gen, market_id)
     assert not offer.joined
     assert (offer.price, offer.proof_time, offer.compute_per_request) == (0, 0, 0)
+    assert tuple(offer) == (False, 0, 0, 0, ZERO_KEY)
     assert (event.generator, event.market_id) == (gen, market_id)
+
+
+def test_leave_market_clears_the_key(kal: Kal, market_id: int, gen: str) -> None:
+    kal.registry.update_offer(market_id, PRICE, 600, 1, KEY, sender=gen)
+    assert tuple(kal.registry.offers(gen, market_id)) == (True, PRICE, 600, 1, KEY)
+    kal.registry.leave_market(market_id, sender=gen)
+    assert tuple(kal.registry.offers(gen, market_id)) == (False, 0, 0, 0, ZERO_KEY)
 
 
 def test_leave_market_not_in_market(kal: Kal, market_id: int, gen: str) -> None:
@@ -585,15 +764,22 @@ def test_request_exit_not_registered(kal: Kal) -> None:
 def test_withdraw_returns_the_whole_stake(kal: Kal, gen: str) -> None:
     kal.registry.add_stake(5 * UNIT, sender=gen)
     wallet = kal.token.balanceOf(gen)
-    held = kal.token.balanceOf(kal.registry.address)
+    held = vault(kal)
     kal.registry.request_exit(sender=gen)
     boa.env.time_travel(seconds=UNBONDING)
 
     kal.registry.withdraw(sender=gen)
     (event,) = logs(kal.registry, "GeneratorWithdrawn")
+    (transfer,) = logs(kal.registry, "Transfer")
 
     assert kal.token.balanceOf(gen) == wallet + STAKE + 5 * UNIT
-    assert kal.token.balanceOf(kal.registry.address) == held - STAKE - 5 * UNIT
+    assert vault(kal) == held - STAKE - 5 * UNIT
+    assert_registry_holds_nothing(kal)
+    assert (transfer.sender, transfer.receiver, transfer.value) == (
+        kal.market.address,
+        gen,
+        STAKE + 5 * UNIT,
+    )
     assert (event.generator, event.amount) == (gen, STAKE + 5 * UNIT)
     info = kal.registry.generators(gen)
     assert info.status == GeneratorStatus.UNREGISTERED
@@ -604,9 +790,12 @@ def test_withdraw_returns_the_whole_stake(kal: Kal, gen: str) -> None:
 def test_withdraw_zero_stake(kal: Kal) -> None:
     g = new_account(kal, "g")
     kal.registry.register(g, 1, 0, sender=g)
+    held = vault(kal)
     exit_fully(kal, g)
     (event,) = logs(kal.registry, "GeneratorWithdrawn")
     assert event.amount == 0
+    assert logs(kal.registry, "Transfer") == []  # nothing to release
+    assert vault(kal) == held
     assert kal.registry.generators(g).status == GeneratorStatus.UNREGISTERED
 
 
@@ -653,8 +842,11 @@ def test_exiting_generator_can_still_be_slashed(
     boa.env.time_travel(seconds=UNBONDING)
     kal.market.slash(rid, req.as_tuple(), sender=alice)
     wallet = kal.token.balanceOf(gen)
+    held = vault(kal)
     kal.registry.withdraw(sender=gen)
     assert kal.token.balanceOf(gen) == wallet + STAKE - PENALTY
+    assert vault(kal) == held - (STAKE - PENALTY)
+    assert_registry_holds_nothing(kal)
 
 
 # -------------------------------------------------------- marketplace only
@@ -682,28 +874,56 @@ def test_settle_only_marketplace(kal: Kal, market_id: int, alice: str, gen: str)
 def test_slash_forfeits_the_penalty(kal: Kal, market_id: int, alice: str, gen: str) -> None:
     rid, req, _ = live_task(kal, alice, market_id, gen)
     boa.env.time_travel(seconds=req.proof_time + 1)
-    kal.market.slash(rid, req.as_tuple(), sender=alice)
+    slasher = boa.env.generate_address("slasher")
+    treasury = kal.d.treasury
+    held = vault(kal)
+    before = {a: kal.market.balance_of(a) for a in (alice, slasher, treasury, gen)}
+
+    kal.market.slash(rid, req.as_tuple(), sender=slasher)
     (event,) = logs(kal.market, "StakeForfeited")
+
+    assert event.address == kal.registry.address
     assert (event.generator, event.amount, event.missed) == (gen, PENALTY, True)
     info = kal.registry.generators(gen)
     assert (info.stake, info.locked_stake, info.used_compute) == (STAKE - PENALTY, 0, 0)
     assert info.missed_deadlines == 1
+    # No token moves: the marketplace already holds the stake and credits it.
+    assert logs(kal.market, "Transfer") == []
+    assert vault(kal) == held
+    assert_registry_holds_nothing(kal)
+    bounty = PENALTY // 2
+    assert kal.market.balance_of(slasher) == before[slasher] + bounty
+    assert kal.market.balance_of(treasury) == before[treasury] + PENALTY - bounty
+    assert kal.market.balance_of(alice) == before[alice] + req.max_price
+    assert kal.market.balance_of(gen) == before[gen]
 
 
 def test_discard_forfeits_a_fifth_without_a_miss(
     kal: Kal, market_id: int, alice: str, gen: str
 ) -> None:
     rid, req, _ = live_task(kal, alice, market_id, gen)
+    held = vault(kal)
+    refund = kal.market.balance_of(alice)
     kal.market.discard(rid, req.as_tuple(), sender=gen)
     (event,) = logs(kal.market, "StakeForfeited")
+    assert event.address == kal.registry.address
     assert (event.generator, event.amount, event.missed) == (gen, PENALTY // 5, False)
     info = kal.registry.generators(gen)
     assert (info.stake, info.locked_stake, info.used_compute) == (STAKE - PENALTY // 5, 0, 0)
     assert info.missed_deadlines == 0
+    # No token moves: the forfeit is credited to the requester from the vault.
+    assert logs(kal.market, "Transfer") == []
+    assert vault(kal) == held
+    assert_registry_holds_nothing(kal)
+    assert kal.market.balance_of(alice) == refund + PENALTY // 5
 
 
 def test_proof_forfeits_nothing(kal: Kal, market_id: int, alice: str, gen: str) -> None:
     rid, req, inputs = live_task(kal, alice, market_id, gen)
+    held = vault(kal)
     prove(kal, rid, req, inputs, gen)
     assert logs(kal.market, "StakeForfeited") == []
+    assert logs(kal.market, "Transfer") == []
     assert kal.registry.generators(gen).stake == STAKE
+    assert vault(kal) == held
+    assert_registry_holds_nothing(kal)

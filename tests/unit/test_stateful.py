@@ -4,15 +4,23 @@ A Hypothesis `RuleBasedStateMachine` drives 3 requesters, 3 generators, the
 markets (2 at the start, with different penalties; more are created rarely)
 and one matching engine (the owner) through every public action. Before each
 call the model predicts the outcome: success, or the exact revert reason; on
-success it applies the same effects. After every step the contracts are
+success it applies the same effects. Requests are also acted on with altered
+fields and by ids never created, ids already taken are reused, and proofs go
+in batches up to and past their bounds (16 items, 1 KiB proofs). After every step the contracts are
 compared with the model and the invariants are checked:
 
-(a) tokens held by the marketplace and the registry == internal balances +
-    escrow of OPEN and ASSIGNED requests + stakes (all from the model);
+(a) tokens held by the marketplace (the one vault: stakes too) == internal
+    balances + escrow of OPEN and ASSIGNED requests + stakes (all from the
+    model);
 (b) used compute <= declared compute;
 (c) locked stake == sum of the penalties of the generator's ASSIGNED tasks,
     used compute == sum of their compute snapshots;
-(d) locked stake <= stake.
+(d) locked stake <= stake;
+(e) the registry holds no token, ever (a forfeit moves no token: the
+    marketplace credits it from the stake it holds);
+(f) every request's packed state and stored hash are the model's: finished
+    requests (fulfilled, invalid inputs, slashed) have their hash cleared,
+    closed ones (cancelled or expired: CLOSED) keep it.
 
 The teardown settles everything (expire, slash, withdraw, exit) and checks
 that no token is left stuck.
@@ -30,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boa
+from eth_utils import keccak
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -44,11 +53,20 @@ FEE = 3 * UNIT
 FUNDS = 1_000_000 * UNIT
 PENALTIES = (100 * UNIT, 30 * UNIT)
 MAX_PRICE = 2**96 - 1
+MAX_PENALTY = 2**96 - 1
+MAX_STAKE = 2**128 - 1
 MAX_COMPUTE = 2**32 - 1
+MAX_PROOF_BATCH = 16
+MAX_BATCH_PROOF_BYTES = 1024
 INVALID_SIGNAL = 2_000_000  # at or above the ThresholdInputVerifier's limit (1_000_000)
 DISCARD_BPS = 2_000
 BOUNTY_BPS = 5_000
 LIVE = (RequestState.OPEN, RequestState.ASSIGNED)
+# final states whose request hash is cleared: any call passing the fields reverts
+FINISHED = (RequestState.FULFILLED, RequestState.INVALID_INPUTS, RequestState.SLASHED)
+ENDED = (*FINISHED, RequestState.CLOSED)
+ZERO = "0x" + "00" * 20
+ZERO_KEY = b"\x00" * 32
 
 
 @dataclass
@@ -87,6 +105,7 @@ class Offer:
     price: int
     proof_time: int
     compute: int
+    key: bytes
 
 
 @dataclass
@@ -108,6 +127,7 @@ class Req:
     rid: bytes
     request: Request
     inputs: bytes
+    salt: bytes
     state: RequestState = RequestState.OPEN
     generator: str | None = None
     deadline: int = 0
@@ -123,6 +143,7 @@ def now() -> int:
 actor = st.integers(0, 2)
 pick = st.integers(0, 2**16)
 amount_units = st.sampled_from([0, 1, 20, 100, 250])
+stake_amounts = st.sampled_from([0, UNIT, 20 * UNIT, 100 * UNIT, 250 * UNIT, MAX_STAKE + 1])
 compute_values = st.sampled_from([0, 1, 2, 3, 5, 10, 10, MAX_COMPUTE + 1])
 prices = st.sampled_from([UNIT, 5 * UNIT, 10 * UNIT, 10 * UNIT, 60 * UNIT, MAX_PRICE + 1])
 proof_times = st.sampled_from([0, 1, 60, 600, 600, 3600, 86_400, 86_401])
@@ -199,8 +220,47 @@ class MarketplaceMachine(RuleBasedStateMachine):
             return "registry: compute above declared"
         return None
 
+    def fields_reason(self, r: Req) -> str | None:
+        """requests._check_request with the right fields: a finished request's hash is gone."""
+        if r.state in FINISHED:
+            return "requests: request finished"
+        return None
+
+    def cancel_reason(self, r: Req, caller: str) -> str | None:
+        """cancel_request: the fields, then the caller, then the state."""
+        if r.state in FINISHED:
+            return "requests: request finished"
+        if caller != r.request.requester:
+            return "requests: not the requester"
+        if r.state != RequestState.OPEN:
+            return "requests: not open"
+        return None
+
+    def expire_reason(self, r: Req) -> str | None:
+        if r.state in FINISHED:
+            return "requests: request finished"
+        if r.state != RequestState.OPEN:
+            return "requests: not open"
+        if now() <= r.request.expiry:
+            return "requests: not expired"
+        return None
+
+    def increase_reason(self, r: Req, extra: int) -> str | None:
+        if r.state in FINISHED:
+            return "requests: request finished"
+        if r.state != RequestState.OPEN:
+            return "requests: not open"
+        if now() > r.request.expiry:
+            return "requests: expired"
+        if extra == 0:
+            return "requests: price not higher"
+        return None
+
     def live_reason(self, r: Req, caller: str) -> str | None:
         """requests._live_task then the generator check (submit_proof, submit_invalid_inputs)."""
+        reason = self.fields_reason(r)
+        if reason is not None:
+            return reason
         if r.state != RequestState.ASSIGNED:
             return "requests: not assigned"
         if now() > r.deadline:
@@ -242,7 +302,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
     ) -> None:
         """Start with generators, offers, requests and tasks, so that few steps reach far."""
         for i in range(len(WORLD.generators)):
-            self.register(i, computes[i], stakes[i], False)
+            self.register(i, computes[i], stakes[i] * UNIT, False)
         for i, m, price in joins:
             self.join_market(i, m, price, 600, 1)
         for i, m, max_price, invalid in requests:
@@ -253,27 +313,34 @@ class MarketplaceMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------ markets
 
     @precondition(lambda self: len(self.penalties) < 4)
-    @rule(penalty=st.sampled_from([1, 7 * UNIT + 3, 30 * UNIT, 250 * UNIT]))
+    @rule(
+        penalty=st.sampled_from(
+            [1, 7 * UNIT + 3, 30 * UNIT, 250 * UNIT, MAX_PENALTY, MAX_PENALTY + 1]
+        )
+    )
     def create_market(self, penalty: int) -> None:
-        market_id = self.kal.create_market(penalty)
-        assert market_id == len(self.penalties)
-        self.penalties.append(penalty)
-        self.charge(self.owner, FEE)
-        self.credit(self.treasury, FEE)
+        reason = "markets: penalty too large" if penalty > MAX_PENALTY else None
+        market_id = self.expect(reason, self.kal.create_market, penalty)
+        if reason is None:
+            assert market_id == len(self.penalties)
+            self.penalties.append(penalty)
+            self.charge(self.owner, FEE)
+            self.credit(self.treasury, FEE)
 
     # ---------------------------------------------------------- generators
 
-    @rule(i=actor, compute=compute_values, stake=amount_units, other_reward=st.booleans())
+    @rule(i=actor, compute=compute_values, stake=stake_amounts, other_reward=st.booleans())
     def register(self, i: int, compute: int, stake: int, other_reward: bool) -> None:
         who = WORLD.generators[i]
         g = self.gens[who]
         reward = WORLD.rewards[i] if other_reward else who
-        stake *= UNIT
         reason = None
         if g.status != GeneratorStatus.UNREGISTERED:
             reason = "registry: already registered"
         elif not 0 < compute <= MAX_COMPUTE:
             reason = "registry: bad compute"
+        elif stake > MAX_STAKE:
+            reason = "registry: stake too large"
         self.expect(reason, self.registry.register, reward, compute, stake, sender=who)
         if reason is None:
             if g.index == 0:
@@ -284,15 +351,16 @@ class MarketplaceMachine(RuleBasedStateMachine):
             g.declared, g.used, g.exit_at = compute, 0, 0
             self.wallets[who] -= stake
 
-    @rule(i=actor, amount=amount_units)
+    @rule(i=actor, amount=stake_amounts)
     def add_stake(self, i: int, amount: int) -> None:
         who, g = WORLD.generators[i], self.gens[WORLD.generators[i]]
-        amount *= UNIT
         reason = None
         if amount == 0:
             reason = "registry: zero amount"
         elif g.status == GeneratorStatus.UNREGISTERED:
             reason = "registry: not registered"
+        elif g.stake + amount > MAX_STAKE:
+            reason = "registry: stake too large"
         self.expect(reason, self.registry.add_stake, amount, sender=who)
         if reason is None:
             g.stake += amount
@@ -355,7 +423,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
         key = bytes([i]) * 32
         self.expect(reason, self.registry.join_market, m, price, proof_time, cpr, key, sender=who)
         if reason is None:
-            g.offers[m] = Offer(price, proof_time, cpr)
+            g.offers[m] = Offer(price, proof_time, cpr, key)
 
     @rule(i=actor, m=market_ids, price=prices, proof_time=proof_times, cpr=per_request)
     def update_offer(self, i: int, m: int, price: int, proof_time: int, cpr: int) -> None:
@@ -368,7 +436,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
         key = bytes([i]) * 32
         self.expect(reason, self.registry.update_offer, m, price, proof_time, cpr, key, sender=who)
         if reason is None:
-            g.offers[m] = Offer(price, proof_time, cpr)
+            g.offers[m] = Offer(price, proof_time, cpr, key)
 
     @rule(i=actor, m=market_ids)
     def leave_market(self, i: int, m: int) -> None:
@@ -486,7 +554,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
                 expiry=expiry,
                 public_inputs=inputs,
             )
-            self.requests.append(Req(rid, request, inputs))
+            self.requests.append(Req(rid, request, inputs, salt))
             self.charge(who, max_price)
 
     @precondition(lambda self: self.requests)
@@ -495,30 +563,22 @@ class MarketplaceMachine(RuleBasedStateMachine):
         r = self.choose(k, (RequestState.OPEN,))
         requester = r.request.requester
         caller = requester if by_requester else next(a for a in WORLD.requesters if a != requester)
-        reason = None
-        if caller != requester:
-            reason = "requests: not the requester"
-        elif r.state != RequestState.OPEN:
-            reason = "requests: not open"
+        reason = self.cancel_reason(r, caller)
         self.expect(reason, self.market.cancel_request, r.rid, r.request.as_tuple(), sender=caller)
         if reason is None:
-            r.state = RequestState.CANCELLED
+            r.state = RequestState.CLOSED
             self.credit(r.request.refund_address, r.request.max_price)
 
     @precondition(lambda self: self.requests)
     @rule(k=pick)
     def cancel_expired(self, k: int) -> None:
         r = self.choose(k, (RequestState.OPEN,))
-        reason = None
-        if r.state != RequestState.OPEN:
-            reason = "requests: not open"
-        elif now() <= r.request.expiry:
-            reason = "requests: not expired"
+        reason = self.expire_reason(r)
         self.expect(
             reason, self.market.cancel_expired, r.rid, r.request.as_tuple(), sender=WORLD.slasher
         )
         if reason is None:
-            r.state = RequestState.EXPIRED
+            r.state = RequestState.CLOSED
             self.credit(r.request.refund_address, r.request.max_price)
 
     @precondition(lambda self: self.requests)
@@ -526,13 +586,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
     def increase_max_price(self, k: int, extra: int) -> None:
         r = self.choose(k, (RequestState.OPEN,))
         requester = r.request.requester
-        reason = None
-        if r.state != RequestState.OPEN:
-            reason = "requests: not open"
-        elif now() > r.request.expiry:
-            reason = "requests: expired"
-        elif extra == 0:
-            reason = "requests: price not higher"
+        reason = self.increase_reason(r, extra)
         new_price = r.request.max_price + extra
         self.expect(
             reason,
@@ -545,6 +599,84 @@ class MarketplaceMachine(RuleBasedStateMachine):
         if reason is None:
             r.request = r.request.with_max_price(new_price)
             self.charge(requester, extra)
+
+    @precondition(lambda self: self.requests)
+    @rule(k=pick)
+    def recreate_request(self, k: int) -> None:
+        """An id is taken for good: its requester's salt never makes a request again."""
+        r = self.choose(k, ENDED)
+        self.expect(
+            "requests: request exists",
+            self.market.create_request,
+            r.request.market_id,
+            r.salt,
+            r.request.max_price,
+            r.request.proof_time,
+            now() + 100,
+            r.request.refund_address,
+            r.inputs,
+            b"",
+            sender=r.request.requester,
+        )
+
+    @precondition(lambda self: self.requests)
+    @rule(
+        k=pick,
+        action=st.sampled_from(
+            [
+                "cancel_request",
+                "cancel_expired",
+                "increase_max_price",
+                "assign",
+                "submit_proof",
+                "submit_invalid_inputs",
+                "discard",
+                "slash",
+            ]
+        ),
+        unknown=st.booleans(),
+        batch=st.booleans(),
+    )
+    def wrong_fields(self, k: int, action: str, unknown: bool, batch: bool) -> None:
+        """Act on a request with altered fields (another max price), or on an id never created."""
+        r = self.choose(k, None)
+        if unknown:
+            rid = keccak(b"never created" + k.to_bytes(32, "big"))
+            request = r.request
+            reason = "requests: unknown request"
+        else:
+            rid = r.rid
+            request = r.request.with_max_price(r.request.max_price + 1)
+            reason = self.fields_reason(r) or "requests: fields mismatch"
+        fields = request.as_tuple()
+        generator = r.generator or WORLD.generators[k % len(WORLD.generators)]
+        if action == "assign":
+            # assign looks at the state before the fields: anything not OPEN is "not open"
+            if not unknown and r.state != RequestState.OPEN:
+                reason = "requests: not open"
+            self.call_assign(reason, rid, fields, generator, 10 * UNIT, self.owner, batch)
+            return
+        requester = request.requester
+        proof = mock_proof(r.inputs, rid, generator)
+        calls: dict[str, tuple[Callable[..., Any], tuple[Any, ...], str]] = {
+            "cancel_request": (self.market.cancel_request, (rid, fields), requester),
+            "cancel_expired": (self.market.cancel_expired, (rid, fields), WORLD.slasher),
+            "increase_max_price": (
+                self.market.increase_max_price,
+                (rid, fields, request.max_price + UNIT),
+                requester,
+            ),
+            "submit_proof": (self.market.submit_proof, (rid, fields, r.inputs, proof), generator),
+            "submit_invalid_inputs": (
+                self.market.submit_invalid_inputs,
+                (rid, fields, r.inputs, b""),
+                generator,
+            ),
+            "discard": (self.market.discard, (rid, fields), generator),
+            "slash": (self.market.slash, (rid, fields), WORLD.slasher),
+        }
+        fn, args, caller = calls[action]
+        self.expect(reason, fn, *args, sender=caller)
 
     # ----------------------------------------------------------- assignment
 
@@ -575,22 +707,33 @@ class MarketplaceMachine(RuleBasedStateMachine):
             return "registry: not enough free stake"
         return None
 
-    def do_assign(self, r: Req, who: str, price: int, engine: str, batch: bool) -> None:
-        reason = self.assign_reason(r, who, price, engine)
+    def call_assign(
+        self,
+        reason: str | None,
+        rid: bytes,
+        fields: tuple[Any, ...],
+        who: str,
+        price: int,
+        engine: str,
+        batch: bool,
+    ) -> None:
+        """assign (reverts with the reason) or assign_batch (skips with it)."""
         if batch:
-            item = (r.rid, r.request.as_tuple(), who, price, b"")
-            assigned = self.market.assign_batch([item], sender=engine)
+            assigned = self.market.assign_batch([(rid, fields, who, price, b"")], sender=engine)
             skipped = [e for e in self.market.get_logs() if type(e).__name__ == "AssignSkipped"]
             if reason is None:
                 assert (assigned, skipped) == (1, [])
             else:
                 assert assigned == 0
-                assert [e.reason for e in skipped] == [reason]
+                assert [(e.request_id, e.generator, e.reason) for e in skipped] == [
+                    (rid, who, reason)
+                ]
         else:
-            self.expect(
-                reason, self.market.assign, r.rid, r.request.as_tuple(), who, price, b"",
-                sender=engine,
-            )  # fmt: skip
+            self.expect(reason, self.market.assign, rid, fields, who, price, b"", sender=engine)
+
+    def do_assign(self, r: Req, who: str, price: int, engine: str, batch: bool) -> None:
+        reason = self.assign_reason(r, who, price, engine)
+        self.call_assign(reason, r.rid, r.request.as_tuple(), who, price, engine, batch)
         if reason is None:
             g = self.gens[who]
             offer = g.offers[r.request.market_id]
@@ -656,10 +799,111 @@ class MarketplaceMachine(RuleBasedStateMachine):
             sender=caller,
         )
         if reason is None:
-            r.state = RequestState.FULFILLED
-            reward = self.release(r, 0, False)
-            self.credit(reward, r.price)
-            self.credit(r.request.refund_address, r.request.max_price - r.price)
+            self.fulfil(r)
+
+    def fulfil(self, r: Req) -> None:
+        r.state = RequestState.FULFILLED
+        reward = self.release(r, 0, False)
+        self.credit(reward, r.price)
+        self.credit(r.request.refund_address, r.request.max_price - r.price)
+
+    def batch_reason(self, batch: list[Req], proofs: list[bytes], caller: str) -> str | None:
+        """submit_proofs: the ABI bounds, then each item in turn; the first failure reverts all."""
+        if len(batch) > MAX_PROOF_BATCH:
+            return f"DynArray[ProofItem, {MAX_PROOF_BATCH}] bounds check"
+        if any(len(proof) > MAX_BATCH_PROOF_BYTES for proof in proofs):
+            return f"Bytes[{MAX_BATCH_PROOF_BYTES}] bounds check"
+        market_id = batch[0].request.market_id
+        done: set[bytes] = set()
+        for r, proof in zip(batch, proofs, strict=True):
+            if r.request.market_id != market_id:
+                return "requests: mixed markets"
+            if r.rid in done:
+                return "requests: request finished"  # proven earlier in this batch
+            reason = self.live_reason(r, caller)
+            if reason is not None:
+                return reason
+            if proof != mock_proof(r.inputs, r.rid, caller):
+                return "mock: bad proof"
+            done.add(r.rid)
+        return None
+
+    @precondition(lambda self: self.requests)
+    @rule(
+        k=pick,
+        size=st.integers(1, MAX_PROOF_BATCH),
+        fill=st.sampled_from([True, True, False]),
+        as_generator=st.sampled_from([True, True, True, False]),
+        other=actor,
+        extra=st.sampled_from(["none"] * 5 + ["duplicate", "any", "mixed", "over"]),
+        last_proof=st.sampled_from(["good"] * 5 + ["bad", "longest", "too long"]),
+    )
+    def submit_proofs(
+        self,
+        k: int,
+        size: int,
+        fill: bool,
+        as_generator: bool,
+        other: int,
+        extra: str,
+        last_proof: str,
+    ) -> None:
+        """A batch of one generator's tasks in one market, sometimes with a bad item or too big.
+
+        With `fill`, requesters first ask an active generator's market for up to 4 proofs
+        at its quote and the matching engine hands it those it can take, so that batches
+        are often live and of several tasks."""
+        first = self.choose(k, (RequestState.ASSIGNED,))
+        offers = [
+            (who, m, offer)
+            for who, g in self.gens.items()
+            if g.status == GeneratorStatus.ACTIVE
+            for m, offer in g.offers.items()
+        ]
+        if fill and offers:
+            who, m, offer = offers[k % len(offers)]
+            for j in range(min(size, 4)):
+                self.create_request(j % 3, j % 3, m, offer.price, 86_400, 5000, False, j)
+                r = self.requests[-1]
+                if self.assign_reason(r, who, offer.price, self.owner) is not None:
+                    break
+                self.do_assign(r, who, offer.price, self.owner, batch=False)
+                first = r
+        caller = self.caller_for(first, as_generator, other)
+        market_id = first.request.market_id
+        batch = [first] + [
+            r
+            for r in self.requests
+            if r is not first
+            and r.state == RequestState.ASSIGNED
+            and r.generator == first.generator
+            and r.request.market_id == market_id
+        ]
+        batch = batch[:size]
+        if extra == "duplicate":
+            batch.append(batch[0])
+        elif extra == "any":
+            same = [r for r in self.requests if r.request.market_id == market_id]
+            batch.append(same[k % len(same)])
+        elif extra == "mixed":
+            others = [r for r in self.requests if r.request.market_id != market_id]
+            if others:
+                batch.append(others[k % len(others)])
+        elif extra == "over":
+            batch = [batch[j % len(batch)] for j in range(MAX_PROOF_BATCH + 1)]
+        proofs = [mock_proof(r.inputs, r.rid, caller) for r in batch]
+        wrong = {"bad": 32, "longest": MAX_BATCH_PROOF_BYTES, "too long": MAX_BATCH_PROOF_BYTES + 1}
+        if last_proof in wrong:
+            proofs[-1] = b"\x00" * wrong[last_proof]
+        reason = self.batch_reason(batch, proofs, caller)
+        items = [
+            (r.rid, r.request.as_tuple(), r.inputs, proof)
+            for r, proof in zip(batch, proofs, strict=True)
+        ]
+        self.expect(reason, self.market.submit_proofs, items, sender=caller)
+        if reason is None:
+            for r in batch:
+                self.fulfil(r)
 
     @precondition(lambda self: self.requests)
     @rule(k=pick, as_generator=st.sampled_from([True, True, True, False]), other=actor)
@@ -703,14 +947,19 @@ class MarketplaceMachine(RuleBasedStateMachine):
     def slash(self, k: int, by: int) -> None:
         r = self.choose(k, (RequestState.ASSIGNED,))
         slasher = [WORLD.slasher, WORLD.requesters[0], r.generator or WORLD.slasher, self.owner][by]
-        reason = None
-        if r.state != RequestState.ASSIGNED:
-            reason = "requests: not assigned"
-        elif now() <= r.deadline:
-            reason = "requests: deadline not passed"
+        reason = self.slash_reason(r)
         self.expect(reason, self.market.slash, r.rid, r.request.as_tuple(), sender=slasher)
         if reason is None:
             self.settle_slash(r, slasher)
+
+    def slash_reason(self, r: Req) -> str | None:
+        if r.state in FINISHED:
+            return "requests: request finished"
+        if r.state != RequestState.ASSIGNED:
+            return "requests: not assigned"
+        if now() <= r.deadline:
+            return "requests: deadline not passed"
+        return None
 
     def settle_slash(self, r: Req, slasher: str) -> None:
         penalty = r.penalty
@@ -737,9 +986,8 @@ class MarketplaceMachine(RuleBasedStateMachine):
     # ----------------------------------------------------------- invariants
 
     def held(self) -> int:
-        return int(self.kal.token.balanceOf(self.market.address)) + int(
-            self.kal.token.balanceOf(self.registry.address)
-        )
+        """Every token the system holds is in the marketplace."""
+        return int(self.kal.token.balanceOf(self.market.address))
 
     def escrow(self) -> int:
         return sum(r.request.max_price for r in self.requests if r.state in LIVE)
@@ -752,6 +1000,10 @@ class MarketplaceMachine(RuleBasedStateMachine):
         assert self.held() == expected
         for who, balance in self.balances.items():
             assert self.market.balance_of(who) == balance, who
+
+    @invariant()
+    def registry_holds_no_token(self) -> None:
+        assert self.kal.token.balanceOf(self.registry.address) == 0
 
     def check_wallets(self) -> None:
         for who, balance in self.wallets.items():
@@ -769,30 +1021,53 @@ class MarketplaceMachine(RuleBasedStateMachine):
             assert info.used_compute == sum(r.compute for r in mine)
             assert info.locked_stake <= info.stake
             assert self.registry.free_stake(who) == info.stake - info.locked_stake
-            expected = (g.status, g.index, g.stake, g.locked, g.declared, g.used)
-            actual = (
-                info.status,
-                info.index,
-                info.stake,
-                info.locked_stake,
-                info.declared_compute,
-                info.used_compute,
+            # the whole view, unpacked from the registry's slots; the reward address
+            # is the generator's own when set (back) to it, empty before any index
+            reward = g.reward if g.index else ZERO
+            expected = (
+                g.status,
+                g.index,
+                reward,
+                g.stake,
+                g.locked,
+                g.declared,
+                g.used,
+                g.exit_at,
+                g.missed,
             )
-            assert actual == expected, who
-            assert (info.exit_requested_at, info.missed_deadlines) == (g.exit_at, g.missed)
-            if g.status != GeneratorStatus.UNREGISTERED:
-                assert info.reward_address == g.reward
+            assert tuple(info) == expected, who
+            for m in range(len(self.penalties)):
+                offer = g.offers.get(m)
+                expected_offer = (
+                    (True, offer.price, offer.proof_time, offer.compute, offer.key)
+                    if offer is not None
+                    else (False, 0, 0, 0, ZERO_KEY)
+                )
+                assert tuple(self.registry.offers(who, m)) == expected_offer, (who, m)
+
+    def expected_task(self, r: Req) -> TaskState:
+        """The packed state: OPEN and CLOSED read empty; final states keep index and deadline,
+        a slashed task no price; compute is released at any end."""
+        if r.state in (RequestState.OPEN, RequestState.CLOSED):
+            return TaskState(r.state, 0, 0, 0, 0)
+        assert r.generator is not None
+        index = self.gens[r.generator].index
+        if r.state == RequestState.ASSIGNED:
+            return TaskState(r.state, index, r.deadline, r.price, r.compute)
+        price = 0 if r.state == RequestState.SLASHED else r.price
+        return TaskState(r.state, index, r.deadline, price, 0)
 
     @invariant()
     def requests_match(self) -> None:
         for r in self.requests:
             task = TaskState.from_tuple(self.market.request_state(r.rid))
-            assert task.state == r.state, r.rid.hex()
-            if r.state == RequestState.ASSIGNED:
-                assert r.generator is not None
-                index = self.gens[r.generator].index
-                assert (task.generator_index, task.deadline) == (index, r.deadline)
-                assert (task.price, task.compute) == (r.price, r.compute)
+            assert task == self.expected_task(r), r.rid.hex()
+            stored = self.market.request_hash(r.rid)
+            if r.state in FINISHED:
+                assert stored == b"\x00" * 32, r.rid.hex()
+            else:
+                assert stored == r.request.commitment(), r.rid.hex()
+            assert self.market.is_fulfilled(r.rid) == (r.state == RequestState.FULFILLED)
 
     # ------------------------------------------------------------- teardown
 
@@ -809,14 +1084,14 @@ class MarketplaceMachine(RuleBasedStateMachine):
         for r in self.requests:
             if r.state == RequestState.OPEN:
                 self.market.cancel_expired(r.rid, r.request.as_tuple(), sender=WORLD.slasher)
-                r.state = RequestState.EXPIRED
+                r.state = RequestState.CLOSED
                 self.credit(r.request.refund_address, r.request.max_price)
             elif r.state == RequestState.ASSIGNED:
                 self.market.slash(r.rid, r.request.as_tuple(), sender=WORLD.slasher)
                 self.settle_slash(r, WORLD.slasher)
         for r in self.requests:
             assert r.state.is_final
-            assert TaskState.from_tuple(self.market.request_state(r.rid)).state == r.state
+            assert TaskState.from_tuple(self.market.request_state(r.rid)) == self.expected_task(r)
         assert self.escrow() == 0
         for who in self.gens:
             info = self.registry.generators(who)
@@ -839,6 +1114,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
                 self.market.withdraw(balance, who, sender=who)
                 self.wallets[who] += balance
         assert self.held() == 0
+        self.registry_holds_no_token()
         self.check_wallets()
 
 
