@@ -9,10 +9,20 @@ from typing import Any
 import boa
 
 from kalypso.contracts.deploy import BoaDeployment
-from kalypso.market import MarketParams, Request, encode_signals, request_id
+from kalypso.market import MarketParams, Request, TaskState, encode_signals, request_id
 from kalypso.market.mock import mock_proof
 
-__all__ = ["PENALTY", "UNIT", "Kal", "mock_proof"]
+__all__ = [
+    "PENALTY",
+    "UNIT",
+    "Kal",
+    "events",
+    "live",
+    "mock_proof",
+    "now",
+    "prove",
+    "state",
+]
 
 UNIT = 10**18
 PENALTY = 100 * UNIT
@@ -128,3 +138,31 @@ class Kal:
         return int(self.token.balanceOf(self.market.address)) + int(
             self.token.balanceOf(self.registry.address)
         )
+
+
+def events(contract: Any, name: str) -> list[Any]:
+    """Events named `name` of the last transaction (call right after it)."""
+    return [e for e in contract.get_logs() if type(e).__name__ == name]
+
+
+def now() -> int:
+    return int(boa.env.evm.patch.timestamp)
+
+
+def state(kal: Kal, rid: bytes) -> TaskState:
+    return TaskState.from_tuple(kal.market.request_state(rid))
+
+
+def live(
+    kal: Kal, requester: str, market_id: int, generator: str, **kw: Any
+) -> tuple[bytes, Request, bytes]:
+    """A request of `requester` assigned to `generator` at its quote."""
+    rid, req, inputs = kal.request(requester, market_id, **kw)
+    kal.assign(rid, req, generator)
+    return rid, req, inputs
+
+
+def prove(kal: Kal, rid: bytes, req: Request, inputs: bytes, generator: str) -> None:
+    """Submit the proof the test verifier accepts, as the generator."""
+    proof = mock_proof(inputs, rid, generator)
+    kal.market.submit_proof(rid, req.as_tuple(), inputs, proof, sender=generator)

@@ -2,24 +2,16 @@
 
 import boa
 
-from kalypso.market import Request, RequestState, TaskState
-from tests.unit.helpers import UNIT, Kal, mock_proof
+from kalypso.market import Request, RequestState
+from tests.unit.helpers import UNIT, Kal, now, prove, state
 
 PROOF_TIME = 3600
 EXPIRY_IN = 600
 
 
-def now() -> int:
-    return int(boa.env.evm.patch.timestamp)
-
-
 def warp_to(timestamp: int) -> None:
     boa.env.time_travel(seconds=timestamp - now())
     assert now() == timestamp
-
-
-def state(kal: Kal, rid: bytes) -> TaskState:
-    return TaskState.from_tuple(kal.market.request_state(rid))
 
 
 def live(
@@ -33,11 +25,6 @@ def live(
     deadline = state(kal, rid).deadline
     assert deadline == now() + PROOF_TIME
     return rid, req, inputs, deadline
-
-
-def prove(kal: Kal, rid: bytes, req: Request, inputs: bytes, gen: str) -> None:
-    proof = mock_proof(inputs, rid, gen)
-    kal.market.submit_proof(rid, req.as_tuple(), inputs, proof, sender=gen)
 
 
 # --------------------------------------------------------------- deadline

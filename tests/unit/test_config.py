@@ -1,18 +1,11 @@
 """Owner settings (treasury, fee, matching engines) and two-step ownership."""
 
-from typing import Any
-
 import boa
 import pytest
 
-from tests.unit.helpers import UNIT, ZERO, Kal
+from tests.unit.helpers import UNIT, ZERO, Kal, events
 
 NOT_OWNER = "ownable: caller is not the owner"
-
-
-def events(contract: Any, name: str) -> list[Any]:
-    """Events named `name` of the last transaction (call right after it)."""
-    return [e for e in contract.get_logs() if type(e).__name__ == name]
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import boa
 import pytest
 
 from kalypso.contracts import source_path
-from tests.unit.helpers import UNIT, ZERO, Kal
+from tests.unit.helpers import UNIT, ZERO, Kal, events
 
 # An ERC20 that can return False instead of moving tokens, or keep a fee on transfer.
 ODD_TOKEN = """
@@ -50,11 +50,6 @@ def transferFrom(src: address, dst: address, amount: uint256) -> bool:
     self._move(src, dst, amount)
     return True
 """
-
-
-def events(contract: Any, name: str) -> list[Any]:
-    """Events named `name` of the last transaction (call right after it)."""
-    return [e for e in contract.get_logs() if type(e).__name__ == name]
 
 
 @pytest.fixture(scope="module")

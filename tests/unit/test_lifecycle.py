@@ -2,12 +2,8 @@
 
 import boa
 
-from kalypso.market import RequestState, TaskState
-from tests.unit.helpers import PENALTY, UNIT, Kal, mock_proof
-
-
-def state(kal: Kal, rid: bytes) -> TaskState:
-    return TaskState.from_tuple(kal.market.request_state(rid))
+from kalypso.market import RequestState
+from tests.unit.helpers import PENALTY, UNIT, Kal, mock_proof, state
 
 
 def test_request_assign_prove_pay(kal: Kal, market_id: int, alice: str, gen: str) -> None:

@@ -9,7 +9,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from kalypso.market import BN254_SCALAR_FIELD, MarketParams, encode_signals
-from tests.unit.helpers import PENALTY, UNIT, ZERO, Kal, mock_proof
+from tests.unit.helpers import PENALTY, UNIT, ZERO, Kal, events, mock_proof
 
 METADATA = b'{"name":"sha256","artifacts":"ipfs://x"}'
 SAMPLE = encode_signals([7])
@@ -30,11 +30,6 @@ struct VerifyContext:
 def verify(ctx: VerifyContext, public_inputs: Bytes[2048], proof: Bytes[4096]) -> bool:
     return False
 """
-
-
-def events(contract: Any, name: str) -> list[Any]:
-    """Events named `name` of the last transaction (call right after it)."""
-    return [e for e in contract.get_logs() if type(e).__name__ == name]
 
 
 def params(kal: Kal, **overrides: Any) -> MarketParams:

@@ -18,8 +18,8 @@ import boa
 import pytest
 
 from kalypso import contracts
-from kalypso.market import GeneratorStatus, Request, RequestState, TaskState
-from tests.unit.helpers import PENALTY, UNIT, Kal, mock_proof
+from kalypso.market import GeneratorStatus, RequestState, TaskState
+from tests.unit.helpers import PENALTY, UNIT, Kal, live, prove
 
 UNBONDING = 86_400
 STAKE = 1_000 * UNIT
@@ -98,21 +98,6 @@ def logs(contract: Any, name: str) -> list[Any]:
 
 def task(kal: Kal, rid: bytes) -> TaskState:
     return TaskState.from_tuple(kal.market.request_state(rid))
-
-
-def live_task(
-    kal: Kal, requester: str, market_id: int, generator: str
-) -> tuple[bytes, Request, bytes]:
-    """A request of `requester` assigned to `generator` at its quote (10)."""
-    rid, req, inputs = kal.request(requester, market_id)
-    kal.assign(rid, req, generator)
-    return rid, req, inputs
-
-
-def prove(kal: Kal, rid: bytes, req: Request, inputs: bytes, generator: str) -> None:
-    kal.market.submit_proof(
-        rid, req.as_tuple(), inputs, mock_proof(inputs, rid, generator), sender=generator
-    )
 
 
 def exit_fully(kal: Kal, generator: str) -> None:
@@ -331,7 +316,7 @@ def test_register_largest_stake(kal: Kal) -> None:
 def test_reregister_after_exit_keeps_index_and_missed_deadlines(
     kal: Kal, market_id: int, alice: str, gen: str
 ) -> None:
-    rid, req, _ = live_task(kal, alice, market_id, gen)
+    rid, req, _ = live(kal, alice, market_id, gen)
     boa.env.time_travel(seconds=req.proof_time + 1)
     kal.market.slash(rid, req.as_tuple(), sender=alice)
     index = kal.registry.generators(gen).index
@@ -452,7 +437,7 @@ def test_unstake_more_than_stake(kal: Kal, gen: str) -> None:
 def test_unstake_only_free_stake_while_task_live(
     kal: Kal, market_id: int, alice: str, gen: str
 ) -> None:
-    live_task(kal, alice, market_id, gen)
+    live(kal, alice, market_id, gen)
     assert kal.registry.generators(gen).locked_stake == PENALTY
     assert kal.registry.free_stake(gen) == STAKE - PENALTY
     with boa.reverts("registry: stake locked"):
@@ -487,8 +472,8 @@ def test_set_declared_compute_bad(kal: Kal, gen: str, compute: int) -> None:
 def test_set_declared_compute_not_below_used(
     kal: Kal, market_id: int, alice: str, gen: str
 ) -> None:
-    live_task(kal, alice, market_id, gen)
-    live_task(kal, alice, market_id, gen)
+    live(kal, alice, market_id, gen)
+    live(kal, alice, market_id, gen)
     assert kal.registry.generators(gen).used_compute == 2
     with boa.reverts("registry: compute in use"):
         kal.registry.set_declared_compute(1, sender=gen)
@@ -508,7 +493,7 @@ def test_set_reward_address_redirects_earnings(
     assert kal.registry.generators(gen).reward_address == payee
     assert (event.generator, event.reward_address) == (gen, payee)
 
-    rid, req, inputs = live_task(kal, alice, market_id, gen)
+    rid, req, inputs = live(kal, alice, market_id, gen)
     prove(kal, rid, req, inputs, gen)
     assert kal.market.balance_of(payee) == PRICE
     assert kal.market.balance_of(gen) == 0
@@ -522,7 +507,7 @@ def test_set_reward_address_back_to_self(kal: Kal, market_id: int, alice: str, g
     assert (event.generator, event.reward_address) == (gen, gen)
     assert kal.registry.generators(gen).reward_address == gen
 
-    rid, req, inputs = live_task(kal, alice, market_id, gen)
+    rid, req, inputs = live(kal, alice, market_id, gen)
     prove(kal, rid, req, inputs, gen)
     assert kal.market.balance_of(gen) == PRICE
     assert kal.market.balance_of(payee) == 0
@@ -659,12 +644,12 @@ def test_update_offer_keeps_the_live_task_snapshot(
     kal: Kal, market_id: int, alice: str, gen: str
 ) -> None:
     kal.registry.update_offer(market_id, PRICE, 600, 2, KEY, sender=gen)
-    first, first_req, first_inputs = live_task(kal, alice, market_id, gen)
+    first, first_req, first_inputs = live(kal, alice, market_id, gen)
     assert task(kal, first).compute == 2
 
     kal.registry.update_offer(market_id, PRICE, 600, 5, KEY, sender=gen)
     assert kal.registry.generators(gen).used_compute == 2  # the live task is unchanged
-    second, _, _ = live_task(kal, alice, market_id, gen)
+    second, _, _ = live(kal, alice, market_id, gen)
     assert task(kal, second).compute == 5
     assert kal.registry.generators(gen).used_compute == 7
 
@@ -715,7 +700,7 @@ def test_leave_market_rejoin(kal: Kal, market_id: int, gen: str) -> None:
 def test_leave_market_live_task_still_settles(
     kal: Kal, market_id: int, alice: str, gen: str
 ) -> None:
-    rid, req, inputs = live_task(kal, alice, market_id, gen)
+    rid, req, inputs = live(kal, alice, market_id, gen)
     kal.registry.leave_market(market_id, sender=gen)
     prove(kal, rid, req, inputs, gen)
     assert task(kal, rid).state == RequestState.FULFILLED
@@ -837,7 +822,7 @@ def test_withdraw_tasks_live(kal: Kal, market_id: int, alice: str, gen: str) -> 
 def test_exiting_generator_can_still_be_slashed(
     kal: Kal, market_id: int, alice: str, gen: str
 ) -> None:
-    rid, req, _ = live_task(kal, alice, market_id, gen)
+    rid, req, _ = live(kal, alice, market_id, gen)
     kal.registry.request_exit(sender=gen)
     boa.env.time_travel(seconds=UNBONDING)
     kal.market.slash(rid, req.as_tuple(), sender=alice)
@@ -860,7 +845,7 @@ def test_lock_only_marketplace(kal: Kal, market_id: int, gen: str) -> None:
 
 
 def test_settle_only_marketplace(kal: Kal, market_id: int, alice: str, gen: str) -> None:
-    live_task(kal, alice, market_id, gen)
+    live(kal, alice, market_id, gen)
     index = kal.registry.generators(gen).index
     for caller in (gen, kal.d.owner):
         with boa.reverts("registry: not the marketplace"):
@@ -872,7 +857,7 @@ def test_settle_only_marketplace(kal: Kal, market_id: int, alice: str, gen: str)
 
 
 def test_slash_forfeits_the_penalty(kal: Kal, market_id: int, alice: str, gen: str) -> None:
-    rid, req, _ = live_task(kal, alice, market_id, gen)
+    rid, req, _ = live(kal, alice, market_id, gen)
     boa.env.time_travel(seconds=req.proof_time + 1)
     slasher = boa.env.generate_address("slasher")
     treasury = kal.d.treasury
@@ -901,7 +886,7 @@ def test_slash_forfeits_the_penalty(kal: Kal, market_id: int, alice: str, gen: s
 def test_discard_forfeits_a_fifth_without_a_miss(
     kal: Kal, market_id: int, alice: str, gen: str
 ) -> None:
-    rid, req, _ = live_task(kal, alice, market_id, gen)
+    rid, req, _ = live(kal, alice, market_id, gen)
     held = vault(kal)
     refund = kal.market.balance_of(alice)
     kal.market.discard(rid, req.as_tuple(), sender=gen)
@@ -919,7 +904,7 @@ def test_discard_forfeits_a_fifth_without_a_miss(
 
 
 def test_proof_forfeits_nothing(kal: Kal, market_id: int, alice: str, gen: str) -> None:
-    rid, req, inputs = live_task(kal, alice, market_id, gen)
+    rid, req, inputs = live(kal, alice, market_id, gen)
     held = vault(kal)
     prove(kal, rid, req, inputs, gen)
     assert logs(kal.market, "StakeForfeited") == []

@@ -15,23 +15,10 @@ from kalypso.market import (
     encode_signals,
     request_id,
 )
-from tests.unit.helpers import UNIT, ZERO, Kal
+from tests.unit.helpers import UNIT, ZERO, Kal, events, now, state
 
 DAY = 86_400
 INPUTS = encode_signals([42])
-
-
-def events(contract: Any, name: str) -> list[Any]:
-    """Events named `name` of the last transaction (call right after it)."""
-    return [e for e in contract.get_logs() if type(e).__name__ == name]
-
-
-def state(kal: Kal, rid: bytes) -> TaskState:
-    return TaskState.from_tuple(kal.market.request_state(rid))
-
-
-def now() -> int:
-    return int(boa.env.evm.patch.timestamp)
 
 
 def create(kal: Kal, who: str, market_id: int, **overrides: Any) -> bytes:

@@ -46,7 +46,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from kalypso.contracts.deploy import deploy_boa
 from kalypso.market import GeneratorStatus, Request, RequestState, TaskState, encode_signals
 from kalypso.market import request_id as compute_request_id
-from tests.unit.helpers import UNIT, Kal, mock_proof
+from tests.unit.helpers import UNIT, Kal, mock_proof, now
 
 UNBONDING = 1_800
 FEE = 3 * UNIT
@@ -134,10 +134,6 @@ class Req:
     price: int = 0
     compute: int = 0
     penalty: int = 0
-
-
-def now() -> int:
-    return int(boa.env.evm.patch.timestamp)
 
 
 actor = st.integers(0, 2)

@@ -6,7 +6,7 @@ import boa
 import pytest
 
 from kalypso.market import Request, RequestState, TaskState, encode_signals
-from tests.unit.helpers import PENALTY, UNIT, Kal, mock_proof
+from tests.unit.helpers import PENALTY, UNIT, Kal, events, live, mock_proof, now, prove, state
 
 PRICE = 10 * UNIT
 STAKE = 1_000 * UNIT
@@ -27,33 +27,6 @@ struct VerifyContext:
 def verify(ctx: VerifyContext, public_inputs: Bytes[2048], proof: Bytes[4096]) -> bool:
     return ctx.task_id == empty(bytes32)
 """
-
-
-def events(contract: Any, name: str) -> list[Any]:
-    """Events named `name` of the last transaction (call right after it)."""
-    return [e for e in contract.get_logs() if type(e).__name__ == name]
-
-
-def state(kal: Kal, rid: bytes) -> TaskState:
-    return TaskState.from_tuple(kal.market.request_state(rid))
-
-
-def now() -> int:
-    return int(boa.env.evm.patch.timestamp)
-
-
-def live(
-    kal: Kal, requester: str, market_id: int, generator: str, **kw: Any
-) -> tuple[bytes, Request, bytes]:
-    """A request assigned to `generator` at its quote."""
-    rid, req, inputs = kal.request(requester, market_id, **kw)
-    kal.assign(rid, req, generator)
-    return rid, req, inputs
-
-
-def prove(kal: Kal, rid: bytes, req: Request, inputs: bytes, generator: str) -> None:
-    proof = mock_proof(inputs, rid, generator)
-    kal.market.submit_proof(rid, req.as_tuple(), inputs, proof, sender=generator)
 
 
 def item(rid: bytes, req: Request, inputs: bytes, generator: str) -> tuple[Any, ...]:
