@@ -6,7 +6,7 @@ PY_STAMP := $(VENV)/.kalypso-installed
 NPM_STAMP := node_modules/.kalypso-installed
 CONTRACTS_STAMP := src/kalypso/contracts/build/sources.sha256
 
-.PHONY: setup test test-all lint demo bench contracts clean
+.PHONY: setup test test-all lint demo bench contracts circuits clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS_STAMP)
 
@@ -48,3 +48,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) node_modules src/kalypso/contracts/build .pytest_cache .mypy_cache .ruff_cache
+
+# Rebuild the sample circuits and their trusted setup (about 3 minutes); the outputs are
+# committed and tests never rebuild them.
+circuits: setup
+	bash circuits/build.sh
