@@ -359,24 +359,33 @@ def submit_proof(task_id: bytes32, request: Request, public_inputs: Bytes[market
     @param public_inputs The request's public inputs, exactly.
     @param proof The proof, as the market's verifier reads it.
     """
-    verifier: address = markets._verifier(request.market_id)
-    self._submit(task_id, request, public_inputs, proof, verifier)
+    ctx: IVerifier.VerifyContext = self._settle_proof(task_id, request, public_inputs, proof)
+    assert staticcall IVerifier(markets._verifier(request.market_id)).verify(ctx, public_inputs, proof), "requests: proof rejected"
 
 
 @external
 def submit_proofs(items: DynArray[ProofItem, MAX_PROOF_BATCH]):
     """
-    @notice Submit several proofs of one market in one transaction; any
+    @notice Submit several proofs of one market in one transaction, checked
+            by one `verify_batch` of the market's verifier (for Groth16: a
+            random linear combination, n + 3 pairings instead of 4n); any
             failure reverts the whole batch.
     @param items Up to 16 proofs of at most 1 KiB, all for the same
            market; larger proofs go one by one through `submit_proof`.
     """
     assert len(items) > 0, "requests: empty batch"
     market_id: uint256 = items[0].request.market_id
-    verifier: address = markets._verifier(market_id)
+    contexts: DynArray[IVerifier.VerifyContext, MAX_PROOF_BATCH] = []
+    inputs: DynArray[Bytes[markets.MAX_INPUTS_BYTES], MAX_PROOF_BATCH] = []
+    proofs: DynArray[Bytes[BATCH_PROOF_BOUND], MAX_PROOF_BATCH] = []
     for item: ProofItem in items:
         assert item.request.market_id == market_id, "requests: mixed markets"
-        self._submit(item.task_id, item.request, item.public_inputs, item.proof, verifier)
+        contexts.append(self._settle_proof(item.task_id, item.request, item.public_inputs, item.proof))
+        inputs.append(item.public_inputs)
+        proofs.append(item.proof)
+    # A static call after the effects: the verifier cannot change state, and
+    # a rejected batch reverts every effect above.
+    assert staticcall IVerifier(markets._verifier(market_id)).verify_batch(contexts, inputs, proofs), "requests: proof rejected"
 
 
 @external
@@ -577,19 +586,22 @@ def _lock_failure(code: uint256) -> String[64]:
 
 
 @internal
-def _submit(task_id: bytes32, request: Request, public_inputs: Bytes[markets.INPUTS_BOUND], proof: Bytes[markets.PROOF_BOUND], verifier: address):
+def _settle_proof(task_id: bytes32, request: Request, public_inputs: Bytes[markets.INPUTS_BOUND], proof: Bytes[markets.PROOF_BOUND]) -> IVerifier.VerifyContext:
+    """
+    @dev Checks and effects of an accepted proof; the caller verifies the
+         proof (singly or in a batch) with the returned context and reverts
+         everything if it fails.
+    """
     task: TaskState = self._live_task(task_id, request, public_inputs)
     generator: address = staticcall REGISTRY.generator_at(task.generator_index)
     assert msg.sender == generator, "requests: not the generator"
-    ctx: IVerifier.VerifyContext = self._context(task_id, request, generator)
-    assert staticcall IVerifier(verifier).verify(ctx, public_inputs, proof), "requests: proof rejected"
-
     self._finish(task_id, TaskState(state=FULFILLED, generator_index=task.generator_index, deadline=task.deadline, price=task.price, compute=0))
     reward: address = self._pay_out(task, markets._penalty(request.market_id))
     refund: uint256 = request.max_price - task.price
     escrow._credit(reward, task.price)
     escrow._credit(request.refund_address, refund)
     log ProofSubmitted(task_id=task_id, market_id=request.market_id, generator=generator, payment=task.price, refund=refund, proof=proof)
+    return self._context(task_id, request, generator)
 
 
 @internal

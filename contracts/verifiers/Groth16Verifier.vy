@@ -91,7 +91,7 @@ def verify(ctx: IVerifier.VerifyContext, public_inputs: Bytes[2048], proof: Byte
 
 @external
 @view
-def verify_batch(public_inputs: DynArray[Bytes[2048], MAX_BATCH], proofs: DynArray[Bytes[PROOF_BYTES], MAX_BATCH]) -> bool:
+def verify_batch(ctxs: DynArray[IVerifier.VerifyContext, MAX_BATCH], public_inputs: DynArray[Bytes[1024], MAX_BATCH], proofs: DynArray[Bytes[1024], MAX_BATCH]) -> bool:
     """
     @notice Verify n proofs at once with a random linear combination:
             n + 3 pairings instead of 4n. Reverts unless all are valid.
@@ -101,6 +101,7 @@ def verify_batch(public_inputs: DynArray[Bytes[2048], MAX_BATCH], proofs: DynArr
          * e(sum(r_i vk_x_i), gamma) * e(sum(r_i C_i), delta) == 1, where
          sum(r_i vk_x_i) = sum_j IC_j * sum_i(r_i x_ij) takes one
          multiplication per IC point, not per proof and input.
+    @param ctxs The tasks (unused, as in `verify`).
     @param public_inputs One abi.encode(uint256[]) per proof.
     @param proofs One abi.encode(uint256[8]) per proof.
     @return True.

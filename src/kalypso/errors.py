@@ -5,6 +5,8 @@
     ├── BuildError                  contracts or circuits could not be built
     ├── ChainError                  the RPC endpoint failed or is unreachable (ConnectionError)
     │   └── DeploymentError         a deployment file is missing, stale or for another chain
+    ├── ProverError                 a prover plugin failed (crashed, bad answer, unreachable)
+    │   └── ProverTimeout           a proof took longer than the plugin's timeout (TimeoutError)
     └── ContractError               a contract reverted; `.reason` is its reason string
         ├── UnauthorizedError       the caller may not do this             (PermissionError)
         ├── NotFoundError           no such market, request or generator   (LookupError)
@@ -47,6 +49,21 @@ class ChainError(KalypsoError, ConnectionError):
 
 class DeploymentError(ChainError):
     code = "K-DEP-001"
+
+
+class ProverError(KalypsoError):
+    """A prover plugin failed: not a verdict on the inputs, so the task may be retried.
+
+    Invalid inputs are not an error: `Prover.prove` returns `InvalidInputs` for them.
+    """
+
+    code = "K-PRV-001"
+
+
+class ProverTimeout(ProverError, TimeoutError):
+    """A proof ran past the plugin's timeout; the plugin killed it."""
+
+    code = "K-PRV-002"
 
 
 class ContractError(KalypsoError):
@@ -233,7 +250,30 @@ REASONS: dict[str, _Rule] = {
     "registry: zero address": (InvalidArgumentError, "give a non-zero address"),
     "registry: zero amount": (InvalidArgumentError, "amounts must be positive"),
     "registry: zero token": (InvalidArgumentError, "deploy with a token address"),
+    # Groth16 verifier
+    "groth16: bad batch": (InvalidArgumentError, "give one input and one proof per batch item"),
+    "groth16: bad proof length": (ProofRejectedError, "a Groth16 proof is abi.encode(uint256[8])"),
+    "groth16: empty IC": (InvalidArgumentError, "the verifying key needs IC points"),
+    "groth16: input not in field": (
+        InvalidInputsError,
+        "every public input must be below the BN254 scalar field modulus",
+    ),
+    "groth16: invalid proof": (ProofRejectedError, "the proof does not prove these public inputs"),
+    "groth16: invalid proof in batch": (
+        ProofRejectedError,
+        "a proof of the batch is invalid: verify them one by one to find it",
+    ),
+    "groth16: point not on curve": (ProofRejectedError, "a proof point is not on BN254"),
+    "groth16: proof point not in field": (
+        ProofRejectedError,
+        "a proof coordinate is not below the BN254 base field modulus",
+    ),
+    "groth16: wrong input count": (
+        InvalidInputsError,
+        "give exactly the circuit's public signals as uint256[]",
+    ),
     # test contracts
+    "mock: bad batch": (InvalidArgumentError, "give one input and one proof per batch item"),
     "mock: bad proof": (
         ProofRejectedError,
         "the test verifier expects keccak(inputs‖task‖generator)",

@@ -123,7 +123,7 @@ def test_contract_agrees_with_snarkjs(preimage_verifier: Any) -> None:
 def test_batch_of_valid_proofs_verifies(root_verifier: Any) -> None:
     proofs = [root(r) for r in (3, 4, 5, 6)]
     ok = root_verifier.verify_batch(
-        [p.public_inputs() for p in proofs], [p.calldata() for p in proofs]
+        [CTX] * 4, [p.public_inputs() for p in proofs], [p.calldata() for p in proofs]
     )
     assert ok
 
@@ -134,20 +134,20 @@ def test_batch_with_one_bad_proof_reverts(root_verifier: Any, bad: int) -> None:
     inputs = [p.public_inputs() for p in proofs]
     inputs[bad] = root(9).public_inputs()
     with boa.reverts("groth16: invalid proof in batch"):
-        root_verifier.verify_batch(inputs, [p.calldata() for p in proofs])
+        root_verifier.verify_batch([CTX] * 3, inputs, [p.calldata() for p in proofs])
 
 
 def test_batch_of_one_verifies(preimage_verifier: Any) -> None:
     proof = preimage(7)
-    assert preimage_verifier.verify_batch([proof.public_inputs()], [proof.calldata()])
+    assert preimage_verifier.verify_batch([CTX], [proof.public_inputs()], [proof.calldata()])
 
 
 def test_empty_or_uneven_batch_reverts(preimage_verifier: Any) -> None:
     proof = preimage(7)
     with boa.reverts("groth16: bad batch"):
-        preimage_verifier.verify_batch([], [])
+        preimage_verifier.verify_batch([], [], [])
     with boa.reverts("groth16: bad batch"):
-        preimage_verifier.verify_batch([proof.public_inputs()], [])
+        preimage_verifier.verify_batch([CTX], [proof.public_inputs()], [])
 
 
 def test_snarkjs_json_round_trips_through_calldata() -> None:
