@@ -39,5 +39,7 @@ for name in "${CIRCUITS[@]}"; do
     $SNARKJS zkey export verificationkey "$OUT/$name.zkey" "$OUT/$name.vkey.json"
 done
 
+echo "== sample proofs (markets check one at creation)"
+node circuits/samples.cjs
 "$ROOT/.venv/bin/python" -m kalypso.circuits.manifest "$OUT" --beacon "$BEACON" --iterations $ITERATIONS --power $POWER
 echo "== done: $OUT/manifest.json"

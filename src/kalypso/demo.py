@@ -1,22 +1,28 @@
-"""The on-chain lifecycle, end to end on a local chain, narrated step by step.
+"""The lifecycle end to end on a local chain, with real Groth16 proofs, narrated step by step.
 
-Proofs here go through the test verifier (`MockVerifier`); the real Groth16 markets
-and the matcher and generator daemons join the demo as they land.
+One process plays every part (requester, matching engine, generator, watcher) so each step
+can be shown with balances; the daemons of the matching engine and the generator take
+these parts over as they land.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterable
 
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
-from kalypso.contracts.client import MarketplaceClient
+from kalypso.circuits import circuit
+from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.devnet import SAMPLE_MARKET, Anvil, DevnetSetup, deploy_devnet, dev_account
+from kalypso.devnet import Anvil, DevnetSetup, deploy_devnet, dev_account
 from kalypso.market import RequestState, encode_signals
-from kalypso.market.mock import mock_proof
+from kalypso.provers import InvalidInputs
+from kalypso.provers.proof import Groth16Proof
+from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
 
 
 def kal(amount: int) -> str:
@@ -33,27 +39,32 @@ class Narrator:
         self.step += 1
         self.console.print(f"[bold cyan]{self.step:>2}.[/] {text}")
 
+    def detail(self, text: str) -> None:
+        self.console.print(f"    {text}", highlight=False)
+
     def balances(self, who: Iterable[tuple[str, LocalAccount | str]]) -> None:
         table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
         for column in ("account", "internal balance", "stake (free / total)"):
             table.add_column(column, justify="right" if column != "account" else "left")
         for name, account in who:
             address = account if isinstance(account, str) else account.address
-            generator = self.client.generator(address)
-            stake = generator[3]
+            stake = self.client.generator(address)[3]
             stake_text = f"{kal(self.client.free_stake(address))} / {kal(stake)}" if stake else "—"
             table.add_row(name, kal(self.client.balance(address)), stake_text)
         self.console.print(table)
 
 
-def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: Console) -> None:
-    market_id = setup.deployment.markets[SAMPLE_MARKET]
-    matcher, generator, requester, watcher = (
-        setup.matcher,
-        dev_account(2),
-        dev_account(3),
-        dev_account(4),
-    )
+async def prove(prover: SnarkjsGroth16Prover, inputs: dict[str, int]) -> Groth16Proof:
+    result = await prover.prove(inputs)
+    assert isinstance(result, Groth16Proof), result
+    return result
+
+
+async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: Console) -> None:
+    markets = setup.deployment.markets
+    preimage_market, root_market = markets["poseidon_preimage"], markets["square_root"]
+    matcher, generator = setup.matcher, dev_account(2)
+    requester, watcher = dev_account(3), dev_account(4)
     n = Narrator(console, client)
     people: list[tuple[str, LocalAccount | str]] = [
         ("requester", requester),
@@ -61,86 +72,152 @@ def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: Consol
         ("watcher", watcher),
         ("treasury", setup.owner.address),
     ]
+    worker = SnarkjsWorker()
+    preimage_prover = SnarkjsGroth16Prover.for_circuit("poseidon_preimage", worker=worker)
+    root_prover = SnarkjsGroth16Prover.for_circuit("square_root", worker=worker)
+    try:
+        n.say(f"generator {generator.address[:10]}… registers: 1,000 KAL stake, 8 units of compute")
+        client.approve_all(generator)
+        client.register(generator, stake=1_000 * TOKEN_UNIT, compute=8)
+        n.say(
+            f"it joins market {preimage_market} (poseidon_preimage) at 10 KAL and market "
+            f"{root_market} (square_root) at 5 KAL, proving within 60 s"
+        )
+        client.join_market(generator, preimage_market, price=10 * TOKEN_UNIT, proof_time=60)
+        client.join_market(generator, root_market, price=5 * TOKEN_UNIT, proof_time=60)
+        n.say(f"requester {requester.address[:10]}… deposits 300 KAL into the marketplace")
+        client.approve_all(requester)
+        client.deposit(requester, 300 * TOKEN_UNIT)
+        n.balances(people)
 
-    n.say(
-        f"generator {generator.address[:10]}… registers with 1,000 KAL stake and 4 units of compute"
-    )
-    client.approve_all(generator)
-    client.register(generator, stake=1_000 * TOKEN_UNIT, compute=4)
-    n.say(f"it joins market {market_id} ({SAMPLE_MARKET}): 10 KAL per proof, proves within 60 s")
-    client.join_market(generator, market_id, price=10 * TOKEN_UNIT, proof_time=60)
+        # -- a Poseidon preimage, proven with Groth16 and verified on-chain
+        secret = {"preimage": 42}
+        signals = await worker.public_signals(circuit("poseidon_preimage").wasm, secret, 1)
+        assert not isinstance(signals, InvalidInputs), signals
+        preflight = signals
+        n.say("requester asks for a proof that it knows a preimage of Poseidon hash")
+        n.detail(f"{preflight[0]} (max 25 KAL, within 120 s)")
+        first = client.create_request(
+            requester,
+            preimage_market,
+            encode_signals(preflight),
+            max_price=25 * TOKEN_UNIT,
+            proof_time=120,
+        )
+        n.detail(f"request 0x{first.id.hex()[:16]}…: 25 KAL escrowed")
+        n.say("the matching engine assigns it to the generator at its 10 KAL quote")
+        client.assign(matcher, first, generator.address, 10 * TOKEN_UNIT)
+        n.detail(f"deadline at block time {client.task(first).deadline}; 100 KAL of stake locked")
+        n.say("the generator proves it with snarkjs (Groth16, BN254)")
+        n.detail(
+            "(private inputs travel encrypted to the generator with the enclave issue; "
+            "here the requester hands over the preimage)"
+        )
+        started = time.perf_counter()
+        proof = await prove(preimage_prover, secret)
+        n.detail(f"proof in {time.perf_counter() - started:.2f} s")
+        receipt = client.submit_proof(generator, first, proof.calldata())
+        n.detail(
+            f"verified on-chain by the market's Groth16Verifier: block "
+            f"{receipt['blockNumber']}, {receipt['gasUsed']:,} gas; generator paid 10 KAL, "
+            "requester refunded 15 KAL, stake released"
+        )
+        n.balances(people)
 
-    n.say(f"requester {requester.address[:10]}… deposits 200 KAL into the marketplace")
-    client.approve_all(requester)
-    client.deposit(requester, 200 * TOKEN_UNIT)
-    n.balances(people)
+        # -- several proofs of one market in one batch
+        squares = [49, 64, 81]
+        n.say(f"requester asks for square roots of {squares} (at most 10), 8 KAL each")
+        batch: list[PostedRequest] = []
+        for square in squares:
+            posted = client.create_request(
+                requester,
+                root_market,
+                encode_signals([square, 10]),
+                max_price=8 * TOKEN_UNIT,
+                proof_time=120,
+            )
+            client.assign(matcher, posted, generator.address, 5 * TOKEN_UNIT)
+            batch.append(posted)
+        n.say("the generator proves all three and submits them in one transaction")
+        proofs = [
+            await prove(root_prover, {"square": s, "max_root": 10, "root": int(s**0.5)})
+            for s in squares
+        ]
+        receipt = client.submit_proofs(
+            generator, list(zip(batch, [p.calldata() for p in proofs], strict=True))
+        )
+        n.detail(
+            f"one verify_batch (n + 3 pairings): {receipt['gasUsed']:,} gas, "
+            f"{receipt['gasUsed'] // len(batch):,} per proof"
+        )
+        n.balances(people)
 
-    n.say("requester asks for a proof of input 42: max 25 KAL, answer within 120 s")
-    first = client.create_request(
-        requester, market_id, encode_signals([42]), max_price=25 * TOKEN_UNIT, proof_time=120
-    )
-    console.print(f"    request id 0x{first.id.hex()} — 25 KAL escrowed")
-    n.say("the matching engine assigns it to the generator at its 10 KAL quote")
-    client.assign(matcher, first, generator.address, 10 * TOKEN_UNIT)
-    task = client.task(first)
-    console.print(
-        f"    task live: deadline at block time {task.deadline} (100 KAL of stake locked)"
-    )
-    n.balances(people)
-    n.say("the generator proves it and submits the proof on-chain")
-    receipt = client.submit_proof(
-        generator, first, mock_proof(first.public_inputs, first.id, generator.address)
-    )
-    console.print(
-        f"    accepted in block {receipt['blockNumber']} ({receipt['gasUsed']:,} gas): "
-        "generator paid 10 KAL, requester refunded 15 KAL, stake released"
-    )
-    n.balances(people)
+        # -- inputs that cannot be proven
+        n.say("a request for the square root of 10 (at most 10): no such integer exists")
+        invalid = client.create_request(
+            requester,
+            root_market,
+            encode_signals([10, 10]),
+            max_price=8 * TOKEN_UNIT,
+            proof_time=120,
+        )
+        client.assign(matcher, invalid, generator.address, 5 * TOKEN_UNIT)
+        verdict = await root_prover.prove({"square": 10, "max_root": 10, "root": 3})
+        assert isinstance(verdict, InvalidInputs)
+        n.detail(f"the prover finds no witness: {verdict.reason.splitlines()[0][:70]}")
+        client.submit_invalid_inputs(generator, invalid)
+        n.detail(
+            f"the market's input verifier agrees on-chain: task "
+            f"{client.task(invalid).state.name}; generator paid, rest refunded"
+        )
 
-    n.say("a second request (input 43); this time the generator stays silent")
-    second = client.create_request(
-        requester, market_id, encode_signals([43]), max_price=25 * TOKEN_UNIT, proof_time=120
-    )
-    client.assign(matcher, second, generator.address, 10 * TOKEN_UNIT)
-    client.time_travel(121)
-    n.say("121 s later the deadline has passed: a watcher slashes the task")
-    client.slash(watcher, second)
-    console.print(
-        "    requester refunded in full; the 100 KAL penalty goes half to the watcher, "
-        "half to the treasury"
-    )
-    n.balances(people)
+        # -- a missed deadline
+        n.say("one more preimage request; this time the generator stays silent")
+        silent = client.create_request(
+            requester,
+            preimage_market,
+            encode_signals(preflight),
+            max_price=25 * TOKEN_UNIT,
+            proof_time=120,
+        )
+        client.assign(matcher, silent, generator.address, 10 * TOKEN_UNIT)
+        client.time_travel(121)
+        n.say("121 s later the deadline has passed: a watcher slashes the task")
+        client.slash(watcher, silent)
+        n.detail(
+            "requester refunded in full; the 100 KAL penalty goes half to the watcher, "
+            "half to the treasury"
+        )
+        n.balances(people)
 
-    n.say("a third request asks for input 2,000,000, which the circuit cannot prove")
-    third = client.create_request(
-        requester, market_id, encode_signals([2_000_000]), max_price=25 * TOKEN_UNIT, proof_time=120
-    )
-    client.assign(matcher, third, generator.address, 10 * TOKEN_UNIT)
-    n.say("the generator shows the inputs invalid through the market's input verifier")
-    client.submit_invalid_inputs(generator, third)
-    console.print(f"    task state: {client.task(third).state.name}; generator paid, rest refunded")
-    n.balances(people)
-
-    n.say("the requester withdraws its whole internal balance")
-    client.withdraw(requester, client.balance(requester.address))
-    console.print(
-        f"    requester holds {kal(client.token_balance(requester.address))} in its wallet"
-    )
-    states = [client.task(p).state for p in (first, second, third)]
-    assert states == [RequestState.FULFILLED, RequestState.SLASHED, RequestState.INVALID_INPUTS]
-    console.print(
-        "[bold green]lifecycle complete[/]: proof paid, missed deadline slashed, "
-        "invalid inputs settled"
-    )
+        n.say("the requester withdraws its whole internal balance")
+        client.withdraw(requester, client.balance(requester.address))
+        n.detail(f"requester holds {kal(client.token_balance(requester.address))} in its wallet")
+        states = [client.task(p).state for p in (first, *batch, invalid, silent)]
+        assert states == [RequestState.FULFILLED] * 4 + [
+            RequestState.INVALID_INPUTS,
+            RequestState.SLASHED,
+        ], states
+        console.print(
+            "[bold green]lifecycle complete[/]: real proofs verified on-chain (one and "
+            "a batch), invalid inputs settled, a missed deadline slashed"
+        )
+    finally:
+        await worker.close()
 
 
 def main(console: Console | None = None) -> None:
     console = console or Console()
-    with console.status("starting a local chain (anvil) and deploying…"), Anvil() as chain:
-        w3 = chain.web3()
-        setup = deploy_devnet(w3)
+    chain = Anvil()
+    try:
+        with console.status("starting a local chain (anvil) and deploying…"):
+            chain.start()
+            setup = deploy_devnet(chain.web3())
         console.print(
             f"chain {chain.url} (id {setup.deployment.chain_id}); "
             f"marketplace {setup.deployment.marketplace}"
         )
-        run_lifecycle(MarketplaceClient(w3, setup.deployment), setup, console)
+        client = MarketplaceClient(chain.web3(), setup.deployment)
+        asyncio.run(run_lifecycle(client, setup, console))
+    finally:
+        chain.stop()

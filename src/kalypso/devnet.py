@@ -18,14 +18,18 @@ from types import TracebackType
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from web3 import Web3
 from web3.types import TxReceipt
 
+from kalypso.circuits import circuit
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT, DeployParams, deploy_web3
+from kalypso.contracts.web3tx import deploy
 from kalypso.deployment import DEVNET_CHAIN_ID, Deployment
 from kalypso.errors import ChainError, ConfigError
 from kalypso.market import MarketParams, encode_signals
+from kalypso.market.groth16 import Groth16Market, create_groth16_market
 from kalypso.market.mock import mock_proof
 
 #: anvil's well-known development mnemonic. Its keys are public: never use them for value.
@@ -153,10 +157,14 @@ def deploy_devnet(w3: Web3, *, unbonding_delay: int = 600) -> DevnetSetup:
     client = MarketplaceClient(w3, deployment)
     client.set_matching_engine(owner, matcher.address)
     market_id, _ = create_sample_market(client, owner)
+    markets, verifiers = {SAMPLE_MARKET: market_id}, dict(deployment.verifiers)
+    for name, market in create_circuit_markets(client, owner).items():
+        markets[name] = market.market_id
+        verifiers[f"{name}_verifier"] = market.verifier
     funded = [dev_account(i) for i in range(1, 6)]
     for account in funded:
         client.transfer(owner, account.address, FUND_AMOUNT)
-    deployment = replace(deployment, markets={SAMPLE_MARKET: market_id})
+    deployment = replace(deployment, markets=markets, verifiers=verifiers)
     return DevnetSetup(deployment, owner, matcher, funded)
 
 
@@ -179,3 +187,37 @@ def create_sample_market(
         owner, params, json.dumps(metadata, separators=(",", ":")).encode(), sample, proof
     )
     return market_id, receipt
+
+
+#: Stands for the Generator Image id until enclave images are built (their ids are the
+#: hash of the image's measured code and configuration).
+DEV_GENERATOR_IMAGE = keccak(b"kalypso/dev-generator-image")
+
+
+def create_circuit_markets(
+    client: MarketplaceClient, owner: LocalAccount
+) -> dict[str, Groth16Market]:
+    """The sample circuits' markets, with real Groth16 verifiers.
+
+    poseidon_preimage: a private preimage, so invalid inputs are shown by the Generator
+    Image; square_root: public inputs can be unprovable, decided by an on-chain verifier.
+    """
+    input_verifier, _ = deploy(client.w3, owner, "SquareRootInputVerifier")
+    return {
+        "poseidon_preimage": create_groth16_market(
+            client,
+            owner,
+            circuit("poseidon_preimage"),
+            name="poseidon_preimage",
+            slashing_penalty=SAMPLE_PENALTY,
+            generator_image=DEV_GENERATOR_IMAGE,
+        ),
+        "square_root": create_groth16_market(
+            client,
+            owner,
+            circuit("square_root"),
+            name="square_root",
+            slashing_penalty=SAMPLE_PENALTY,
+            input_verifier=input_verifier.address,
+        ),
+    }

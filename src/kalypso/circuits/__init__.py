@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kalypso.errors import ConfigError
+from kalypso.provers.proof import Groth16Proof
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Circuit:
     zkey: Path
     vkey: Path
     r1cs: Path
+    #: a proof of sample inputs: markets verify one at creation
+    sample: Path
     hashes: dict[str, str]
     transcript_sha256: str
 
@@ -41,6 +44,10 @@ class Circuit:
 
     def vkey_json(self) -> dict[str, Any]:
         return dict(json.loads(self.vkey.read_text()))
+
+    def sample_proof(self) -> Groth16Proof:
+        data = json.loads(self.sample.read_text())
+        return Groth16Proof.from_snarkjs(data["proof"], data["public"])
 
     def metadata(self) -> dict[str, Any]:
         """What a market records about its circuit (DESIGN §8)."""
@@ -97,6 +104,7 @@ def circuit(name: str) -> Circuit:
         zkey=files["zkey"],
         vkey=files["vkey"],
         r1cs=files["r1cs"],
+        sample=files["sample"],
         hashes=dict(entry["sha256"]),
         transcript_sha256=manifest()["ptau"]["sha256"],
     )
@@ -104,6 +112,12 @@ def circuit(name: str) -> Circuit:
 
 def verify_artifacts(c: Circuit) -> None:
     """Raise ConfigError unless every file of `c` has the hash the manifest records."""
-    for kind, path in (("wasm", c.wasm), ("zkey", c.zkey), ("vkey", c.vkey), ("r1cs", c.r1cs)):
+    for kind, path in (
+        ("wasm", c.wasm),
+        ("zkey", c.zkey),
+        ("vkey", c.vkey),
+        ("r1cs", c.r1cs),
+        ("sample", c.sample),
+    ):
         if sha256_file(path) != c.hashes[kind]:
             raise ConfigError(f"{path} does not match its recorded hash; rebuild or re-fetch it")

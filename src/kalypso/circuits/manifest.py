@@ -42,6 +42,7 @@ def main() -> None:
             "zkey": f"{name}.zkey",
             "vkey": f"{name}.vkey.json",
             "r1cs": f"{name}.r1cs",
+            "sample": f"{name}.sample.json",
         }
         circuits[name] = {
             **schema,
