@@ -45,6 +45,8 @@ demo: setup
 
 bench: setup
 	$(PY) bench/gas.py
+	$(PY) bench/verify.py
+	$(PY) bench/provers.py
 
 clean:
 	rm -rf $(VENV) node_modules src/kalypso/contracts/build .pytest_cache .mypy_cache .ruff_cache

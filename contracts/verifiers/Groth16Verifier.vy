@@ -20,13 +20,11 @@ implements: IVerifier
 
 MAX_INPUTS: constant(uint256) = 30
 MAX_BATCH: constant(uint256) = 32
-PAIRING_WORDS: constant(uint256) = (MAX_BATCH + 3) * 6
-PAIRING_BYTES: constant(uint256) = PAIRING_WORDS * 32 + 32
 # BN254 base field (point coordinates) and scalar field (inputs, scalars)
 Q: constant(uint256) = 21888242871839275222246405745257275088696311157297823662689037894645226208583
 R: constant(uint256) = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 PROOF_BYTES: constant(uint256) = 256
-PAIR_BYTES: constant(uint256) = 192
+PAIRING_WORDS: constant(uint256) = (MAX_BATCH + 3) * 6
 EC_ADD: constant(address) = 0x0000000000000000000000000000000000000006
 EC_MUL: constant(address) = 0x0000000000000000000000000000000000000007
 PAIRING: constant(address) = 0x0000000000000000000000000000000000000008
@@ -36,7 +34,9 @@ ALPHA: public(immutable(uint256[2]))
 BETA: public(immutable(uint256[4]))
 GAMMA: public(immutable(uint256[4]))
 DELTA: public(immutable(uint256[4]))
-IC: public(immutable(DynArray[uint256[2], MAX_INPUTS + 1]))
+# A static array (read one point at a time from code) and its used length.
+IC: public(immutable(uint256[2][MAX_INPUTS + 1]))
+IC_LENGTH: public(immutable(uint256))
 
 
 @deploy
@@ -53,7 +53,11 @@ def __init__(alpha: uint256[2], beta: uint256[4], gamma: uint256[4], delta: uint
     BETA = beta
     GAMMA = gamma
     DELTA = delta
-    IC = ic
+    points: uint256[2][MAX_INPUTS + 1] = empty(uint256[2][MAX_INPUTS + 1])
+    for i: uint256 in range(len(ic), bound=MAX_INPUTS + 1):
+        points[i] = ic[i]
+    IC = points
+    IC_LENGTH = len(ic)
 
 
 @external
@@ -63,7 +67,7 @@ def public_input_count() -> uint256:
     @notice How many public inputs a proof of this key has.
     @return len(IC) - 1.
     """
-    return len(IC) - 1
+    return IC_LENGTH - 1
 
 
 @external
@@ -79,13 +83,18 @@ def verify(ctx: IVerifier.VerifyContext, public_inputs: Bytes[2048], proof: Byte
     """
     p: uint256[8] = self._proof(proof)
     vk_x: uint256[2] = self._vk_x(self._signals(public_inputs))
-    pairs: Bytes[768] = concat(
-        self._g1(self._negate(p[0], p[1])), self._g2([p[2], p[3], p[4], p[5]]),
-        self._g1(ALPHA), self._g2(BETA),
-        self._g1(vk_x), self._g2(GAMMA),
-        self._g1([p[6], p[7]]), self._g2(DELTA),
-    )
-    assert self._pairing(pairs), "groth16: invalid proof"
+    a: uint256[2] = self._negate(p[0], p[1])
+    pairs: uint256[24] = [
+        a[0], a[1], p[2], p[3], p[4], p[5],
+        ALPHA[0], ALPHA[1], BETA[0], BETA[1], BETA[2], BETA[3],
+        vk_x[0], vk_x[1], GAMMA[0], GAMMA[1], GAMMA[2], GAMMA[3],
+        p[6], p[7], DELTA[0], DELTA[1], DELTA[2], DELTA[3],
+    ]
+    ok: bool = False
+    out: Bytes[32] = b""
+    ok, out = raw_call(PAIRING, abi_encode(pairs), max_outsize=32, is_static_call=True, revert_on_failure=False)
+    assert ok and len(out) == 32, "groth16: point not on curve"
+    assert extract32(out, 0, output_type=uint256) == 1, "groth16: invalid proof"
     return True
 
 
@@ -95,9 +104,10 @@ def verify_batch(ctxs: DynArray[IVerifier.VerifyContext, MAX_BATCH], public_inpu
     """
     @notice Verify n proofs at once with a random linear combination:
             n + 3 pairings instead of 4n. Reverts unless all are valid.
-    @dev The coefficients r_i come from keccak256 over every input and
-         proof (Fiat-Shamir), so a prover cannot choose proofs that cancel
-         out. Checks prod e(-r_i A_i, B_i) * e(sum(r_i) alpha, beta)
+    @dev The coefficients r_i = keccak(seed, i) come from a seed that
+         hashes every input and proof (Fiat-Shamir, as a hash chain so no
+         large buffer is built), so no proof can be chosen to cancel
+         another. Checks prod e(-r_i A_i, B_i) * e(sum(r_i) alpha, beta)
          * e(sum(r_i vk_x_i), gamma) * e(sum(r_i C_i), delta) == 1, where
          sum(r_i vk_x_i) = sum_j IC_j * sum_i(r_i x_ij) takes one
          multiplication per IC point, not per proof and input.
@@ -108,10 +118,10 @@ def verify_batch(ctxs: DynArray[IVerifier.VerifyContext, MAX_BATCH], public_inpu
     """
     n: uint256 = len(proofs)
     assert n > 0 and len(public_inputs) == n, "groth16: bad batch"
-    seed: bytes32 = keccak256(abi_encode(public_inputs, proofs))
-    scalars: DynArray[uint256, MAX_INPUTS + 1] = []
-    for j: uint256 in range(len(IC), bound=MAX_INPUTS + 1):
-        scalars.append(0)
+    seed: bytes32 = empty(bytes32)
+    for i: uint256 in range(n, bound=MAX_BATCH):
+        seed = keccak256(concat(seed, keccak256(public_inputs[i]), keccak256(proofs[i])))
+    scalars: uint256[MAX_INPUTS + 1] = empty(uint256[MAX_INPUTS + 1])
     sum_c: uint256[2] = [0, 0]
     # the pairing input as words: (G1 x, y, G2 x.c1, x.c0, y.c1, y.c0) per pair
     words: DynArray[uint256, PAIRING_WORDS] = []
@@ -131,39 +141,27 @@ def verify_batch(ctxs: DynArray[IVerifier.VerifyContext, MAX_BATCH], public_inpu
         words.append(p[5])
         sum_c = self._add(sum_c, self._mul([p[6], p[7]], r))
     vk_x: uint256[2] = [0, 0]
-    for j: uint256 in range(len(IC), bound=MAX_INPUTS + 1):
+    for j: uint256 in range(IC_LENGTH, bound=MAX_INPUTS + 1):
         if scalars[j] != 0:
             vk_x = self._add(vk_x, self._mul(IC[j], scalars[j]))
     alpha: uint256[2] = self._mul(ALPHA, scalars[0])
-    words.append(alpha[0])
-    words.append(alpha[1])
-    words.append(BETA[0])
-    words.append(BETA[1])
-    words.append(BETA[2])
-    words.append(BETA[3])
-    words.append(vk_x[0])
-    words.append(vk_x[1])
-    words.append(GAMMA[0])
-    words.append(GAMMA[1])
-    words.append(GAMMA[2])
-    words.append(GAMMA[3])
-    words.append(sum_c[0])
-    words.append(sum_c[1])
-    words.append(DELTA[0])
-    words.append(DELTA[1])
-    words.append(DELTA[2])
-    words.append(DELTA[3])
+    for word: uint256 in [alpha[0], alpha[1], BETA[0], BETA[1], BETA[2], BETA[3], vk_x[0], vk_x[1], GAMMA[0], GAMMA[1], GAMMA[2], GAMMA[3], sum_c[0], sum_c[1], DELTA[0], DELTA[1], DELTA[2], DELTA[3]]:
+        words.append(word)
     encoded: Bytes[PAIRING_WORDS * 32 + 32] = abi_encode(words, ensure_tuple=False)
-    assert self._pairing(slice(encoded, 32, len(words) * 32)), "groth16: invalid proof in batch"
+    ok: bool = False
+    out: Bytes[32] = b""
+    ok, out = raw_call(PAIRING, slice(encoded, 32, len(words) * 32), max_outsize=32, is_static_call=True, revert_on_failure=False)
+    assert ok and len(out) == 32, "groth16: point not on curve"
+    assert extract32(out, 0, output_type=uint256) == 1, "groth16: invalid proof in batch"
     return True
 
 
 @internal
 @view
 def _signals(public_inputs: Bytes[2048]) -> DynArray[uint256, MAX_INPUTS]:
-    assert len(public_inputs) == 64 + 32 * (len(IC) - 1), "groth16: wrong input count"
+    assert len(public_inputs) == 64 + 32 * (IC_LENGTH - 1), "groth16: wrong input count"
     signals: DynArray[uint256, MAX_INPUTS] = abi_decode(public_inputs, DynArray[uint256, MAX_INPUTS])
-    assert len(signals) == len(IC) - 1, "groth16: wrong input count"
+    assert len(signals) == IC_LENGTH - 1, "groth16: wrong input count"
     for s: uint256 in signals:
         assert s < R, "groth16: input not in field"
     return signals
@@ -206,9 +204,10 @@ def _negate(x: uint256, y: uint256) -> uint256[2]:
 def _add(a: uint256[2], b: uint256[2]) -> uint256[2]:
     ok: bool = False
     out: Bytes[64] = b""
-    ok, out = raw_call(EC_ADD, concat(self._g1(a), self._g1(b)), max_outsize=64, is_static_call=True, revert_on_failure=False)
+    words: uint256[4] = [a[0], a[1], b[0], b[1]]
+    ok, out = raw_call(EC_ADD, abi_encode(words), max_outsize=64, is_static_call=True, revert_on_failure=False)
     assert ok and len(out) == 64, "groth16: point not on curve"
-    return [extract32(out, 0, output_type=uint256), extract32(out, 32, output_type=uint256)]
+    return abi_decode(out, uint256[2])
 
 
 @internal
@@ -216,28 +215,7 @@ def _add(a: uint256[2], b: uint256[2]) -> uint256[2]:
 def _mul(a: uint256[2], s: uint256) -> uint256[2]:
     ok: bool = False
     out: Bytes[64] = b""
-    ok, out = raw_call(EC_MUL, concat(self._g1(a), convert(s, bytes32)), max_outsize=64, is_static_call=True, revert_on_failure=False)
+    words: uint256[3] = [a[0], a[1], s]
+    ok, out = raw_call(EC_MUL, abi_encode(words), max_outsize=64, is_static_call=True, revert_on_failure=False)
     assert ok and len(out) == 64, "groth16: point not on curve"
-    return [extract32(out, 0, output_type=uint256), extract32(out, 32, output_type=uint256)]
-
-
-@internal
-@view
-def _pairing(pairs: Bytes[PAIRING_BYTES]) -> bool:
-    ok: bool = False
-    out: Bytes[32] = b""
-    ok, out = raw_call(PAIRING, pairs, max_outsize=32, is_static_call=True, revert_on_failure=False)
-    assert ok and len(out) == 32, "groth16: point not on curve"
-    return extract32(out, 0, output_type=uint256) == 1
-
-
-@internal
-@pure
-def _g1(p: uint256[2]) -> Bytes[64]:
-    return concat(convert(p[0], bytes32), convert(p[1], bytes32))
-
-
-@internal
-@pure
-def _g2(p: uint256[4]) -> Bytes[128]:
-    return concat(convert(p[0], bytes32), convert(p[1], bytes32), convert(p[2], bytes32), convert(p[3], bytes32))
+    return abi_decode(out, uint256[2])
