@@ -33,19 +33,62 @@ class Circuit:
     zkey: Path
     vkey: Path
     r1cs: Path
-    #: a proof of sample inputs: markets verify one at creation
-    sample: Path
+    #: a proof of sample inputs: markets verify one at creation (None: prove one)
+    sample: Path | None
+    #: kind ("wasm", "zkey", "vkey", "r1cs", "sample") -> SHA-256 the files must have
     hashes: dict[str, str]
-    transcript_sha256: str
+    #: SHA-256 of the powers-of-tau transcript the zkey was made from (None: not given)
+    transcript_sha256: str | None
+
+    @classmethod
+    def from_files(
+        cls,
+        name: str,
+        schema: dict[str, Any],
+        *,
+        wasm: Path,
+        zkey: Path,
+        vkey: Path,
+        r1cs: Path,
+        transcript_sha256: str | None = None,
+    ) -> Circuit:
+        """A circuit from a creator's own artifacts and schema (the shape of a
+        circuits/circuits.json entry); hashes and constraint count are read from the files."""
+        from kalypso.circuits.setup import r1cs_constraints
+
+        inputs, public_signals = _schema(schema)
+        files = {"wasm": wasm, "zkey": zkey, "vkey": vkey, "r1cs": r1cs}
+        for kind, path in files.items():
+            if not path.is_file():
+                raise ConfigError(f"no {kind} file at {path}")
+        return cls(
+            name=name,
+            description=str(schema.get("description", "")),
+            inputs=inputs,
+            public_signals=public_signals,
+            constraints=r1cs_constraints(r1cs),
+            wasm=wasm,
+            zkey=zkey,
+            vkey=vkey,
+            r1cs=r1cs,
+            sample=None,
+            hashes={kind: sha256_file(path) for kind, path in files.items()},
+            transcript_sha256=transcript_sha256,
+        )
 
     @property
     def private_inputs(self) -> list[str]:
         return [n for n, kind in self.inputs.items() if kind == "private"]
 
     def vkey_json(self) -> dict[str, Any]:
-        return dict(json.loads(self.vkey.read_text()))
+        try:
+            return dict(json.loads(self.vkey.read_text()))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the verification key {self.vkey}: {exc}") from None
 
     def sample_proof(self) -> Groth16Proof:
+        if self.sample is None:
+            raise ConfigError(f"circuit {self.name!r} has no sample proof; give sample inputs")
         data = json.loads(self.sample.read_text())
         return Groth16Proof.from_snarkjs(data["proof"], data["public"])
 
@@ -60,6 +103,33 @@ class Circuit:
             "artifacts": self.hashes,
             "trusted_setup_sha256": self.transcript_sha256,
         }
+
+
+def _schema(schema: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """Check a schema: {"inputs": {name: "public"|"private"}, "public_signals": [name, ...]}."""
+    inputs, signals = schema.get("inputs"), schema.get("public_signals")
+    if not isinstance(inputs, dict) or not inputs:
+        raise ConfigError('the schema needs "inputs": {name: "public" | "private", ...}')
+    for key, kind in inputs.items():
+        if kind not in ("public", "private"):
+            raise ConfigError(f'schema input {key!r} is {kind!r}, not "public" or "private"')
+    if not isinstance(signals, list) or not all(isinstance(s, str) for s in signals):
+        raise ConfigError('the schema needs "public_signals": [name, ...] in snarkjs order')
+    return {str(k): str(v) for k, v in inputs.items()}, list(signals)
+
+
+def load_schema(path: Path) -> dict[str, Any]:
+    """A schema file (see `Circuit.from_files`)."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the schema {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"the schema {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"the schema {path} is not a JSON object")
+    _schema(data)
+    return data
 
 
 def build_dir() -> Path:
@@ -110,8 +180,13 @@ def circuit(name: str) -> Circuit:
     )
 
 
+def sample_ptau() -> Path:
+    """The transcript the sample circuits were set up from."""
+    return build_dir() / str(manifest()["ptau"]["file"])
+
+
 def verify_artifacts(c: Circuit) -> None:
-    """Raise ConfigError unless every file of `c` has the hash the manifest records."""
+    """Raise ConfigError unless every file of `c` has the hash recorded for it."""
     for kind, path in (
         ("wasm", c.wasm),
         ("zkey", c.zkey),
@@ -119,5 +194,9 @@ def verify_artifacts(c: Circuit) -> None:
         ("r1cs", c.r1cs),
         ("sample", c.sample),
     ):
+        if path is None or kind not in c.hashes:
+            continue
+        if not path.is_file():
+            raise ConfigError(f"no {kind} file at {path}")
         if sha256_file(path) != c.hashes[kind]:
             raise ConfigError(f"{path} does not match its recorded hash; rebuild or re-fetch it")

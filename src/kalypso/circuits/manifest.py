@@ -4,25 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import struct
 from pathlib import Path
 
 from kalypso.circuits import sha256_file
+from kalypso.circuits.setup import r1cs_constraints
 
-
-def r1cs_constraints(path: Path) -> int:
-    """The constraint count from an .r1cs header section (iden3 binary format)."""
-    data = path.read_bytes()
-    offset = 12  # magic, version, section count
-    while offset < len(data):
-        kind, size = struct.unpack_from("<IQ", data, offset)
-        offset += 12
-        if kind == 1:  # header: field size, prime, wires, pub out, pub in, priv in, labels, m
-            field_size = struct.unpack_from("<I", data, offset)[0]
-            base = offset + 4 + field_size
-            return int(struct.unpack_from("<I", data, base + 24)[0])
-        offset += size
-    raise ValueError(f"{path}: no header section")
+__all__ = ["main", "r1cs_constraints"]
 
 
 def main() -> None:

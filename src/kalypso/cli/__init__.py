@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from kalypso.cli import chain
+from kalypso.cli import chain, market
 from kalypso.errors import KalypsoError
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
 app.command("devnet")(chain.devnet)
 app.command("deploy")(chain.deploy)
 app.command("demo")(chain.demo)
+app.add_typer(market.app, name="market")
 
 
 def main() -> None:

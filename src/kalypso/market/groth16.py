@@ -11,11 +11,14 @@ from eth_account.signers.local import LocalAccount
 from kalypso.circuits import Circuit, verify_artifacts
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.web3tx import deploy
+from kalypso.errors import ConfigError
 from kalypso.market.types import MarketParams
-from kalypso.provers.proof import verifier_args
+from kalypso.provers.proof import Groth16Proof, verifier_args
 
 ZERO_ADDRESS = "0x" + "00" * 20
 NO_IMAGE = b"\x00" * 32
+#: `markets.METADATA_BOUND`: the most metadata bytes a market may carry
+METADATA_BOUND = 4096
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,13 @@ def deploy_groth16_verifier(client: MarketplaceClient, account: LocalAccount, c:
 def market_metadata(c: Circuit, name: str) -> bytes:
     """Canonical JSON: what the SDK and generators read back from `MarketCreated`."""
     metadata = {"name": name, "verifier": "groth16", **c.metadata()}
-    return json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
+    encoded = json.dumps(metadata, sort_keys=True, separators=(",", ":")).encode()
+    if len(encoded) > METADATA_BOUND:
+        raise ConfigError(
+            f"the market metadata is {len(encoded)} bytes, above the contract's "
+            f"{METADATA_BOUND}; shorten the name, description or schema"
+        )
+    return encoded
 
 
 def create_groth16_market(
@@ -46,9 +55,13 @@ def create_groth16_market(
     generator_image: bytes = NO_IMAGE,
     input_verification_image: bytes = NO_IMAGE,
     all_inputs_provable: bool = False,
+    sample: Groth16Proof | None = None,
 ) -> Groth16Market:
-    """Deploy the circuit's verifier and create its market; the sample proof must verify."""
+    """Deploy the circuit's verifier and create its market; the sample proof (`sample`,
+    else the circuit's committed one) must verify on-chain."""
     verify_artifacts(c)
+    sample = sample if sample is not None else c.sample_proof()
+    metadata = market_metadata(c, name)
     verifier = deploy_groth16_verifier(client, account, c)
     params = MarketParams(
         verifier=verifier,
@@ -59,9 +72,6 @@ def create_groth16_market(
         public_inputs_count=len(c.public_signals),
         all_inputs_provable=all_inputs_provable,
     )
-    sample = c.sample_proof()
     market_id = client.market_count()
-    client.create_market(
-        account, params, market_metadata(c, name), sample.public_inputs(), sample.calldata()
-    )
+    client.create_market(account, params, metadata, sample.public_inputs(), sample.calldata())
     return Groth16Market(market_id, verifier)

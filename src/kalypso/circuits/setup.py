@@ -1,0 +1,149 @@
+"""Trusted-setup plumbing for market creators: the constraint count of an .r1cs, the
+power of a .ptau transcript, and the snarkjs command line (`zkey export
+verificationkey`, `zkey verify`) run through node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from kalypso.errors import ConfigError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+#: how long one snarkjs command may run; `zkey verify` of a large circuit takes minutes
+SNARKJS_TIMEOUT = 3600.0
+
+
+def _sections(handle: BinaryIO, magic: bytes, path: Path) -> dict[int, tuple[int, int]]:
+    """The iden3 binary container: magic, version u32, section count u32, then sections
+    (type u32, size u64, body). Returns type -> (body offset, size) of the first of each."""
+    head = handle.read(12)
+    if len(head) < 12 or head[:4] != magic:
+        raise ConfigError(f"{path} is not a {magic.decode()} file")
+    (count,) = struct.unpack_from("<I", head, 8)
+    sections: dict[int, tuple[int, int]] = {}
+    offset = 12
+    for _ in range(count):
+        handle.seek(offset)
+        raw = handle.read(12)
+        if len(raw) < 12:
+            raise ConfigError(f"{path} is truncated")
+        kind, size = struct.unpack("<IQ", raw)
+        sections.setdefault(kind, (offset + 12, size))
+        offset += 12 + size
+    return sections
+
+
+def _read(path: Path, magic: bytes) -> tuple[BinaryIO, dict[int, tuple[int, int]]]:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return handle, _sections(handle, magic, path)
+    except BaseException:
+        handle.close()
+        raise
+
+
+def r1cs_constraints(path: Path) -> int:
+    """The constraint count from an .r1cs header section (iden3 binary format)."""
+    handle, sections = _read(path, b"r1cs")
+    with handle:
+        if 1 not in sections:
+            raise ConfigError(f"{path}: no header section")
+        offset, _ = sections[1]
+        handle.seek(offset)
+        (field_size,) = struct.unpack("<I", handle.read(4))
+        # header: field size, prime, wires, pub out, pub in, priv in, labels u64, constraints
+        handle.seek(offset + 4 + field_size + 24)
+        raw = handle.read(4)
+        if len(raw) < 4:
+            raise ConfigError(f"{path} is truncated")
+        return int(struct.unpack("<I", raw)[0])
+
+
+def ptau_power(path: Path) -> int:
+    """The power of a powers-of-tau transcript: it supports circuits of 2^power constraints.
+
+    Read from the header section (type 1): n8 u32, the prime q (n8 bytes), power u32.
+    """
+    handle, sections = _read(path, b"ptau")
+    with handle:
+        if 1 not in sections:
+            raise ConfigError(f"{path}: no header section")
+        offset, _ = sections[1]
+        handle.seek(offset)
+        (n8,) = struct.unpack("<I", handle.read(4))
+        handle.seek(offset + 4 + n8)
+        raw = handle.read(4)
+        if len(raw) < 4:
+            raise ConfigError(f"{path} is truncated")
+        return int(struct.unpack("<I", raw)[0])
+
+
+def check_fits(constraints: int, power: int) -> None:
+    """Raise ConfigError unless a transcript of `power` covers `constraints` (2^power ≥ n)."""
+    if constraints > 2**power:
+        raise ConfigError(
+            f"the circuit has {constraints} constraints but the ptau supports at most "
+            f"2^{power} = {2**power}; use a ptau of power {max(constraints - 1, 1).bit_length()} "
+            "or more"
+        )
+
+
+def snarkjs_cli() -> list[str]:
+    """`node …/snarkjs/build/cli.cjs`: `KALYPSO_NODE_MODULES` or the repository's."""
+    from kalypso.provers.snarkjs import find_node
+
+    modules = os.environ.get("KALYPSO_NODE_MODULES")
+    base = Path(modules) if modules else Path(__file__).resolve().parents[3] / "node_modules"
+    cli = base / "snarkjs" / "build" / "cli.cjs"
+    if not cli.is_file():
+        raise ConfigError(f"snarkjs not found at {cli}: run `npm ci` or set KALYPSO_NODE_MODULES")
+    return [find_node(), str(cli)]
+
+
+def run_snarkjs(*args: str, timeout: float = SNARKJS_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """Run a snarkjs command; the result's returncode says whether it passed."""
+    try:
+        return subprocess.run(
+            [*snarkjs_cli(), *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise ConfigError(f"snarkjs {args[0]} took longer than {timeout:g} s") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot run snarkjs: {exc}") from None
+
+
+def _last_line(result: subprocess.CompletedProcess[str]) -> str:
+    text = _ANSI.sub("", result.stdout + result.stderr)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else f"exit code {result.returncode}"
+
+
+def zkey_vkey(zkey: Path) -> dict[str, Any]:
+    """The verification key inside a zkey (`snarkjs zkey export verificationkey`)."""
+    with tempfile.TemporaryDirectory(prefix="kalypso-vkey-") as tmp:
+        out = Path(tmp) / "vkey.json"
+        result = run_snarkjs("zkey", "export", "verificationkey", str(zkey), str(out))
+        if result.returncode != 0 or not out.is_file():
+            raise ConfigError(f"cannot read the verification key of {zkey}: {_last_line(result)}")
+        return dict(json.loads(out.read_text()))
+
+
+def zkey_verify(r1cs: Path, ptau: Path, zkey: Path) -> tuple[bool, str]:
+    """`snarkjs zkey verify`: was `zkey` made from `r1cs` and the transcript `ptau`?
+    Returns whether it passed and snarkjs' last line."""
+    result = run_snarkjs("zkey", "verify", str(r1cs), str(ptau), str(zkey))
+    # snarkjs prints "ZKey Ok!" on success; it exits 0 on some failures too.
+    ok = result.returncode == 0 and "ZKey Ok!" in result.stdout + result.stderr
+    return ok, _last_line(result)

@@ -1,0 +1,277 @@
+"""`kalypso market create|audit`: put a Groth16 circuit on the marketplace, and check a
+market against local artifacts (DESIGN §8, market creators)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from web3 import Web3
+
+from kalypso.circuits import Circuit, circuit, load_schema, sample_ptau, sha256_file
+from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
+from kalypso.cli.chain import load_account
+from kalypso.contracts.client import MarketplaceClient
+from kalypso.contracts.deploy import TOKEN_UNIT
+from kalypso.deployment import Deployment, default_path
+from kalypso.errors import ChainError, ConfigError
+from kalypso.market.audit import AuditFiles, audit_market, require_files
+from kalypso.market.groth16 import NO_IMAGE, ZERO_ADDRESS, create_groth16_market
+from kalypso.provers import InvalidInputs
+from kalypso.provers.proof import Groth16Proof
+from kalypso.provers.snarkjs import SnarkjsGroth16Prover
+
+app = typer.Typer(help="Create and audit proof markets.", no_args_is_help=True)
+console = Console()
+
+RpcUrl = Annotated[str, typer.Option(envvar="KALYPSO_RPC_URL", help="JSON-RPC endpoint.")]
+DeploymentPath = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="KALYPSO_DEPLOYMENT",
+        help="Deployment file [default: ~/.kalypso/deployments/<chain id>.json].",
+    ),
+]
+CircuitName = Annotated[
+    str | None, typer.Option("--circuit", help="A sample circuit (circuits/build) by name.")
+]
+ZkeyPath = Annotated[Path | None, typer.Option(help="Groth16 proving key (.zkey).")]
+VkeyPath = Annotated[Path | None, typer.Option(help="Verification key (snarkjs JSON).")]
+WasmPath = Annotated[Path | None, typer.Option(help="Witness generator (.wasm).")]
+R1csPath = Annotated[Path | None, typer.Option(help="Constraint system (.r1cs).")]
+PtauPath = Annotated[Path | None, typer.Option(help="Powers-of-tau transcript (.ptau).")]
+
+
+def connect(rpc_url: str, deployment: Path | None) -> MarketplaceClient:
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    try:
+        chain_id = w3.eth.chain_id
+    except Exception as exc:
+        raise ChainError(f"cannot reach {rpc_url}: {exc}") from None
+    d = Deployment.load(deployment or default_path(chain_id))
+    if d.chain_id != chain_id:
+        raise ConfigError(f"the deployment file is for chain {d.chain_id}, {rpc_url} is {chain_id}")
+    return MarketplaceClient(w3, d)
+
+
+def _file(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise ConfigError(f"no {what} file at {path}")
+    return path
+
+
+def _image(value: str | None, option: str) -> bytes:
+    if value is None:
+        return NO_IMAGE
+    try:
+        raw = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        raw = b""
+    if len(raw) != 32:
+        raise ConfigError(f"{option} must be 32 bytes of hex (0x + 64 digits)")
+    return raw
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(_file(path, what).read_text())
+    except ValueError as exc:
+        raise ConfigError(f"the {what} {path} is not valid JSON: {exc}") from None
+
+
+def prove_sample(c: Circuit, inputs: dict[str, Any]) -> Groth16Proof:
+    """A proof of `inputs` with the circuit's wasm and zkey (snarkjs)."""
+
+    async def run() -> Groth16Proof | InvalidInputs:
+        prover = SnarkjsGroth16Prover(c.wasm, c.zkey)
+        try:
+            return await prover.prove(inputs)
+        finally:
+            await prover.close()
+
+    result = asyncio.run(run())
+    if isinstance(result, InvalidInputs):
+        raise ConfigError(f"the sample inputs are not provable: {result}")
+    return result
+
+
+def resolve_circuit(
+    name: str,
+    sample_circuit: str | None,
+    zkey: Path | None,
+    vkey: Path | None,
+    wasm: Path | None,
+    r1cs: Path | None,
+    schema: Path | None,
+) -> Circuit:
+    if sample_circuit is not None:
+        if any(p is not None for p in (zkey, vkey, wasm, r1cs, schema)):
+            raise ConfigError("give either --circuit or --zkey/--vkey/--wasm/--r1cs/--schema")
+        return circuit(sample_circuit)
+    given = {"--zkey": zkey, "--vkey": vkey, "--wasm": wasm, "--r1cs": r1cs, "--schema": schema}
+    missing = [flag for flag, path in given.items() if path is None]
+    if missing:
+        raise ConfigError(f"give --circuit NAME, or all of {', '.join(missing)}")
+    assert zkey and vkey and wasm and r1cs and schema
+    return Circuit.from_files(
+        name,
+        load_schema(_file(schema, "schema")),
+        wasm=_file(wasm, "wasm"),
+        zkey=_file(zkey, "zkey"),
+        vkey=_file(vkey, "vkey"),
+        r1cs=_file(r1cs, "r1cs"),
+    )
+
+
+def create(
+    name: Annotated[str, typer.Argument(help="The market's name, recorded in its metadata.")],
+    rpc_url: RpcUrl,
+    sample_circuit: CircuitName = None,
+    zkey: ZkeyPath = None,
+    vkey: VkeyPath = None,
+    wasm: WasmPath = None,
+    r1cs: R1csPath = None,
+    schema: Annotated[
+        Path | None,
+        typer.Option(help='{"inputs": {name: "public"|"private"}, "public_signals": [...]}'),
+    ] = None,
+    sample_input: Annotated[
+        Path | None,
+        typer.Option(help="Inputs (JSON) proven for the sample proof the market checks."),
+    ] = None,
+    ptau: Annotated[
+        Path | None,
+        typer.Option(help="Transcript the zkey was made from: size-checked, hash recorded."),
+    ] = None,
+    penalty_base_units: Annotated[
+        int, typer.Option(help="Slashing penalty in token base units.")
+    ] = 100 * TOKEN_UNIT,
+    input_verifier: Annotated[
+        str | None, typer.Option(help="Contract that decides invalid public inputs.")
+    ] = None,
+    generator_image: Annotated[str | None, typer.Option(help="Generator Image id (hex32).")] = None,
+    ivs_image: Annotated[
+        str | None, typer.Option(help="Input Verification Image id (hex32).")
+    ] = None,
+    all_inputs_provable: Annotated[
+        bool, typer.Option(help="Every input has a proof: no invalid-input path needed.")
+    ] = False,
+    deployment: DeploymentPath = None,
+    keystore: Annotated[
+        Path | None, typer.Option(help="Encrypted keystore of the creator (asks its password).")
+    ] = None,
+    private_key: Annotated[
+        str | None,
+        typer.Option(envvar="KALYPSO_PRIVATE_KEY", hidden=True, help="Creator key (env var)."),
+    ] = None,
+) -> None:
+    """Deploy a Groth16 verifier for a circuit and create its market.
+
+    The verification key must be the zkey's, the sample proof must verify (locally and
+    on-chain); the metadata records the schema, artifact hashes and transcript hash.
+    """
+    c = resolve_circuit(name, sample_circuit, zkey, vkey, wasm, r1cs, schema)
+    if sample_circuit is None and sample_input is None:
+        raise ConfigError("give --sample-input FILE: inputs proven for the market's sample proof")
+    if ptau is not None:
+        check_fits(c.constraints, ptau_power(_file(ptau, "ptau")))
+        c = replace(c, transcript_sha256=sha256_file(ptau))
+    images = _image(generator_image, "--generator-image"), _image(ivs_image, "--ivs-image")
+    if input_verifier is not None and not Web3.is_address(input_verifier):
+        raise ConfigError(f"--input-verifier {input_verifier!r} is not an address")
+    account = load_account(private_key, keystore)
+    client = connect(rpc_url, deployment)
+
+    with console.status("checking the verification key against the zkey…"):
+        vkey_json = c.vkey_json()
+        if zkey_vkey(c.zkey) != vkey_json:
+            raise ConfigError(f"{c.vkey} is not the verification key of {c.zkey}")
+        if int(vkey_json.get("nPublic", -1)) != len(c.public_signals):
+            raise ConfigError(
+                f"the key has {vkey_json.get('nPublic')} public signals, the schema lists "
+                f"{len(c.public_signals)}"
+            )
+    if sample_input is not None:
+        inputs = _read_json(sample_input, "sample input")
+        if not isinstance(inputs, dict):
+            raise ConfigError(f"the sample input {sample_input} is not a JSON object")
+        with console.status("proving the sample inputs…"):
+            sample = prove_sample(c, inputs)
+    else:
+        sample = c.sample_proof()
+    if not sample.verify_local(vkey_json):
+        raise ConfigError("the sample proof does not verify against the verification key")
+
+    with console.status("deploying the verifier and creating the market…"):
+        market = create_groth16_market(
+            client,
+            account,
+            c,
+            name=name,
+            slashing_penalty=penalty_base_units,
+            input_verifier=Web3.to_checksum_address(input_verifier or ZERO_ADDRESS),
+            generator_image=images[0],
+            input_verification_image=images[1],
+            all_inputs_provable=all_inputs_provable,
+            sample=sample,
+        )
+    console.print(f"[bold green]market created[/]: {name} (id {market.market_id})")
+    console.print(f"  market id   {market.market_id}")
+    console.print(f"  verifier    {market.verifier}")
+    console.print(f"  constraints {c.constraints}, public signals {len(c.public_signals)}")
+    if c.transcript_sha256 is None:
+        console.print("  [yellow]no --ptau: the transcript hash is not recorded[/]")
+
+
+def audit(
+    market_id: Annotated[int, typer.Argument(help="The market to audit.")],
+    rpc_url: RpcUrl,
+    sample_circuit: CircuitName = None,
+    zkey: ZkeyPath = None,
+    vkey: VkeyPath = None,
+    wasm: WasmPath = None,
+    r1cs: R1csPath = None,
+    ptau: PtauPath = None,
+    deployment: DeploymentPath = None,
+) -> None:
+    """Check a market against local artifacts: their hashes against its metadata, the
+    zkey against the r1cs and transcript, and the on-chain verifier's key against the
+    zkey. Exits 1 when any check fails."""
+    if sample_circuit is not None:
+        if any(p is not None for p in (zkey, vkey, wasm, r1cs, ptau)):
+            raise ConfigError("give either --circuit or --zkey/--vkey/--wasm/--r1cs/--ptau")
+        c = circuit(sample_circuit)
+        files = AuditFiles(c.zkey, c.vkey, c.wasm, c.r1cs, sample_ptau())
+    else:
+        files = AuditFiles(zkey, vkey, wasm, r1cs, ptau)
+    require_files(files)
+    for kind in ("zkey", "vkey", "wasm", "r1cs", "ptau"):
+        path = getattr(files, kind)
+        if path is not None:
+            _file(path, kind)
+    client = connect(rpc_url, deployment)
+    with console.status(f"auditing market {market_id}…"):
+        checks = audit_market(client, market_id, files)
+    table = Table(title=f"market {market_id}")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for check in checks:
+        result = "[green]ok[/]" if check.ok else "[bold red]FAILED[/]"
+        table.add_row(check.name, result, check.detail)
+    console.print(table)
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        console.print(f"[bold red]{len(failed)} of {len(checks)} checks FAILED[/]")
+        raise typer.Exit(1)
+    console.print(f"[bold green]all {len(checks)} checks ok[/]")
+
+
+app.command("create")(create)
+app.command("audit")(audit)

@@ -1,0 +1,157 @@
+"""`kalypso market create` and `kalypso market audit` against anvil, with the sample
+square_root artifacts given as a creator's own files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from kalypso.circuits import build_dir, manifest
+from kalypso.contracts.client import MarketplaceClient
+from kalypso.deployment import Deployment
+from kalypso.devnet import Anvil, deploy_devnet, dev_account
+
+KALYPSO = [sys.executable, "-m", "kalypso.cli"]
+BUILD = build_dir()
+PTAU = BUILD / "pot12_final.ptau"
+
+
+def files(name: str) -> dict[str, Path]:
+    return {
+        "zkey": BUILD / f"{name}.zkey",
+        "vkey": BUILD / f"{name}.vkey.json",
+        "wasm": BUILD / f"{name}.wasm",
+        "r1cs": BUILD / f"{name}.r1cs",
+    }
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    path = tmp_path_factory.mktemp("market") / "deployment.json"
+    with Anvil() as anvil:
+        deploy_devnet(anvil.web3()).deployment.save(path)
+        env = dict(os.environ)
+        env.update(
+            KALYPSO_RPC_URL=anvil.url,
+            KALYPSO_DEPLOYMENT=str(path),
+            KALYPSO_PRIVATE_KEY="0x" + dev_account(4).key.hex().removeprefix("0x"),
+        )
+        yield env
+
+
+def kalypso(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*KALYPSO, *map(str, args)],
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def market(chain: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> int:
+    tmp = tmp_path_factory.mktemp("creator")
+    schema = tmp / "schema.json"
+    schema.write_text(
+        json.dumps(json.loads((BUILD.parent / "circuits.json").read_text())["square_root"])
+    )
+    sample = tmp / "input.json"
+    sample.write_text(json.dumps({"square": 144, "max_root": 20, "root": 12}))
+    f = files("square_root")
+    out = kalypso(
+        chain, "market", "create", "my_roots",
+        "--zkey", f["zkey"], "--vkey", f["vkey"], "--wasm", f["wasm"], "--r1cs", f["r1cs"],
+        "--schema", schema, "--sample-input", sample, "--ptau", PTAU,
+        "--all-inputs-provable", "--penalty-base-units", 5 * 10**18,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "market created" in out.stdout
+    line = next(ln for ln in out.stdout.splitlines() if ln.strip().startswith("market id"))
+    return int(line.split()[-1])
+
+
+def test_create_records_the_metadata(chain: dict[str, str], market: int) -> None:
+    w3 = Web3(Web3.HTTPProvider(chain["KALYPSO_RPC_URL"]))
+    client = MarketplaceClient(w3, Deployment.load(Path(chain["KALYPSO_DEPLOYMENT"])))
+    from kalypso.market.audit import read_market
+
+    onchain = read_market(client, market)
+    metadata = json.loads(onchain.metadata)
+    entry = manifest()["circuits"]["square_root"]
+    assert metadata["name"] == "my_roots"
+    assert metadata["inputs"] == entry["inputs"]
+    assert metadata["public_signals"] == entry["public_signals"]
+    assert metadata["constraints"] == entry["constraints"]
+    assert metadata["trusted_setup_sha256"] == manifest()["ptau"]["sha256"]
+    assert metadata["artifacts"] == {
+        k: entry["sha256"][k] for k in ("wasm", "zkey", "vkey", "r1cs")
+    }
+    assert onchain.public_inputs_count == 2
+
+
+def test_audit_of_the_right_artifacts_passes(chain: dict[str, str], market: int) -> None:
+    f = files("square_root")
+    out = kalypso(
+        chain, "market", "audit", market,
+        "--zkey", f["zkey"], "--vkey", f["vkey"], "--wasm", f["wasm"], "--r1cs", f["r1cs"],
+        "--ptau", PTAU,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "FAILED" not in out.stdout
+    for check in ("metadata hash", "zkey sha256", "transcript sha256", "zkey verify"):
+        assert check in out.stdout
+    assert "all 10 checks ok" in out.stdout, out.stdout
+
+
+def test_audit_of_the_sample_market_by_circuit_name(chain: dict[str, str]) -> None:
+    deployment = Deployment.load(Path(chain["KALYPSO_DEPLOYMENT"]))
+    market_id = deployment.markets["square_root"]
+    out = kalypso(chain, "market", "audit", market_id, "--circuit", "square_root")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_audit_with_a_wrong_zkey_fails(chain: dict[str, str], market: int) -> None:
+    f = files("square_root")
+    out = kalypso(
+        chain, "market", "audit", market,
+        "--zkey", files("poseidon_preimage")["zkey"], "--r1cs", f["r1cs"], "--ptau", PTAU,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "FAILED" in out.stdout
+    assert "Traceback" not in out.stderr
+    failed = [ln for ln in out.stdout.splitlines() if "FAILED" in ln]
+    assert any("zkey sha256" in ln for ln in failed)
+    assert any("zkey verify" in ln for ln in failed)
+    assert any("on-chain key" in ln for ln in failed)
+
+
+def test_a_missing_zkey_is_a_one_line_error(chain: dict[str, str], tmp_path: Path) -> None:
+    f = files("square_root")
+    out = kalypso(
+        chain, "market", "create", "x",
+        "--zkey", tmp_path / "missing.zkey", "--vkey", f["vkey"], "--wasm", f["wasm"],
+        "--r1cs", f["r1cs"], "--schema", tmp_path / "schema.json",
+    )  # fmt: skip
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+    assert "no zkey file at" in out.stderr or "schema" in out.stderr
+
+
+def test_missing_artifacts_and_unknown_markets_are_one_line_errors(
+    chain: dict[str, str],
+) -> None:
+    out = kalypso(chain, "market", "create", "x", "--zkey", BUILD / "square_root.zkey")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "--vkey" in out.stderr
+    out = kalypso(chain, "market", "audit", 999, "--circuit", "square_root")
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "no market 999" in out.stderr, out.stderr
