@@ -84,26 +84,34 @@ async function prove(request) {
     if (request.input === null || typeof request.input !== "object" || Array.isArray(request.input)) {
         return { id, error: "input must be a JSON object of signal values", kind: "witness" };
     }
-    let wasm;
-    let zkey;
+    const { wtns, files, failure } = await witnessOf(request, ["wasm", "zkey"]);
+    if (failure) return failure;
     try {
-        wasm = artifact(request.wasm);
-        zkey = artifact(request.zkey);
-    } catch (err) {
-        return { id, error: `cannot read circuit artifacts: ${message(err)}`, kind: "prover" };
-    }
-    const wtns = { type: "mem" };
-    try {
-        await snarkjs.wtns.calculate(request.input, wasm, wtns);
-    } catch (err) {
-        return { id, error: message(err), kind: "witness" };
-    }
-    try {
-        const { proof, publicSignals } = await snarkjs.groth16.prove(zkey, wtns);
+        const { proof, publicSignals } = await snarkjs.groth16.prove(files.zkey, wtns);
         return { id, proof, publicSignals };
     } catch (err) {
         return { id, error: message(err), kind: "prover" };
     }
+}
+
+// Reads the artifacts `names` of a request and computes the witness of its input:
+// { wtns, files }, or { failure: <reply> } ("prover" for unreadable files, "witness"
+// when no witness exists for the input).
+async function witnessOf(request, names) {
+    const { id } = request;
+    const files = {};
+    try {
+        for (const name of names) files[name] = artifact(request[name]);
+    } catch (err) {
+        return { failure: { id, error: `cannot read circuit artifacts: ${message(err)}`, kind: "prover" } };
+    }
+    const wtns = { type: "mem" };
+    try {
+        await snarkjs.wtns.calculate(request.input, files.wasm, wtns);
+    } catch (err) {
+        return { failure: { id, error: message(err), kind: "witness" } };
+    }
+    return { wtns, files };
 }
 
 // The preflight of a request: the public signals a witness of `input` gives (outputs
@@ -113,18 +121,8 @@ async function publicSignals(request) {
     if (typeof request.wasm !== "string" || !Number.isInteger(request.n_public)) {
         return { id, error: "a public-signals request needs wasm and n_public", kind: "prover" };
     }
-    let wasm;
-    try {
-        wasm = artifact(request.wasm);
-    } catch (err) {
-        return { id, error: `cannot read circuit artifacts: ${message(err)}`, kind: "prover" };
-    }
-    const wtns = { type: "mem" };
-    try {
-        await snarkjs.wtns.calculate(request.input, wasm, wtns);
-    } catch (err) {
-        return { id, error: message(err), kind: "witness" };
-    }
+    const { wtns, failure } = await witnessOf(request, ["wasm"]);
+    if (failure) return failure;
     const witness = await snarkjs.wtns.exportJson(wtns);
     return { id, publicSignals: witness.slice(1, 1 + request.n_public).map(String) };
 }
