@@ -375,6 +375,11 @@ def submit_proofs(items: DynArray[ProofItem, MAX_PROOF_BATCH]):
     """
     assert len(items) > 0, "requests: empty batch"
     market_id: uint256 = items[0].request.market_id
+    if len(items) == 1:
+        # One proof: `verify` spares building the batch arrays in memory.
+        ctx: IVerifier.VerifyContext = self._settle_proof(items[0].task_id, items[0].request, items[0].public_inputs, items[0].proof)
+        assert staticcall IVerifier(markets._verifier(market_id)).verify(ctx, items[0].public_inputs, items[0].proof), "requests: proof rejected"
+        return
     contexts: DynArray[IVerifier.VerifyContext, MAX_PROOF_BATCH] = []
     inputs: DynArray[Bytes[markets.MAX_INPUTS_BYTES], MAX_PROOF_BATCH] = []
     proofs: DynArray[Bytes[BATCH_PROOF_BOUND], MAX_PROOF_BATCH] = []
