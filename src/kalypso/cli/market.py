@@ -240,9 +240,11 @@ def audit(
     ptau: PtauPath = None,
     deployment: DeploymentPath = None,
 ) -> None:
-    """Check a market against local artifacts: their hashes against its metadata, the
-    zkey against the r1cs and transcript, and the on-chain verifier's key against the
-    zkey. Exits 1 when any check fails."""
+    """Check a market against local artifacts.
+
+    Their hashes against its metadata, the zkey against the r1cs and the transcript, and
+    the on-chain verifier's key against the zkey. Exits 1 when any check fails.
+    """
     if sample_circuit is not None:
         if any(p is not None for p in (zkey, vkey, wasm, r1cs, ptau)):
             raise ConfigError("give either --circuit or --zkey/--vkey/--wasm/--r1cs/--ptau")
