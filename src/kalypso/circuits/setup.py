@@ -54,40 +54,38 @@ def _read(path: Path, magic: bytes) -> tuple[BinaryIO, dict[int, tuple[int, int]
         raise
 
 
-def r1cs_constraints(path: Path) -> int:
-    """The constraint count from an .r1cs header section (iden3 binary format)."""
-    handle, sections = _read(path, b"r1cs")
+def _header_u32(path: Path, magic: bytes, after_prime: int) -> int:
+    """A u32 of an iden3 binary file's header section (type 1), which starts with the
+    prime's byte size and the prime; `after_prime` bytes past the prime."""
+    handle, sections = _read(path, magic)
     with handle:
         if 1 not in sections:
             raise ConfigError(f"{path}: no header section")
         offset, _ = sections[1]
         handle.seek(offset)
-        (field_size,) = struct.unpack("<I", handle.read(4))
-        # header: field size, prime, wires, pub out, pub in, priv in, labels u64, constraints
-        handle.seek(offset + 4 + field_size + 24)
+        (prime_size,) = struct.unpack("<I", handle.read(4))
+        handle.seek(offset + 4 + prime_size + after_prime)
         raw = handle.read(4)
         if len(raw) < 4:
             raise ConfigError(f"{path} is truncated")
         return int(struct.unpack("<I", raw)[0])
+
+
+def r1cs_constraints(path: Path) -> int:
+    """The constraint count of an .r1cs file.
+
+    Its header after the prime: wires, public outputs, public inputs, private inputs
+    (u32 each), labels (u64), then the constraint count.
+    """
+    return _header_u32(path, b"r1cs", 24)
 
 
 def ptau_power(path: Path) -> int:
     """The power of a powers-of-tau transcript: it supports circuits of 2^power constraints.
 
-    Read from the header section (type 1): n8 u32, the prime q (n8 bytes), power u32.
+    Its header after the prime q: the power (u32).
     """
-    handle, sections = _read(path, b"ptau")
-    with handle:
-        if 1 not in sections:
-            raise ConfigError(f"{path}: no header section")
-        offset, _ = sections[1]
-        handle.seek(offset)
-        (n8,) = struct.unpack("<I", handle.read(4))
-        handle.seek(offset + 4 + n8)
-        raw = handle.read(4)
-        if len(raw) < 4:
-            raise ConfigError(f"{path} is truncated")
-        return int(struct.unpack("<I", raw)[0])
+    return _header_u32(path, b"ptau", 0)
 
 
 def check_fits(constraints: int, power: int) -> None:
