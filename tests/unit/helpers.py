@@ -17,6 +17,7 @@ __all__ = [
     "UNIT",
     "Kal",
     "events",
+    "inline_verifier",
     "live",
     "mock_proof",
     "now",
@@ -166,3 +167,23 @@ def prove(kal: Kal, rid: bytes, req: Request, inputs: bytes, generator: str) -> 
     """Submit the proof the test verifier accepts, as the generator."""
     proof = mock_proof(inputs, rid, generator)
     kal.market.submit_proof(rid, req.as_tuple(), inputs, proof, sender=generator)
+
+
+def inline_verifier(verdict: str) -> Any:
+    """Deploy a verifier whose `verify` returns the Vyper expression `verdict` (over `ctx`)."""
+    return boa.loads(
+        f"""
+# pragma version ~=0.4.3
+struct VerifyContext:
+    chain_id: uint256
+    market_id: uint256
+    task_id: bytes32
+    generator: address
+    inputs_hash: bytes32
+
+@external
+@view
+def verify(ctx: VerifyContext, public_inputs: Bytes[2048], proof: Bytes[4096]) -> bool:
+    return {verdict}
+"""
+    )

@@ -9,27 +9,11 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak
 
 from kalypso.market import BN254_SCALAR_FIELD, MarketParams, encode_signals
-from tests.unit.helpers import PENALTY, UNIT, ZERO, Kal, events, mock_proof
+from tests.unit.helpers import PENALTY, UNIT, ZERO, Kal, events, inline_verifier, mock_proof
 
 METADATA = b'{"name":"sha256","artifacts":"ipfs://x"}'
 SAMPLE = encode_signals([7])
 IMAGE = b"\x11" * 32
-
-# A verifier that answers False instead of reverting.
-FALSE_VERIFIER = """
-# pragma version ~=0.4.3
-struct VerifyContext:
-    chain_id: uint256
-    market_id: uint256
-    task_id: bytes32
-    generator: address
-    inputs_hash: bytes32
-
-@external
-@view
-def verify(ctx: VerifyContext, public_inputs: Bytes[2048], proof: Bytes[4096]) -> bool:
-    return False
-"""
 
 
 def params(kal: Kal, **overrides: Any) -> MarketParams:
@@ -171,7 +155,7 @@ def test_each_other_invalid_input_path_is_enough(kal: Kal, path: dict[str, Any])
 
 
 def test_sample_proof_rejected_by_a_false_verifier_reverts(kal: Kal) -> None:
-    verifier = boa.loads(FALSE_VERIFIER)
+    verifier = inline_verifier("False")
     with boa.reverts("markets: sample proof rejected"):
         create(kal, params(kal, verifier=verifier.address))
 

@@ -6,27 +6,22 @@ import boa
 import pytest
 
 from kalypso.market import Request, RequestState, TaskState, encode_signals
-from tests.unit.helpers import PENALTY, UNIT, Kal, events, live, mock_proof, now, prove, state
+from tests.unit.helpers import (
+    PENALTY,
+    UNIT,
+    Kal,
+    events,
+    inline_verifier,
+    live,
+    mock_proof,
+    now,
+    prove,
+    state,
+)
 
 PRICE = 10 * UNIT
 STAKE = 1_000 * UNIT
 NO_KEY = b"\x00" * 32
-
-# Accepts the market's sample proof (no task) and rejects every task's proof with False.
-TASK_REJECTING_VERIFIER = """
-# pragma version ~=0.4.3
-struct VerifyContext:
-    chain_id: uint256
-    market_id: uint256
-    task_id: bytes32
-    generator: address
-    inputs_hash: bytes32
-
-@external
-@view
-def verify(ctx: VerifyContext, public_inputs: Bytes[2048], proof: Bytes[4096]) -> bool:
-    return ctx.task_id == empty(bytes32)
-"""
 
 
 def item(rid: bytes, req: Request, inputs: bytes, generator: str) -> tuple[Any, ...]:
@@ -305,7 +300,7 @@ def test_submit_wrong_proof_reverts_and_task_stays_assigned(
 
 
 def test_submit_proof_rejected_by_verifier_reverts(kal: Kal, alice: str) -> None:
-    verifier = boa.loads(TASK_REJECTING_VERIFIER)
+    verifier = inline_verifier("ctx.task_id == empty(bytes32)")  # accepts only the sample (no task)
     params = (
         verifier.address,
         kal.d.input_verifier.address,
