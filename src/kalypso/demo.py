@@ -75,6 +75,15 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
     worker = SnarkjsWorker()
     preimage_prover = SnarkjsGroth16Prover.for_circuit("poseidon_preimage", worker=worker)
     root_prover = SnarkjsGroth16Prover.for_circuit("square_root", worker=worker)
+
+    def assigned(market_id: int, signals: list[int], max_price: int, price: int) -> PostedRequest:
+        """A request of the requester, assigned at once to the generator at `price`."""
+        posted = client.create_request(
+            requester, market_id, encode_signals(signals), max_price=max_price, proof_time=120
+        )
+        client.assign(matcher, posted, generator.address, price)
+        return posted
+
     try:
         n.say(f"generator {generator.address[:10]}… registers: 1,000 KAL stake, 8 units of compute")
         client.approve_all(generator)
@@ -92,9 +101,8 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
 
         # -- a Poseidon preimage, proven with Groth16 and verified on-chain
         secret = {"preimage": 42}
-        signals = await worker.public_signals(circuit("poseidon_preimage").wasm, secret, 1)
-        assert not isinstance(signals, InvalidInputs), signals
-        preflight = signals
+        preflight = await worker.public_signals(circuit("poseidon_preimage").wasm, secret, 1)
+        assert not isinstance(preflight, InvalidInputs), preflight
         n.say("requester asks for a proof that it knows a preimage of Poseidon hash")
         n.detail(f"{preflight[0]} (max 25 KAL, within 120 s)")
         first = client.create_request(
@@ -127,17 +135,7 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
         # -- several proofs of one market in one batch
         squares = [49, 64, 81]
         n.say(f"requester asks for square roots of {squares} (at most 10), 8 KAL each")
-        batch: list[PostedRequest] = []
-        for square in squares:
-            posted = client.create_request(
-                requester,
-                root_market,
-                encode_signals([square, 10]),
-                max_price=8 * TOKEN_UNIT,
-                proof_time=120,
-            )
-            client.assign(matcher, posted, generator.address, 5 * TOKEN_UNIT)
-            batch.append(posted)
+        batch = [assigned(root_market, [sq, 10], 8 * TOKEN_UNIT, 5 * TOKEN_UNIT) for sq in squares]
         n.say("the generator proves all three and submits them in one transaction")
         proofs = [
             await prove(root_prover, {"square": s, "max_root": 10, "root": int(s**0.5)})
@@ -154,14 +152,7 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
 
         # -- inputs that cannot be proven
         n.say("a request for the square root of 10 (at most 10): no such integer exists")
-        invalid = client.create_request(
-            requester,
-            root_market,
-            encode_signals([10, 10]),
-            max_price=8 * TOKEN_UNIT,
-            proof_time=120,
-        )
-        client.assign(matcher, invalid, generator.address, 5 * TOKEN_UNIT)
+        invalid = assigned(root_market, [10, 10], 8 * TOKEN_UNIT, 5 * TOKEN_UNIT)
         verdict = await root_prover.prove({"square": 10, "max_root": 10, "root": 3})
         assert isinstance(verdict, InvalidInputs)
         n.detail(f"the prover finds no witness: {verdict.reason.splitlines()[0][:70]}")
@@ -173,14 +164,7 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
 
         # -- a missed deadline
         n.say("one more preimage request; this time the generator stays silent")
-        silent = client.create_request(
-            requester,
-            preimage_market,
-            encode_signals(preflight),
-            max_price=25 * TOKEN_UNIT,
-            proof_time=120,
-        )
-        client.assign(matcher, silent, generator.address, 10 * TOKEN_UNIT)
+        silent = assigned(preimage_market, preflight, 25 * TOKEN_UNIT, 10 * TOKEN_UNIT)
         client.time_travel(121)
         n.say("121 s later the deadline has passed: a watcher slashes the task")
         client.slash(watcher, silent)
