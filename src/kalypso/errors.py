@@ -2,9 +2,11 @@
 
     KalypsoError
     ├── ConfigError                 bad configuration or arguments          (ValueError)
+    │   └── MatcherKeyError         the matcher's key may not assign in its markets
     ├── BuildError                  contracts or circuits could not be built
     ├── ChainError                  the RPC endpoint failed or is unreachable (ConnectionError)
-    │   └── DeploymentError         a deployment file is missing, stale or for another chain
+    │   ├── DeploymentError         a deployment file is missing, stale or for another chain
+    │   └── TransactionDroppedError a sent transaction was never mined (its nonce went elsewhere)
     ├── ProverError                 a prover plugin failed (crashed, bad answer, unreachable)
     │   └── ProverTimeout           a proof took longer than the plugin's timeout (TimeoutError)
     └── ContractError               a contract reverted; `.reason` is its reason string
@@ -39,6 +41,12 @@ class ConfigError(KalypsoError, ValueError):
     code = "K-CFG-001"
 
 
+class MatcherKeyError(ConfigError):
+    """The matching engine's signing key is not authorized for (some of) its markets."""
+
+    code = "K-MATCH-001"
+
+
 class BuildError(KalypsoError):
     code = "K-BLD-001"
 
@@ -49,6 +57,12 @@ class ChainError(KalypsoError, ConnectionError):
 
 class DeploymentError(ChainError):
     code = "K-DEP-001"
+
+
+class TransactionDroppedError(ChainError):
+    """A transaction was sent but never mined: timed out, or its nonce was used by another."""
+
+    code = "K-RPC-002"
 
 
 class ProverError(KalypsoError):

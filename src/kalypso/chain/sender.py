@@ -1,0 +1,215 @@
+"""Send transactions from one account: own nonces, estimated gas, bumped fees, retries.
+
+One `TxSender` per signing key, used by one task at a time (a lock serializes
+sends). A revert found while estimating gas raises the typed error of the
+contract's reason and sends nothing. A transaction not mined within `bump_after`
+seconds is replaced (same nonce) with fees raised by `bump_percent`, so a spike
+in the base fee never leaves a daemon stuck.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from web3 import AsyncWeb3
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.types import TxReceipt
+
+from kalypso.chain.rpc import retrying
+from kalypso.contracts.web3tx import reason_of
+from kalypso.errors import ContractError, TransactionDroppedError, error_from_reason
+
+GWEI = 10**9
+
+
+@dataclass(frozen=True)
+class SentTx:
+    """A signed transaction the node accepted (persist it to know what is in flight)."""
+
+    hash: bytes
+    nonce: int
+    max_fee: int
+    priority_fee: int
+
+
+@dataclass(frozen=True)
+class SenderPolicy:
+    gas_margin_percent: int = 20
+    bump_after: float = 12.0
+    bump_percent: int = 15
+    max_fee_cap: int = 500 * GWEI
+    receipt_timeout: float = 180.0
+    poll_interval: float = 0.2
+
+
+class TxSender:
+    def __init__(
+        self, w3: AsyncWeb3[Any], account: LocalAccount, policy: SenderPolicy | None = None
+    ) -> None:
+        self.w3 = w3
+        self.account = account
+        self.address = account.address
+        self.policy = policy or SenderPolicy()
+        self._nonce: int | None = None
+        self._chain_id: int | None = None
+        self._lock = asyncio.Lock()
+        self.failures = 0
+
+    async def send(
+        self, call: Any, *, on_sent: Callable[[SentTx], Awaitable[None]] | None = None
+    ) -> TxReceipt:
+        """Send a bound contract call and wait for its receipt.
+
+        `on_sent` runs after each signed version (first send and every fee bump) is
+        accepted. Raises the typed `ContractError` when the call would revert,
+        `TransactionDroppedError` when its nonce was used by another transaction.
+        """
+        async with self._lock:
+            gas = await self._estimate(call)
+            nonce = await self._next_nonce()
+            priority, max_fee = await self._fees()
+            sent: list[SentTx] = []
+            try:
+                tx = await self._submit(call, gas, nonce, priority, max_fee, on_sent)
+                sent.append(tx)
+                receipt = await self._wait(call, gas, sent, on_sent)
+            except BaseException:
+                self._nonce = None  # resync from the chain on the next send
+                self.failures += 1
+                raise
+            self._nonce = nonce + 1
+            if receipt["status"] != 1:
+                self.failures += 1
+                raise ContractError(
+                    "transaction reverted", f"tx 0x{bytes(receipt['transactionHash']).hex()}"
+                )
+            return receipt
+
+    async def _estimate(self, call: Any) -> int:
+        try:
+            estimate = await retrying(
+                lambda: call.estimate_gas({"from": self.address}), what="eth_estimateGas"
+            )
+        except ContractLogicError as exc:
+            raise error_from_reason(reason_of(exc)) from None
+        return int(estimate) * (100 + self.policy.gas_margin_percent) // 100
+
+    async def _next_nonce(self) -> int:
+        if self._nonce is None:
+            self._nonce = int(
+                await retrying(
+                    lambda: self.w3.eth.get_transaction_count(self.address, "pending"),
+                    what="eth_getTransactionCount",
+                )
+            )
+        return self._nonce
+
+    async def _chain(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = int(await retrying(lambda: self.w3.eth.chain_id))
+        return self._chain_id
+
+    async def _fees(self) -> tuple[int, int]:
+        block = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
+        base = int(block.get("baseFeePerGas", 0) or 0)
+        try:
+            priority = int(await self.w3.eth.max_priority_fee)
+        except (Web3RPCError, ValueError):
+            priority = GWEI
+        return priority, min(2 * base + priority, self.policy.max_fee_cap)
+
+    async def _submit(
+        self,
+        call: Any,
+        gas: int,
+        nonce: int,
+        priority: int,
+        max_fee: int,
+        on_sent: Callable[[SentTx], Awaitable[None]] | None,
+    ) -> SentTx:
+        params: Any = {
+            "from": self.address,
+            "nonce": nonce,
+            "gas": gas,
+            "chainId": await self._chain(),
+            "maxFeePerGas": max(max_fee, priority),
+            "maxPriorityFeePerGas": priority,
+        }
+        tx = await call.build_transaction(params)
+        signed = self.account.sign_transaction(tx)
+        try:
+            tx_hash = await retrying(
+                lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction),
+                what="eth_sendRawTransaction",
+            )
+        except Web3RPCError as exc:
+            if "already known" not in str(exc).lower():
+                raise
+            tx_hash = signed.hash
+        sent = SentTx(bytes(tx_hash), nonce, params["maxFeePerGas"], priority)
+        if on_sent is not None:
+            await on_sent(sent)
+        return sent
+
+    async def _wait(
+        self,
+        call: Any,
+        gas: int,
+        sent: list[SentTx],
+        on_sent: Callable[[SentTx], Awaitable[None]] | None,
+    ) -> TxReceipt:
+        start = last_bump = time.monotonic()
+        while True:
+            for tx in reversed(sent):
+                if receipt := await self._receipt(tx.hash):
+                    return receipt
+            now = time.monotonic()
+            if now - start > self.policy.receipt_timeout:
+                raise TransactionDroppedError(
+                    f"nonce {sent[0].nonce}: not mined within {self.policy.receipt_timeout:.0f} s"
+                )
+            if await self._nonce_used_elsewhere(sent):
+                raise TransactionDroppedError(
+                    f"nonce {sent[0].nonce} was used by another transaction of {self.address}"
+                )
+            if now - last_bump > self.policy.bump_after:
+                last = sent[-1]
+                factor = 100 + self.policy.bump_percent
+                priority = last.priority_fee * factor // 100 + 1
+                max_fee = min(last.max_fee * factor // 100 + 1, self.policy.max_fee_cap)
+                try:
+                    sent.append(
+                        await self._submit(call, gas, last.nonce, priority, max_fee, on_sent)
+                    )
+                except Web3RPCError as exc:
+                    if "underpriced" not in str(exc).lower() and "nonce" not in str(exc).lower():
+                        raise
+                last_bump = now
+            await asyncio.sleep(self.policy.poll_interval)
+
+    async def _receipt(self, tx_hash: bytes) -> TxReceipt | None:
+        try:
+            return await retrying(
+                lambda: self.w3.eth.get_transaction_receipt(tx_hash),  # type: ignore[arg-type]
+                what="eth_getTransactionReceipt",
+            )
+        except TransactionNotFound:
+            return None
+
+    async def _nonce_used_elsewhere(self, sent: list[SentTx]) -> bool:
+        mined = await retrying(
+            lambda: self.w3.eth.get_transaction_count(self.address, "latest"),
+            what="eth_getTransactionCount",
+        )
+        if int(mined) <= sent[0].nonce:
+            return False
+        # The nonce is taken; one of ours may just have been mined since we looked.
+        for tx in sent:
+            if await self._receipt(tx.hash) is not None:
+                return False
+        return True
