@@ -22,7 +22,7 @@ from rich.table import Table
 from kalypso.circuits import circuit
 from kalypso.contracts.web3tx import deploy
 from kalypso.devnet import Anvil, dev_account
-from kalypso.provers.proof import Groth16Proof, verifier_args
+from kalypso.provers.proof import Groth16Proof, batch_arguments, verifier_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "verify.json"
@@ -68,9 +68,7 @@ def measure() -> list[dict[str, Any]]:
         batch_verifier = verifier("square_root")
         for n in (1, 8, 32):
             chosen = proofs[:n]
-            call = batch_verifier.functions.verify_batch(
-                [CTX] * n, [p.public_inputs() for p in chosen], [p.calldata() for p in chosen]
-            )
+            call = batch_verifier.functions.verify_batch([CTX] * n, *batch_arguments(chosen))
             used = gas(call)
             rows.append(
                 {

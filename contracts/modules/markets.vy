@@ -199,6 +199,12 @@ def _input_verifier(market_id: uint256) -> address:
 
 @internal
 @view
+def _inputs_count(market_id: uint256) -> uint256:
+    return self._info[market_id].public_inputs_count
+
+
+@internal
+@view
 def _check_inputs(market_id: uint256, public_inputs: Bytes[INPUTS_BOUND]):
     assert market_id < self.market_count, "markets: unknown market"
     assert len(public_inputs) <= MAX_INPUTS_BYTES, "markets: inputs too large"

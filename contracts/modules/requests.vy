@@ -35,9 +35,11 @@ SECRET_BOUND: constant(uint256) = 2048
 KEY_BOUND: constant(uint256) = 256
 MAX_BATCH: constant(uint256) = 32
 # The whole proof batch is copied to memory at its maximum size, and memory
-# costs gas quadratically: proofs batch by 16 with 1 KiB proofs at most.
+# costs gas quadratically: proofs batch by 16, of 256 bytes at most (the
+# verifier takes each as a row of 8 words, see IVerifier).
 MAX_PROOF_BATCH: constant(uint256) = 16
-BATCH_PROOF_BOUND: constant(uint256) = 1024
+BATCH_PROOF_BOUND: constant(uint256) = 256
+BATCH_SIGNALS: constant(uint256) = MAX_PROOF_BATCH * markets.MAX_SIGNALS
 MAX_PRICE: constant(uint256) = 2**96 - 1
 BPS: constant(uint256) = 10000
 # Share of a task's penalty paid when its generator hands it back.
@@ -370,7 +372,12 @@ def submit_proofs(items: DynArray[ProofItem, MAX_PROOF_BATCH]):
             by one `verify_batch` of the market's verifier (for Groth16: a
             random linear combination, n + 3 pairings instead of 4n); any
             failure reverts the whole batch.
-    @param items Up to 16 proofs of at most 1 KiB, all for the same
+    @dev The verifier takes flat arrays (IVerifier): the field-element
+         inputs of a market that declares them, concatenated (they were
+         checked canonical when each request was made, and each item's
+         bytes are checked against its request), and each proof right-
+         padded with zeros to a row of 8 words.
+    @param items Up to 16 proofs of at most 256 bytes, all for the same
            market; larger proofs go one by one through `submit_proof`.
     """
     assert len(items) > 0, "requests: empty batch"
@@ -380,17 +387,22 @@ def submit_proofs(items: DynArray[ProofItem, MAX_PROOF_BATCH]):
         ctx: IVerifier.VerifyContext = self._settle_proof(items[0].task_id, items[0].request, items[0].public_inputs, items[0].proof)
         assert staticcall IVerifier(markets._verifier(market_id)).verify(ctx, items[0].public_inputs, items[0].proof), "requests: proof rejected"
         return
+    count: uint256 = markets._inputs_count(market_id)
+    zeros: Bytes[BATCH_PROOF_BOUND] = abi_encode(empty(uint256[8]))
     contexts: DynArray[IVerifier.VerifyContext, MAX_PROOF_BATCH] = []
-    inputs: DynArray[Bytes[markets.MAX_INPUTS_BYTES], MAX_PROOF_BATCH] = []
-    proofs: DynArray[Bytes[BATCH_PROOF_BOUND], MAX_PROOF_BATCH] = []
+    signals: DynArray[uint256, BATCH_SIGNALS] = []
+    proofs: DynArray[uint256[8], MAX_PROOF_BATCH] = []
     for item: ProofItem in items:
         assert item.request.market_id == market_id, "requests: mixed markets"
         contexts.append(self._settle_proof(item.task_id, item.request, item.public_inputs, item.proof))
-        inputs.append(item.public_inputs)
-        proofs.append(item.proof)
+        if count != 0:
+            values: DynArray[uint256, markets.MAX_SIGNALS] = abi_decode(item.public_inputs, DynArray[uint256, markets.MAX_SIGNALS])
+            for value: uint256 in values:
+                signals.append(value)
+        proofs.append(abi_decode(concat(item.proof, slice(zeros, 0, BATCH_PROOF_BOUND - len(item.proof))), uint256[8]))
     # A static call after the effects: the verifier cannot change state, and
     # a rejected batch reverts every effect above.
-    assert staticcall IVerifier(markets._verifier(market_id)).verify_batch(contexts, inputs, proofs), "requests: proof rejected"
+    assert staticcall IVerifier(markets._verifier(market_id)).verify_batch(contexts, signals, proofs), "requests: proof rejected"
 
 
 @external

@@ -7,11 +7,17 @@ from typing import Any
 
 import boa
 import pytest
+from py_ecc.bn128 import FQ, G1, add, neg
 
 from kalypso.circuits import circuit
 from kalypso.contracts import source_path
 from kalypso.market import BN254_SCALAR_FIELD, encode_signals
-from kalypso.provers.proof import BN254_BASE_FIELD, Groth16Proof, verifier_args
+from kalypso.provers.proof import (
+    BN254_BASE_FIELD,
+    Groth16Proof,
+    batch_arguments,
+    verifier_args,
+)
 from tests.zk import prove, snarkjs_verifies
 
 CTX = (31337, 0, b"\x00" * 32, "0x" + "00" * 20, b"\x00" * 32)
@@ -120,26 +126,43 @@ def test_contract_agrees_with_snarkjs(preimage_verifier: Any) -> None:
     assert snarkjs_verifies("poseidon_preimage", valid)
 
 
+def verify_batch(verifier: Any, proofs: list[Groth16Proof], ctxs: list[Any] | None = None) -> bool:
+    return bool(verifier.verify_batch(ctxs or [CTX] * len(proofs), *batch_arguments(proofs)))
+
+
+def shift_c(proof: Groth16Proof, delta: Any) -> Groth16Proof:
+    """The proof with C moved by the G1 point `delta`: invalid unless delta is zero."""
+    c = add((FQ(proof.c[0]), FQ(proof.c[1])), delta)
+    return replace(proof, c=(c[0].n, c[1].n))
+
+
 def test_batch_of_valid_proofs_verifies(root_verifier: Any) -> None:
-    proofs = [root(r) for r in (3, 4, 5, 6)]
-    ok = root_verifier.verify_batch(
-        [CTX] * 4, [p.public_inputs() for p in proofs], [p.calldata() for p in proofs]
-    )
-    assert ok
+    assert verify_batch(root_verifier, [root(r) for r in (3, 4, 5, 6)])
 
 
 @pytest.mark.parametrize("bad", [0, 1, 2])
 def test_batch_with_one_bad_proof_reverts(root_verifier: Any, bad: int) -> None:
     proofs = [root(r) for r in (3, 4, 5)]
-    inputs = [p.public_inputs() for p in proofs]
-    inputs[bad] = root(9).public_inputs()
+    proofs[bad] = replace(proofs[bad], public_signals=root(9).public_signals)
     with boa.reverts("groth16: invalid proof in batch"):
-        root_verifier.verify_batch([CTX] * 3, inputs, [p.calldata() for p in proofs])
+        verify_batch(root_verifier, proofs)
+
+
+def test_two_bad_proofs_that_cancel_out_in_a_plain_sum_revert(root_verifier: Any) -> None:
+    """C_0 + D and C_1 - D add up to C_0 + C_1: only random coefficients tell them apart."""
+    three, four = root(3), root(4)
+    with boa.reverts("groth16: invalid proof in batch"):
+        verify_batch(root_verifier, [shift_c(three, G1), shift_c(four, neg(G1))])
+
+
+def test_batch_contexts_do_not_change_the_verdict(root_verifier: Any) -> None:
+    proofs = [root(3), root(4)]
+    other = (1, 2, b"\x07" * 32, "0x" + "11" * 20, b"\x09" * 32)
+    assert verify_batch(root_verifier, proofs, [other, CTX])
 
 
 def test_batch_of_one_verifies(preimage_verifier: Any) -> None:
-    proof = preimage(7)
-    assert preimage_verifier.verify_batch([CTX], [proof.public_inputs()], [proof.calldata()])
+    assert verify_batch(preimage_verifier, [preimage(7)])
 
 
 def test_empty_or_uneven_batch_reverts(preimage_verifier: Any) -> None:
@@ -147,7 +170,31 @@ def test_empty_or_uneven_batch_reverts(preimage_verifier: Any) -> None:
     with boa.reverts("groth16: bad batch"):
         preimage_verifier.verify_batch([], [], [])
     with boa.reverts("groth16: bad batch"):
-        preimage_verifier.verify_batch([CTX], [proof.public_inputs()], [])
+        preimage_verifier.verify_batch([CTX], list(proof.public_signals), [])
+    with boa.reverts("groth16: bad batch"):
+        preimage_verifier.verify_batch([CTX], [], [proof.words()])
+    with boa.reverts("groth16: bad batch"):
+        preimage_verifier.verify_batch([CTX, CTX], *batch_arguments([proof]))
+
+
+def test_batch_input_not_in_field_reverts(preimage_verifier: Any) -> None:
+    proof = preimage(7)
+    with boa.reverts("groth16: input not in field"):
+        preimage_verifier.verify_batch([CTX], [BN254_SCALAR_FIELD], [proof.words()])
+
+
+@pytest.mark.parametrize("item", [0, 1])
+@pytest.mark.parametrize("word", [0, 3, 6])
+def test_batch_coordinate_not_in_field_reverts(
+    preimage_verifier: Any, item: int, word: int
+) -> None:
+    """The precompiles reject a coordinate >= Q: A goes through a multiplication (or, the
+    first proof's, the pairing), B through the pairing, C through an addition."""
+    proofs = [preimage(7), preimage(8)]
+    signals, rows = batch_arguments(proofs)
+    rows[item][word] += BN254_BASE_FIELD
+    with boa.reverts("groth16: point not on curve"):
+        preimage_verifier.verify_batch([CTX] * 2, signals, rows)
 
 
 def test_snarkjs_json_round_trips_through_calldata() -> None:

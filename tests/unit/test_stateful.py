@@ -6,8 +6,8 @@ and one matching engine (the owner) through every public action. Before each
 call the model predicts the outcome: success, or the exact revert reason; on
 success it applies the same effects. Requests are also acted on with altered
 fields and by ids never created, ids already taken are reused, and proofs go
-in batches up to and past their bounds (16 items, 1 KiB proofs). After every step the contracts are
-compared with the model and the invariants are checked:
+in batches up to and past their bounds (16 items, 256-byte proofs). After every
+step the contracts are compared with the model and the invariants are checked:
 
 (a) tokens held by the marketplace (the one vault: stakes too) == internal
     balances + escrow of OPEN and ASSIGNED requests + stakes (all from the
@@ -57,7 +57,7 @@ MAX_PENALTY = 2**96 - 1
 MAX_STAKE = 2**128 - 1
 MAX_COMPUTE = 2**32 - 1
 MAX_PROOF_BATCH = 16
-MAX_BATCH_PROOF_BYTES = 1024
+MAX_BATCH_PROOF_BYTES = 256
 INVALID_SIGNAL = 2_000_000  # at or above the ThresholdInputVerifier's limit (1_000_000)
 DISCARD_BPS = 2_000
 BOUNTY_BPS = 5_000

@@ -3,6 +3,7 @@
 snarkjs writes G2 coordinates as [real, imaginary]; the BN254 pairing precompile
 (EIP-197) and `Groth16Verifier.vy` read them imaginary first. `calldata()` is
 `abi.encode(uint256[8])`: A.x, A.y, B.x.c1, B.x.c0, B.y.c1, B.y.c0, C.x, C.y.
+`batch_arguments` gives `verify_batch` its flat arrays.
 """
 
 from __future__ import annotations
@@ -105,6 +106,12 @@ class Groth16Proof:
         from kalypso.provers.pairing import verify_groth16
 
         return verify_groth16(vkey, self)
+
+
+def batch_arguments(proofs: Sequence[Groth16Proof]) -> tuple[list[int], list[list[int]]]:
+    """`verify_batch`'s public inputs and proofs (after the contexts): every proof's
+    signals concatenated, and one row of 8 words per proof."""
+    return [s for proof in proofs for s in proof.public_signals], [p.words() for p in proofs]
 
 
 def verifier_args(
