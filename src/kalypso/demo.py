@@ -1,15 +1,18 @@
 """The lifecycle end to end on a local chain, with real Groth16 proofs, narrated step by step.
 
-One process plays every part (requester, matching engine, generator, watcher) so each step
-can be shown with balances; the daemons of the matching engine and the generator take
-these parts over as they land.
+The matching engine runs as its own process (`kalypso matcher`) and assigns every request;
+this process plays the requester and the generator (until the generator daemon lands) so
+each step can be shown with balances.
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from rich.console import Console
@@ -18,8 +21,10 @@ from rich.table import Table
 from kalypso.circuits import circuit
 from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.devnet import Anvil, DevnetSetup, deploy_devnet, dev_account
+from kalypso.devnet import Anvil, DevnetSetup, deploy_devnet, dev_account, free_port
+from kalypso.errors import ChainError
 from kalypso.market import RequestState, encode_signals
+from kalypso.matching.process import MatcherProcess
 from kalypso.provers import InvalidInputs
 from kalypso.provers.proof import Groth16Proof
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
@@ -60,28 +65,38 @@ async def prove(prover: SnarkjsGroth16Prover, inputs: dict[str, int]) -> Groth16
     return result
 
 
-async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: Console) -> None:
+def wait_assigned(client: MarketplaceClient, posted: PostedRequest, timeout: float = 30) -> None:
+    """Until the matcher's assignment of `posted` is on-chain."""
+    deadline = time.monotonic() + timeout
+    while client.task(posted).state != RequestState.ASSIGNED:
+        if time.monotonic() > deadline:
+            raise ChainError(f"the matcher did not assign request 0x{posted.id.hex()} in time")
+        time.sleep(0.1)
+
+
+async def run_lifecycle(
+    client: MarketplaceClient, setup: DevnetSetup, matcher: MatcherProcess, console: Console
+) -> None:
     markets = setup.deployment.markets
     preimage_market, root_market = markets["poseidon_preimage"], markets["square_root"]
-    matcher, generator = setup.matcher, dev_account(2)
-    requester, watcher = dev_account(3), dev_account(4)
+    generator, requester = dev_account(2), dev_account(3)
     n = Narrator(console, client)
     people: list[tuple[str, LocalAccount | str]] = [
         ("requester", requester),
         ("generator", generator),
-        ("watcher", watcher),
+        ("matching engine", setup.matcher),
         ("treasury", setup.owner.address),
     ]
     worker = SnarkjsWorker()
     preimage_prover = SnarkjsGroth16Prover.for_circuit("poseidon_preimage", worker=worker)
     root_prover = SnarkjsGroth16Prover.for_circuit("square_root", worker=worker)
 
-    def assigned(market_id: int, signals: list[int], max_price: int, price: int) -> PostedRequest:
-        """A request of the requester, assigned at once to the generator at `price`."""
+    def assigned(market_id: int, signals: list[int], max_price: int) -> PostedRequest:
+        """A request of the requester, once the matcher has assigned it."""
         posted = client.create_request(
             requester, market_id, encode_signals(signals), max_price=max_price, proof_time=120
         )
-        client.assign(matcher, posted, generator.address, price)
+        wait_assigned(client, posted)
         return posted
 
     try:
@@ -113,8 +128,8 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
             proof_time=120,
         )
         n.detail(f"request 0x{first.id.hex()[:16]}…: 25 KAL escrowed")
-        n.say("the matching engine assigns it to the generator at its 10 KAL quote")
-        client.assign(matcher, first, generator.address, 10 * TOKEN_UNIT)
+        n.say("the matching engine (its own process) assigns it to the generator at its quote")
+        wait_assigned(client, first)
         n.detail(f"deadline at block time {client.task(first).deadline}; 100 KAL of stake locked")
         n.say("the generator proves it with snarkjs (Groth16, BN254)")
         n.detail(
@@ -134,8 +149,23 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
 
         # -- several proofs of one market in one batch
         squares = [49, 64, 81]
-        n.say(f"requester asks for square roots of {squares} (at most 10), 8 KAL each")
-        batch = [assigned(root_market, [sq, 10], 8 * TOKEN_UNIT, 5 * TOKEN_UNIT) for sq in squares]
+        n.say(f"requester asks for the square root of {squares[0]} (at most 10), offering 4 KAL")
+        low = client.create_request(
+            requester,
+            root_market,
+            encode_signals([squares[0], 10]),
+            max_price=4 * TOKEN_UNIT,
+            proof_time=120,
+        )
+        time.sleep(1)
+        why = matcher.status(f"/requests/0x{low.id.hex()}")
+        n.detail(f"the matcher's status endpoint says why it waits: {explain(why)}")
+        n.say("the requester raises its max price to 8 KAL; the matcher assigns it")
+        client.increase_max_price(requester, low, 8 * TOKEN_UNIT)
+        low = low.with_max_price(8 * TOKEN_UNIT)
+        wait_assigned(client, low)
+        n.say(f"requester asks for square roots of {squares[1:]} too, 8 KAL each")
+        batch = [low] + [assigned(root_market, [sq, 10], 8 * TOKEN_UNIT) for sq in squares[1:]]
         n.say("the generator proves all three and submits them in one transaction")
         proofs = [
             await prove(root_prover, {"square": s, "max_root": 10, "root": int(s**0.5)})
@@ -152,7 +182,7 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
 
         # -- inputs that cannot be proven
         n.say("a request for the square root of 10 (at most 10): no such integer exists")
-        invalid = assigned(root_market, [10, 10], 8 * TOKEN_UNIT, 5 * TOKEN_UNIT)
+        invalid = assigned(root_market, [10, 10], 8 * TOKEN_UNIT)
         verdict = await root_prover.prove({"square": 10, "max_root": 10, "root": 3})
         assert isinstance(verdict, InvalidInputs)
         n.detail(f"the prover finds no witness: {verdict.reason.splitlines()[0][:70]}")
@@ -164,13 +194,17 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
 
         # -- a missed deadline
         n.say("one more preimage request; this time the generator stays silent")
-        silent = assigned(preimage_market, preflight, 25 * TOKEN_UNIT, 10 * TOKEN_UNIT)
+        silent = assigned(preimage_market, preflight, 25 * TOKEN_UNIT)
         client.time_travel(121)
-        n.say("121 s later the deadline has passed: a watcher slashes the task")
-        client.slash(watcher, silent)
+        n.say("121 s later the deadline has passed: the matching engine slashes the task")
+        deadline = time.monotonic() + 30
+        while client.task(silent).state != RequestState.SLASHED:
+            if time.monotonic() > deadline:
+                raise ChainError("the matcher did not slash the overdue task")
+            time.sleep(0.1)
         n.detail(
-            "requester refunded in full; the 100 KAL penalty goes half to the watcher, "
-            "half to the treasury"
+            "requester refunded in full; the 100 KAL penalty goes half to the matching "
+            "engine (the bounty), half to the treasury"
         )
         n.balances(people)
 
@@ -190,18 +224,47 @@ async def run_lifecycle(client: MarketplaceClient, setup: DevnetSetup, console: 
         await worker.close()
 
 
+def explain(status: dict[str, Any]) -> str:
+    """The first failed rule of each generator in a matcher's `/requests/{id}` answer."""
+    rules = [
+        f"generator {str(c.get('generator'))[:10]}… fails “{c.get('rule')}”"
+        for c in status.get("checks") or []
+        if c.get("rule")
+    ]
+    return "; ".join(rules) or str(status.get("state"))
+
+
 def main(console: Console | None = None) -> None:
     console = console or Console()
     chain = Anvil()
-    try:
-        with console.status("starting a local chain (anvil) and deploying…"):
-            chain.start()
-            setup = deploy_devnet(chain.web3())
-        console.print(
-            f"chain {chain.url} (id {setup.deployment.chain_id}); "
-            f"marketplace {setup.deployment.marketplace}"
-        )
-        client = MarketplaceClient(chain.web3(), setup.deployment)
-        asyncio.run(run_lifecycle(client, setup, console))
-    finally:
-        chain.stop()
+    with tempfile.TemporaryDirectory(prefix="kalypso-demo-") as tmp:
+        workdir = Path(tmp)
+        try:
+            with console.status("starting a local chain (anvil) and deploying…"):
+                chain.start()
+                setup = deploy_devnet(chain.web3())
+                deployment = setup.deployment.save(workdir / "deployment.json")
+            console.print(
+                f"chain {chain.url} (id {setup.deployment.chain_id}); "
+                f"marketplace {setup.deployment.marketplace}"
+            )
+            matcher = MatcherProcess(
+                workdir,
+                rpc_url=chain.url,
+                deployment=deployment,
+                account=setup.matcher,
+                api_port=free_port(),
+            )
+            with console.status("starting the matching engine (kalypso matcher)…"):
+                matcher.start()
+            console.print(f"matching engine {setup.matcher.address} serving {matcher.url}")
+            client = MarketplaceClient(chain.web3(), setup.deployment)
+            try:
+                asyncio.run(run_lifecycle(client, setup, matcher, console))
+            except Exception:
+                console.print(f"[dim]matcher log: {matcher.tail(5)}[/]", highlight=False)
+                raise
+            finally:
+                matcher.stop()
+        finally:
+            chain.stop()

@@ -265,7 +265,11 @@ REASONS: dict[str, _Rule] = {
     "registry: zero amount": (InvalidArgumentError, "amounts must be positive"),
     "registry: zero token": (InvalidArgumentError, "deploy with a token address"),
     # Groth16 verifier
-    "groth16: bad batch": (InvalidArgumentError, "give one input and one proof per batch item"),
+    "groth16: bad batch": (
+        InvalidArgumentError,
+        "give one context and one 8-word proof row per item, and the circuit's public "
+        "inputs of every item, concatenated",
+    ),
     "groth16: bad proof length": (ProofRejectedError, "a Groth16 proof is abi.encode(uint256[8])"),
     "groth16: empty IC": (InvalidArgumentError, "the verifying key needs IC points"),
     "groth16: input not in field": (
@@ -290,7 +294,7 @@ REASONS: dict[str, _Rule] = {
     "mock: bad batch": (InvalidArgumentError, "give one input and one proof per batch item"),
     "mock: bad proof": (
         ProofRejectedError,
-        "the test verifier expects keccak(inputs‖task‖generator)",
+        "the test verifier expects keccak(keccak(inputs)‖task‖generator)",
     ),
 }
 

@@ -2,13 +2,14 @@
 
 from kalypso.chain.follower import BlockRef, FollowerState, LogBatch, LogFollower, Rollback
 from kalypso.chain.rpc import connect, is_transient, retrying
-from kalypso.chain.sender import SenderPolicy, SentTx, TxSender
+from kalypso.chain.sender import PendingTx, SenderPolicy, SentTx, TxSender
 
 __all__ = [
     "BlockRef",
     "FollowerState",
     "LogBatch",
     "LogFollower",
+    "PendingTx",
     "Rollback",
     "SenderPolicy",
     "SentTx",

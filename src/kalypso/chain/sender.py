@@ -25,6 +25,9 @@ from kalypso.contracts.web3tx import reason_of
 from kalypso.errors import ContractError, TransactionDroppedError, error_from_reason
 
 GWEI = 10**9
+FEE_CACHE_SECONDS = 1.0
+#: How often a transaction being waited for is checked for a nonce taken by another.
+NONCE_CHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,25 @@ class SentTx:
     priority_fee: int
 
 
+@dataclass
+class PendingTx:
+    """A submitted transaction: every signed version of it (fee bumps append)."""
+
+    call: Any
+    gas: int
+    sent: list[SentTx]
+    on_sent: Callable[[SentTx], Awaitable[None]] | None
+
+    @property
+    def nonce(self) -> int:
+        return self.sent[0].nonce
+
+
 @dataclass(frozen=True)
 class SenderPolicy:
     gas_margin_percent: int = 20
+    #: the tip paid, in percent of the node's suggestion (more lands first under congestion)
+    priority_fee_percent: int = 100
     bump_after: float = 12.0
     bump_percent: int = 15
     max_fee_cap: int = 500 * GWEI
@@ -58,6 +77,7 @@ class TxSender:
         self._nonce: int | None = None
         self._chain_id: int | None = None
         self._lock = asyncio.Lock()
+        self._fee_cache: tuple[float, tuple[int, int]] | None = None
         self.failures = 0
 
     async def send(
@@ -66,29 +86,49 @@ class TxSender:
         """Send a bound contract call and wait for its receipt.
 
         `on_sent` runs after each signed version (first send and every fee bump) is
-        accepted. Raises the typed `ContractError` when the call would revert,
-        `TransactionDroppedError` when its nonce was used by another transaction.
+        accepted. Raises the typed `ContractError` when the call would revert or
+        reverted, `TransactionDroppedError` when its nonce was used by another.
         """
+        return await self.wait(await self.submit(call, on_sent=on_sent))
+
+    async def submit(
+        self, call: Any, *, on_sent: Callable[[SentTx], Awaitable[None]] | None = None
+    ) -> PendingTx:
+        """Estimate, sign and send `call` with the next nonce; `wait` for it later.
+
+        Several submitted transactions may be in flight at once (pipelined nonces).
+        """
+        gas = await self._estimate(call)  # outside the lock: estimates run side by side
         async with self._lock:
-            gas = await self._estimate(call)
             nonce = await self._next_nonce()
             priority, max_fee = await self._fees()
-            sent: list[SentTx] = []
             try:
                 tx = await self._submit(call, gas, nonce, priority, max_fee, on_sent)
-                sent.append(tx)
-                receipt = await self._wait(call, gas, sent, on_sent)
             except BaseException:
                 self._nonce = None  # resync from the chain on the next send
                 self.failures += 1
                 raise
             self._nonce = nonce + 1
-            if receipt["status"] != 1:
-                self.failures += 1
-                raise ContractError(
-                    "transaction reverted", f"tx 0x{bytes(receipt['transactionHash']).hex()}"
-                )
-            return receipt
+            return PendingTx(call, gas, [tx], on_sent)
+
+    async def wait(self, pending: PendingTx) -> TxReceipt:
+        """The receipt of a submitted transaction, bumping its fees while it is stuck."""
+        try:
+            receipt = await self._wait(pending.call, pending.gas, pending.sent, pending.on_sent)
+        except BaseException:
+            self._nonce = None
+            self.failures += 1
+            raise
+        if receipt["status"] != 1:
+            self.failures += 1
+            raise ContractError(
+                "transaction reverted", f"tx 0x{bytes(receipt['transactionHash']).hex()}"
+            )
+        return receipt
+
+    def resync(self) -> None:
+        """Take the next nonce from the chain again (after a reorg undid some of ours)."""
+        self._nonce = None
 
     async def _estimate(self, call: Any) -> int:
         try:
@@ -115,13 +155,19 @@ class TxSender:
         return self._chain_id
 
     async def _fees(self) -> tuple[int, int]:
+        """(priority fee, max fee): twice the base fee plus the tip; cached for a second."""
+        if self._fee_cache and time.monotonic() - self._fee_cache[0] < FEE_CACHE_SECONDS:
+            return self._fee_cache[1]
         block = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
         base = int(block.get("baseFeePerGas", 0) or 0)
         try:
             priority = int(await self.w3.eth.max_priority_fee)
         except (Web3RPCError, ValueError):
             priority = GWEI
-        return priority, min(2 * base + priority, self.policy.max_fee_cap)
+        priority = priority * self.policy.priority_fee_percent // 100
+        fees = priority, min(2 * base + priority, self.policy.max_fee_cap)
+        self._fee_cache = (time.monotonic(), fees)
+        return fees
 
     async def _submit(
         self,
@@ -163,7 +209,7 @@ class TxSender:
         sent: list[SentTx],
         on_sent: Callable[[SentTx], Awaitable[None]] | None,
     ) -> TxReceipt:
-        start = last_bump = time.monotonic()
+        start = last_bump = last_nonce_check = time.monotonic()
         while True:
             for tx in reversed(sent):
                 if receipt := await self._receipt(tx.hash):
@@ -173,11 +219,20 @@ class TxSender:
                 raise TransactionDroppedError(
                     f"nonce {sent[0].nonce}: not mined within {self.policy.receipt_timeout:.0f} s"
                 )
+            if now - last_nonce_check < NONCE_CHECK_SECONDS:
+                await asyncio.sleep(self.policy.poll_interval)
+                continue
+            last_nonce_check = now
             if await self._nonce_used_elsewhere(sent):
                 raise TransactionDroppedError(
                     f"nonce {sent[0].nonce} was used by another transaction of {self.address}"
                 )
             if now - last_bump > self.policy.bump_after:
+                if await self._not_in_pool(sent[0].nonce):
+                    raise TransactionDroppedError(
+                        f"nonce {sent[0].nonce} is not in the node's pool (dropped, or a "
+                        "nonce gap after a reorg)"
+                    )
                 last = sent[-1]
                 factor = 100 + self.policy.bump_percent
                 priority = last.priority_fee * factor // 100 + 1
@@ -191,6 +246,13 @@ class TxSender:
                         raise
                 last_bump = now
             await asyncio.sleep(self.policy.poll_interval)
+
+    async def _not_in_pool(self, nonce: int) -> bool:
+        pending = await retrying(
+            lambda: self.w3.eth.get_transaction_count(self.address, "pending"),
+            what="eth_getTransactionCount",
+        )
+        return int(pending) <= nonce
 
     async def _receipt(self, tx_hash: bytes) -> TxReceipt | None:
         try:

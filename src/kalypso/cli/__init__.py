@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from kalypso.cli import chain, market
+from kalypso.cli import chain, market, matcher
 from kalypso.errors import KalypsoError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app.command("devnet")(chain.devnet)
 app.command("deploy")(chain.deploy)
 app.command("demo")(chain.demo)
 app.add_typer(market.app, name="market")
+app.command("matcher")(matcher.matcher)
 
 
 def main() -> None:
@@ -28,5 +29,5 @@ def main() -> None:
     try:
         app()
     except KalypsoError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(1)

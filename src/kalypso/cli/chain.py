@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
-import json
 import signal
 import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from web3 import Web3
 
@@ -19,6 +15,7 @@ from kalypso.contracts.deploy import DeployParams, deploy_web3
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
 from kalypso.devnet import Anvil, deploy_devnet, dev_keys
 from kalypso.errors import ChainError, ConfigError
+from kalypso.keys import load_account
 
 console = Console()
 
@@ -76,29 +73,6 @@ def devnet(
     finally:
         chain.stop()
         console.print("devnet stopped")
-
-
-def load_account(private_key: str | None, keystore: Path | None) -> LocalAccount:
-    if keystore is not None:
-        try:
-            encrypted = json.loads(keystore.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read keystore {keystore}: {exc}") from None
-        password = getpass.getpass(f"password for {keystore}: ")
-        try:
-            account: LocalAccount = Account.from_key(Account.decrypt(encrypted, password))
-        except ValueError:
-            raise ConfigError(f"wrong password for {keystore}") from None
-        return account
-    if private_key:
-        try:
-            account = Account.from_key(private_key)
-        except (ValueError, TypeError):
-            raise ConfigError("KALYPSO_PRIVATE_KEY is not a valid private key") from None
-        return account
-    raise ConfigError(
-        "give a deployer key: --keystore FILE, or KALYPSO_PRIVATE_KEY in the environment"
-    )
 
 
 def deploy(

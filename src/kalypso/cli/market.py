@@ -16,11 +16,11 @@ from web3 import Web3
 
 from kalypso.circuits import Circuit, circuit, load_schema, sample_ptau, sha256_file
 from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
-from kalypso.cli.chain import load_account
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.deployment import Deployment, default_path
 from kalypso.errors import ChainError, ConfigError
+from kalypso.keys import load_account
 from kalypso.market.audit import AuditFiles, audit_market, require_files
 from kalypso.market.groth16 import NO_IMAGE, ZERO_ADDRESS, create_groth16_market
 from kalypso.provers import InvalidInputs

@@ -1,0 +1,450 @@
+"""The matching-engine daemon: follow the chain → keep the book → assign in batches.
+
+Three stages run under one supervisor, each `async def ...(stop)`:
+
+- **follow**: reads the contracts' logs from the journal's cursor, writes them and
+  the new cursor to SQLite in one transaction, then applies them to the book;
+- **assign**: whenever the book has matches, sends them in `assign_batch`
+  transactions of up to `batch_size` (several in flight under a burst), and hands
+  back to the book whatever a failed transaction carried;
+- **slash**: slashes tasks past their deadline (the matcher keeps the bounty), so no
+  escrow, stake or compute stays locked.
+
+A stage that fails on the chain (RPC down, a dropped transaction) is restarted
+after a pause; a configuration error stops the daemon. On start the book is
+rebuilt from the journal, transactions an earlier run left in flight are waited
+for, and the follower catches up with the head before anything is matched, so a
+restart never assigns a request twice or misses one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import AsyncWeb3
+from web3.exceptions import TransactionNotFound
+
+from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, connect
+from kalypso.chain.rpc import retrying
+from kalypso.chain.sender import PendingTx, SentTx
+from kalypso.contracts import artifact
+from kalypso.deployment import DEVNET_CHAIN_ID, Deployment, default_path
+from kalypso.devnet import dev_keys
+from kalypso.errors import ChainError, ConfigError, ContractError, KalypsoError, MatcherKeyError
+from kalypso.logs import get_logger
+from kalypso.market.events import DecodedEvent, marketplace_decoder
+from kalypso.matching import Match, OrderBook
+from kalypso.matching.config import MatcherConfig
+from kalypso.matching.feed import ChainView
+from kalypso.matching.metrics import MatcherMetrics
+from kalypso.matching.store import Inflight, MatcherStore
+
+log = get_logger("kalypso.matcher")
+
+#: Assignment transactions in flight at once under a burst.
+MAX_INFLIGHT = 16
+RESTART_PAUSE = 2.0
+
+Stage = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def state_path(config: MatcherConfig, chain_id: int) -> Path:
+    if config.state is not None:
+        return config.state
+    shard = "all" if config.markets is None else "-".join(map(str, config.markets))
+    return Path.home() / ".kalypso" / "matcher" / f"{chain_id}-{shard}.sqlite"
+
+
+class Matcher:
+    def __init__(
+        self,
+        config: MatcherConfig,
+        deployment: Deployment,
+        account: LocalAccount,
+        w3: AsyncWeb3[Any],
+        store: MatcherStore,
+    ) -> None:
+        self.config = config
+        self.deployment = deployment
+        self.account = account
+        self.w3 = w3
+        self.store = store
+        self.metrics = MatcherMetrics()
+        self.view = self._fresh_view()
+        self.follower = LogFollower(
+            w3,
+            [deployment.marketplace, deployment.registry],
+            marketplace_decoder(),
+            confirmations=config.confirmations,
+            max_range=config.max_log_range,
+        )
+        self.sender = TxSender(
+            w3, account, SenderPolicy(priority_fee_percent=config.priority_fee_percent)
+        )
+        self.marketplace = w3.eth.contract(
+            address=to_checksum_address(deployment.marketplace),
+            abi=artifact("ProofMarketplace").abi,
+        )
+        self.state = store.follower_state(deployment.deploy_block)
+        self.head = 0
+        self.head_time = 0
+        self.started = time.time()
+        self.ready = False
+        self._progress = asyncio.Event()
+        self._slashing: set[bytes] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
+        #: matches reserved in the book, waiting one round to fill a batch (see `assign`)
+        self._held: list[Match] = []
+
+    # ---- start and stop
+
+    @classmethod
+    async def open(cls, config: MatcherConfig, account: LocalAccount) -> Matcher:
+        """Connect, load the deployment, check the key is authorized, open the journal."""
+        w3 = await connect(config.rpc_url)
+        try:
+            chain_id = await w3.eth.chain_id
+            if chain_id != DEVNET_CHAIN_ID and account.key.hex().removeprefix("0x") in dev_keys():
+                raise ConfigError(
+                    f"refusing a public development key on chain {chain_id}: "
+                    "give the matcher its own key"
+                )
+            deployment = Deployment.load(config.deployment or default_path(chain_id))
+            if deployment.chain_id != chain_id:
+                raise ConfigError(
+                    f"the deployment file is for chain {deployment.chain_id}, "
+                    f"but {config.rpc_url} is chain {chain_id}"
+                )
+            marketplace = w3.eth.contract(
+                address=to_checksum_address(deployment.marketplace),
+                abi=artifact("ProofMarketplace").abi,
+            )
+            if not await w3.eth.get_code(marketplace.address):
+                raise ConfigError(
+                    f"no contract at the marketplace address {deployment.marketplace} on chain "
+                    f"{chain_id}: the deployment file is stale (redeploy or fix the path)"
+                )
+            await check_authorized(marketplace, account.address, config.markets)
+            identity = {
+                "chain_id": chain_id,
+                "marketplace": deployment.marketplace,
+                "markets": list(config.markets) if config.markets is not None else "all",
+            }
+            store = MatcherStore(state_path(config, chain_id), identity)
+        except BaseException:
+            await w3.provider.disconnect()
+            raise
+        return cls(config, deployment, account, w3, store)
+
+    async def close(self) -> None:
+        self.store.close()
+        await self.w3.provider.disconnect()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Recover, then run the stages until `stop` is set or one fails fatally."""
+        await self.recover()
+        self.ready = True
+        log.info(
+            "matcher ready",
+            address=self.account.address,
+            markets=self.config.markets or "all",
+            next_block=self.state.next_block,
+            open=self.view.book.open_count(),
+        )
+        stages: dict[str, Stage] = {"follow": self.follow, "assign": self.assign}
+        if self.config.slash_overdue:
+            stages["slash"] = self.slash_overdue
+        tasks = [
+            asyncio.create_task(self._supervise(name, stage, stop))
+            for name, stage in stages.items()
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # Transactions still in flight are in the journal: the next start settles them.
+            for task in [*tasks, *self._inflight]:
+                task.cancel()
+            await asyncio.gather(*tasks, *self._inflight, return_exceptions=True)
+
+    async def _supervise(self, name: str, stage: Stage, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await stage(stop)
+            except (ConfigError, MatcherKeyError):
+                stop.set()
+                raise
+            except KalypsoError as exc:
+                log.warning("stage failed, restarting", stage=name, error=str(exc))
+            except Exception:
+                log.exception("stage crashed, restarting", stage=name)
+            await _sleep_or_stop(stop, RESTART_PAUSE)
+
+    # ---- recovery
+
+    def _fresh_view(self) -> ChainView:
+        return ChainView(OrderBook(markets=self.config.markets))
+
+    def _replay(self) -> None:
+        self.view = self._fresh_view()
+        for event in self.store.events():
+            self._apply_event(event)
+
+    async def recover(self) -> None:
+        self._replay()
+        for record in self.store.inflight():
+            await self._settle_inflight(record)
+        while (item := await self.follower.step(self.state)) is not None:
+            self._apply(item)
+        await self._update_head()
+
+    async def _settle_inflight(self, record: Inflight) -> None:
+        """Wait until a transaction an earlier run sent is mined or its nonce is gone."""
+        deadline = time.monotonic() + self.sender.policy.receipt_timeout
+        log.info("waiting for a transaction of the last run", nonce=record.nonce)
+        while time.monotonic() < deadline:
+            for tx_hash in record.hashes:
+                try:
+                    await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+                except TransactionNotFound:
+                    continue
+                self.store.resolved(record.nonce)
+                return
+            mined = await self.w3.eth.get_transaction_count(self.account.address, "latest")
+            if mined > record.nonce:
+                break
+            await asyncio.sleep(self.sender.policy.poll_interval)
+        self.store.resolved(record.nonce)
+
+    # ---- follow
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            item = await self.follower.step(self.state)
+            if item is None:
+                await self._update_head()
+                await _sleep_or_stop(stop, self.config.poll_interval)
+                continue
+            self._apply(item)
+
+    def _apply(self, item: LogBatch | Rollback) -> None:
+        state = self.follower.advance(self.state, item)
+        if isinstance(item, Rollback):
+            log.warning("reorg: rolling back", to_block=item.to_block)
+            self.store.rollback(item.to_block, state)
+            self.state = state
+            self._replay()
+            self.sender.resync()  # our transactions in the undone blocks are gone
+            self.metrics.reorgs.inc()
+        else:
+            self.store.append(item, state)
+            self.state = state
+            for event in item.events:
+                self._apply_event(event)
+                if event.name == "AssignSkipped":
+                    self.metrics.skipped.inc()
+                    log.info(
+                        "assignment skipped",
+                        request_id=event["request_id"],
+                        generator=event["generator"],
+                        reason=event["reason"],
+                    )
+                elif event.name == "TaskAssigned":
+                    log.info(
+                        "task assigned", task_id=event["task_id"], generator=event["generator"]
+                    )
+            for log_entry, reason in item.malformed:
+                self.metrics.malformed.inc()
+                log.warning("malformed log skipped", reason=reason, log=repr(log_entry)[:200])
+        self._progress.set()
+
+    def _apply_event(self, event: DecodedEvent) -> None:
+        self.metrics.events.labels(event.name).inc()
+        try:
+            self.view.apply(event)
+        except (KeyError, ValueError) as exc:  # out of order or inconsistent: never a crash
+            self.metrics.malformed.inc()
+            log.warning("event not applicable, skipped", event_name=event.name, error=str(exc))
+
+    async def _update_head(self) -> None:
+        block = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
+        self.head, self.head_time = int(block["number"]), int(block["timestamp"])
+        self.metrics.head.set(self.head)
+        self.metrics.lag.set(max(0, self.head - self.state.next_block + 1))
+        self.metrics.pending.set(self.view.book.pending_count())
+        for market in self.view.markets:
+            self.metrics.open_requests.labels(str(market)).set(self.view.book.open_count(market))
+
+    # ---- assign
+
+    async def assign(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await self._wait_progress(stop)
+            await self._update_head()
+            await self._assign_round()
+
+    async def _assign_round(self) -> None:
+        """Send what the book matches now, in full batches.
+
+        Under a burst (this round fills at least one batch) a partial last batch waits
+        one round, reserved, to fill up with the next block's requests; it then goes
+        out whatever its size, so no request waits more than one extra block.
+        """
+        size = self.config.batch_size
+        held, self._held = self._held, []
+        room = size * max(0, MAX_INFLIGHT - len(self._inflight)) - len(held)
+        fresh = self.view.book.match(self.head_time + 1, room) if room > 0 else []
+        pool = held + fresh
+        batches = [pool[i : i + size] for i in range(0, len(pool), size)]
+        if len(batches) > 1 and len(batches[-1]) < size and not held:
+            self._held = batches.pop()
+        await asyncio.gather(*(self._send_batch(batch) for batch in batches))
+
+    async def _send_batch(self, matches: list[Match]) -> None:
+        ids = [m.request_id for m in matches]
+        call = self.marketplace.functions.assign_batch(
+            [
+                (m.request_id, m.request.as_tuple(), m.generator, m.price, self._secret_for(m))
+                for m in matches
+            ]
+        )
+
+        async def record(tx: SentTx) -> None:
+            self.store.record_sent(tx, ids)
+
+        try:
+            pending = await self.sender.submit(call, on_sent=record)
+        except KalypsoError as exc:
+            self._failed(matches, exc)
+            if isinstance(exc, ChainError):
+                raise
+            return
+        log.info("assignments sent", count=len(matches), nonce=pending.nonce)
+        task = asyncio.create_task(self._confirm(pending, matches))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _confirm(self, pending: PendingTx, matches: list[Match]) -> None:
+        try:
+            await self.sender.wait(pending)
+        except KalypsoError as exc:
+            self._failed(matches, exc)
+        else:
+            self.metrics.matches.inc(len(matches))
+            self.metrics.batch_size.observe(len(matches))
+        finally:
+            self.store.resolved(pending.nonce)
+            self._progress.set()
+
+    def _failed(self, matches: list[Match], exc: KalypsoError) -> None:
+        self.metrics.tx_failures.inc()
+        self.view.book.assignment_failed([m.request_id for m in matches])
+        log.warning("assignment transaction failed", count=len(matches), error=str(exc))
+
+    def _secret_for(self, match: Match) -> bytes:
+        """The request's secret re-encrypted to the generator's key (private inputs).
+
+        Hook for the private-inputs issue: requests with a secret reach the book only
+        when the matcher can decrypt them, and none can yet, so this is never called
+        with one.
+        """
+        if match.request_id in self.view.secrets:
+            raise ConfigError("re-encryption of private inputs is not available yet")
+        return b""
+
+    async def _wait_progress(self, stop: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._progress.wait(), self.config.poll_interval)
+        self._progress.clear()
+
+    # ---- slash
+
+    async def slash_overdue(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await _sleep_or_stop(stop, self.config.poll_interval)
+            for task_id, request in self.view.overdue(self.head_time):
+                if stop.is_set():
+                    return
+                await self._slash(task_id, request.as_tuple())
+
+    async def _slash(self, task_id: bytes, request: tuple[Any, ...]) -> None:
+        try:
+            await self.sender.send(self.marketplace.functions.slash(task_id, request))
+        except ContractError as exc:  # finished meanwhile, or slashed by someone else
+            log.info("slash not needed", task_id=task_id, reason=str(exc))
+        except ChainError:
+            self.view.requeue_overdue(task_id)
+            raise
+        else:
+            self.metrics.slashes.inc()
+            log.info("overdue task slashed", task_id=task_id)
+
+
+async def check_authorized(marketplace: Any, address: str, markets: tuple[int, ...] | None) -> None:
+    """Raise `MatcherKeyError` unless `address` may assign in every market of the shard."""
+    functions = marketplace.functions
+    if await functions.matching_engines(address).call():
+        return
+    if markets is None:
+        raise MatcherKeyError(
+            f"{address} is not an authorized matching engine: the marketplace owner must "
+            f"call set_matching_engine({address}, true), or give this shard `markets = [...]` "
+            "it is authorized for"
+        )
+    missing = [m for m in markets if not await functions.market_matching_engines(m, address).call()]
+    if missing:
+        raise MatcherKeyError(
+            f"{address} may not assign in market(s) {', '.join(map(str, missing))}: the "
+            "owner must authorize it (set_market_matching_engine) or use another key"
+        )
+
+
+async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon's stop event rules."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(
+    config: MatcherConfig, account: LocalAccount, *, stop: asyncio.Event | None = None
+) -> None:
+    """Run the matcher (and its HTTP API) until SIGINT/SIGTERM or `stop` is set."""
+    from kalypso.matching.api import create_app
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    matcher = await Matcher.open(config, account)
+    server: _ApiServer | None = None
+    api: asyncio.Task[None] | None = None
+    try:
+        if config.api_port:
+            app = create_app(matcher)
+            server = _ApiServer(
+                uvicorn.Config(app, host=config.api_host, port=config.api_port, log_level="warning")
+            )
+            api = asyncio.create_task(server.serve())
+            log.info("api listening", url=f"http://{config.api_host}:{config.api_port}")
+        await matcher.run(stop)
+    finally:
+        if server is not None and api is not None:
+            server.should_exit = True
+            await asyncio.gather(api, return_exceptions=True)
+        await matcher.close()
+        log.info("matcher stopped")

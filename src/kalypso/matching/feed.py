@@ -1,0 +1,176 @@
+"""Feed the chain's events, in log order, into the orderbook and the matcher's ledger.
+
+`ChainView` is everything the matcher derives from the event log: the orderbook
+(`OrderBook`, pure) plus what it needs to act on the chain — each request's
+committed fields (every call passes them back), its encrypted secret, and the
+deadlines of live tasks (to slash the overdue ones). Replaying the same events
+always gives the same view, which is how a restart or a reorg rebuilds it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kalypso.market import Request
+from kalypso.market.events import DecodedEvent
+from kalypso.matching import Offer, OrderBook, Outcome
+
+#: Room for log indexes within a block in the arrival sequence number.
+_SEQ_PER_BLOCK = 1_000_000
+
+_OUTCOMES = {
+    "ProofSubmitted": Outcome.FULFILLED,
+    "InvalidInputsProven": Outcome.INVALID_INPUTS,
+    "TaskDiscarded": Outcome.DISCARDED,
+    "TaskSlashed": Outcome.SLASHED,
+}
+
+
+@dataclass
+class LiveTask:
+    task_id: bytes
+    generator: str
+    deadline: int
+
+
+@dataclass
+class ChainView:
+    book: OrderBook
+    #: whether the matcher can open a request's secret (the private-inputs hook)
+    can_decrypt: Callable[[bytes, bytes], bool] = lambda request_id, secret: False
+    #: market id -> slashing penalty, for every market created
+    markets: dict[int, int] = field(default_factory=dict)
+    requests: dict[bytes, Request] = field(default_factory=dict)
+    secrets: dict[bytes, bytes] = field(default_factory=dict)
+    undecryptable: set[bytes] = field(default_factory=set)
+    live: dict[bytes, LiveTask] = field(default_factory=dict)
+    events_seen: Counter[str] = field(default_factory=Counter)
+    last_block: int = 0
+    _deadlines: list[tuple[int, bytes]] = field(default_factory=list)
+
+    def apply(self, event: DecodedEvent) -> None:
+        self.events_seen[event.name] += 1
+        self.last_block = event.block_number
+        handler = getattr(self, f"_on_{event.name}", None)
+        if handler is not None:
+            handler(event)
+        elif event.name in _OUTCOMES:
+            self._finished(event, _OUTCOMES[event.name])
+
+    def overdue(self, now: int) -> list[tuple[bytes, Request]]:
+        """Live tasks past their deadline at `now` (the contract slashes when now > deadline)."""
+        found: list[tuple[bytes, Request]] = []
+        while self._deadlines and self._deadlines[0][0] < now:
+            deadline, task_id = heapq.heappop(self._deadlines)
+            task = self.live.get(task_id)
+            if task is not None and task.deadline == deadline:
+                found.append((task_id, self.requests[task_id]))
+        return found
+
+    def requeue_overdue(self, task_id: bytes) -> None:
+        """A slash that did not go through: look at the task again later."""
+        if task := self.live.get(task_id):
+            heapq.heappush(self._deadlines, (task.deadline, task_id))
+
+    # ---- markets and requests
+
+    def _on_MarketCreated(self, e: DecodedEvent) -> None:
+        self.markets[e["market_id"]] = e["slashing_penalty"]
+        self.book.add_market(e["market_id"], e["slashing_penalty"])
+
+    def _on_RequestCreated(self, e: DecodedEvent) -> None:
+        request_id, secret = e["request_id"], e["encrypted_secret"]
+        request = Request.new(
+            market_id=e["market_id"],
+            requester=e["requester"],
+            refund_address=e["refund_address"],
+            max_price=e["max_price"],
+            proof_time=e["proof_time"],
+            expiry=e["expiry"],
+            public_inputs=e["public_inputs"],
+            encrypted_secret=secret,
+        )
+        self.requests[request_id] = request
+        if secret:
+            self.secrets[request_id] = secret
+            if not self.can_decrypt(request_id, secret):
+                self.undecryptable.add(request_id)
+                return
+        seq = e.block_number * _SEQ_PER_BLOCK + e.log_index
+        self.book.add_request(request_id, request, seq, private=bool(secret))
+
+    def _on_RequestCancelled(self, e: DecodedEvent) -> None:
+        self._forget(e["request_id"])
+
+    def _on_RequestExpired(self, e: DecodedEvent) -> None:
+        self._forget(e["request_id"])
+
+    def _on_MaxPriceIncreased(self, e: DecodedEvent) -> None:
+        request_id = e["request_id"]
+        if request_id in self.requests:
+            self.requests[request_id] = self.requests[request_id].with_max_price(e["max_price"])
+        self.book.increase_max_price(request_id, e["max_price"])
+
+    def _forget(self, request_id: bytes) -> None:
+        self.book.remove_request(request_id)
+        self.requests.pop(request_id, None)
+        self.secrets.pop(request_id, None)
+        self.undecryptable.discard(request_id)
+
+    # ---- tasks
+
+    def _on_TaskAssigned(self, e: DecodedEvent) -> None:
+        task_id = e["task_id"]
+        self.book.task_assigned(task_id, e["market_id"], e["generator"])
+        self.live[task_id] = LiveTask(task_id, e["generator"], e["deadline"])
+        heapq.heappush(self._deadlines, (e["deadline"], task_id))
+
+    def _on_AssignSkipped(self, e: DecodedEvent) -> None:
+        self.book.assign_skipped(e["request_id"], e["generator"], e["reason"])
+
+    def _finished(self, e: DecodedEvent, outcome: Outcome) -> None:
+        task_id = e["task_id"]
+        self.book.task_finished(task_id, outcome)
+        self.live.pop(task_id, None)
+        if outcome is not Outcome.DISCARDED:  # a discarded task's request is open again
+            self._forget(task_id)
+
+    # ---- generators (the registry's events)
+
+    def _on_GeneratorRegistered(self, e: DecodedEvent) -> None:
+        self.book.register_generator(e["generator"], e["declared_compute"], e["stake"])
+
+    def _on_StakeAdded(self, e: DecodedEvent) -> None:
+        self.book.add_stake(e["generator"], e["amount"])
+
+    def _on_StakeRemoved(self, e: DecodedEvent) -> None:
+        self.book.remove_stake(e["generator"], e["amount"])
+
+    def _on_StakeForfeited(self, e: DecodedEvent) -> None:
+        self.book.remove_stake(e["generator"], e["amount"])
+
+    def _on_ComputeChanged(self, e: DecodedEvent) -> None:
+        self.book.set_compute(e["generator"], e["declared_compute"])
+
+    def _on_ExitRequested(self, e: DecodedEvent) -> None:
+        self.book.request_exit(e["generator"])
+
+    def _on_GeneratorWithdrawn(self, e: DecodedEvent) -> None:
+        self.book.withdraw(e["generator"])
+
+    def _on_OfferSet(self, e: DecodedEvent) -> None:
+        offer = Offer(
+            generator=e["generator"],
+            market_id=e["market_id"],
+            price=e["price"],
+            proof_time=e["proof_time"],
+            compute_per_request=e["compute_per_request"],
+            encryption_key=e["encryption_key"],
+        )
+        self.book.set_offer(offer)
+
+    def _on_MarketLeft(self, e: DecodedEvent) -> None:
+        self.book.leave_market(e["generator"], e["market_id"])

@@ -1,0 +1,323 @@
+"""The matching engine daemon against anvil: assigns across markets, waits for a price,
+survives a kill and a reorg, slashes the overdue, explains itself, fails clearly."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.types import RPCEndpoint
+
+from kalypso.contracts.client import MarketplaceClient, PostedRequest
+from kalypso.contracts.deploy import TOKEN_UNIT
+from kalypso.devnet import Anvil, DevnetSetup, dev_account, free_port
+from kalypso.errors import MatcherKeyError
+from kalypso.market import RequestState, encode_signals
+from kalypso.market.events import marketplace_decoder
+from kalypso.matching.config import MatcherConfig
+from kalypso.matching.daemon import Matcher
+
+pytestmark = pytest.mark.usefixtures("snapshot")
+
+KALYPSO = [sys.executable, "-m", "kalypso.cli"]
+MOCK, POSEIDON, SQUARE_ROOT = 0, 1, 2
+
+
+def rpc(w3: Web3, method: str, *params: Any) -> Any:
+    return w3.provider.make_request(RPCEndpoint(method), list(params))["result"]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+async def async_wait_for(
+    condition: Callable[[], bool], timeout: float = 20, what: str = ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+class World:
+    """The devnet seen by one test: a sync client, generators and requesters."""
+
+    def __init__(self, chain: Anvil, setup: DevnetSetup) -> None:
+        self.chain = chain
+        self.setup = setup
+        self.w3 = chain.web3()
+        self.client = MarketplaceClient(self.w3, setup.deployment)
+
+    def generator(
+        self,
+        account: LocalAccount,
+        markets: dict[int, int],
+        *,
+        compute: int = 8,
+        proof_time: int = 60,
+    ) -> LocalAccount:
+        self.client.approve_all(account)
+        self.client.register(account, stake=1_000 * TOKEN_UNIT, compute=compute)
+        for market, price in markets.items():
+            self.client.join_market(account, market, price=price, proof_time=proof_time)
+        return account
+
+    def request(
+        self, market: int, *, max_price: int, value: int = 4, account: LocalAccount | None = None
+    ) -> PostedRequest:
+        requester = account or dev_account(5)
+        self.client.approve_all(requester)
+        signals = [value] if market != SQUARE_ROOT else [value * value, 1000]
+        return self.client.create_request(
+            requester, market, encode_signals(signals), max_price=max_price, proof_time=120
+        )
+
+    def state(self, posted: PostedRequest) -> RequestState:
+        return self.client.task(posted).state
+
+    def events(self, name: str) -> list[Any]:
+        decoder = marketplace_decoder()
+        logs = self.w3.eth.get_logs(
+            {
+                "fromBlock": self.setup.deployment.deploy_block,
+                "toBlock": "latest",
+                "address": self.setup.deployment.marketplace,
+            }
+        )
+        return [e for e in (decoder.decode(log) for log in logs) if e.name == name]
+
+
+@pytest.fixture
+def world(devnet_chain: tuple[Anvil, DevnetSetup]) -> World:
+    return World(*devnet_chain)
+
+
+def config_for(world: World, tmp_path: Path, **overrides: Any) -> MatcherConfig:
+    path = tmp_path / "deployment.json"
+    world.setup.deployment.save(path)
+    values: dict[str, Any] = {
+        "rpc_url": world.chain.url,
+        "deployment": str(path),
+        "state": str(tmp_path / "matcher.sqlite"),
+        "poll_interval": 0.1,
+        "api_port": 0,
+    }
+    values.update(overrides)
+    return MatcherConfig.from_dict(values)
+
+
+@pytest.fixture
+async def matcher(world: World, tmp_path: Path) -> AsyncIterator[Matcher]:
+    m = await Matcher.open(config_for(world, tmp_path), dev_account(1))
+    stop = asyncio.Event()
+    task = asyncio.create_task(m.run(stop))
+    await async_wait_for(lambda: m.ready or task.done(), what="the matcher to start")
+    yield m
+    stop.set()
+    await task
+    await m.close()
+
+
+async def test_requests_in_several_markets_get_assigned(world: World, matcher: Matcher) -> None:
+    alice = world.generator(dev_account(2), {MOCK: 3 * TOKEN_UNIT, SQUARE_ROOT: 2 * TOKEN_UNIT})
+    posted = [
+        world.request(MOCK, max_price=5 * TOKEN_UNIT),
+        world.request(SQUARE_ROOT, max_price=5 * TOKEN_UNIT, value=7),
+        world.request(MOCK, max_price=5 * TOKEN_UNIT, value=8),
+    ]
+    await async_wait_for(
+        lambda: all(world.state(p) == RequestState.ASSIGNED for p in posted), what="assignments"
+    )
+    assigned = {e["task_id"]: e for e in world.events("TaskAssigned")}
+    assert {assigned[p.id]["generator"] for p in posted} == {alice.address}
+    assert [assigned[p.id]["price"] for p in posted] == [
+        3 * TOKEN_UNIT,
+        2 * TOKEN_UNIT,
+        3 * TOKEN_UNIT,
+    ]
+
+
+async def test_a_request_priced_too_low_waits_for_a_cheaper_generator(
+    world: World, matcher: Matcher
+) -> None:
+    world.generator(dev_account(2), {MOCK: 9 * TOKEN_UNIT})
+    cheap = world.request(MOCK, max_price=5 * TOKEN_UNIT)
+    await asyncio.sleep(1.0)
+    assert world.state(cheap) == RequestState.OPEN
+    why = matcher.view.book.explain(cheap.id, matcher.head_time + 1)
+    rules = {c.generator: c.rule for c in why.checks}
+    assert rules[dev_account(2).address] == "requests: price above max"
+
+    bob = world.generator(dev_account(3), {MOCK: 4 * TOKEN_UNIT})
+    await async_wait_for(lambda: world.state(cheap) == RequestState.ASSIGNED, what="assignment")
+    (event,) = [e for e in world.events("TaskAssigned") if e["task_id"] == cheap.id]
+    assert event["generator"] == bob.address
+
+
+async def test_a_reorg_is_rolled_back_and_the_new_chain_matched(
+    world: World, matcher: Matcher
+) -> None:
+    world.generator(dev_account(2), {MOCK: 3 * TOKEN_UNIT}, compute=1)
+    world.client.approve_all(dev_account(5))
+    snap = rpc(world.w3, "evm_snapshot")
+    orphan = world.request(MOCK, max_price=5 * TOKEN_UNIT)
+    await async_wait_for(lambda: world.state(orphan) == RequestState.ASSIGNED, what="first")
+    rpc(world.w3, "evm_revert", snap)
+    rpc(world.w3, "evm_mine")
+    # The generator's only compute unit was taken by the orphaned task: the matcher must
+    # forget it to assign the request of the new chain.
+    kept = world.request(MOCK, max_price=5 * TOKEN_UNIT, value=9)
+    await async_wait_for(lambda: world.state(kept) == RequestState.ASSIGNED, what="after reorg")
+    assert matcher.metrics.reorgs._value.get() >= 1  # type: ignore[attr-defined]
+    assert orphan.id not in matcher.view.requests
+
+
+async def test_an_overdue_task_is_slashed_by_the_matcher(world: World, matcher: Matcher) -> None:
+    world.generator(dev_account(2), {MOCK: 3 * TOKEN_UNIT})
+    posted = world.request(MOCK, max_price=5 * TOKEN_UNIT)
+    await async_wait_for(lambda: world.state(posted) == RequestState.ASSIGNED, what="assignment")
+    balance = world.client.balance(dev_account(1).address)
+    world.client.time_travel(200)
+    await async_wait_for(lambda: world.state(posted) == RequestState.SLASHED, what="the slash")
+    assert world.client.balance(dev_account(1).address) > balance  # the bounty
+
+
+async def test_the_api_explains_an_unmatched_request(world: World, tmp_path: Path) -> None:
+    port = free_port()
+    config = config_for(world, tmp_path, api_port=port)
+    world.generator(dev_account(2), {MOCK: 9 * TOKEN_UNIT})
+    posted = world.request(MOCK, max_price=5 * TOKEN_UNIT)
+    stop = asyncio.Event()
+    from kalypso.matching.daemon import serve
+
+    task = asyncio.create_task(serve(config, dev_account(1), stop=stop))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(100):
+                try:
+                    if (await http.get("/health")).json()["status"] == "ok":
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.1)
+            health = (await http.get("/health")).json()
+            assert health["address"] == dev_account(1).address and health["lag_blocks"] <= 1
+            status = (await http.get(f"/requests/0x{posted.id.hex()}")).json()
+            assert status["state"] in ("open", "parked")
+            text = str(status)
+            assert "requests: price above max" in text and dev_account(2).address in text
+            book = (await http.get(f"/markets/{MOCK}/book")).json()
+            assert book
+            gen = (await http.get(f"/generators/{dev_account(2).address}")).json()
+            assert gen["successes"] == 0 and gen["window"] == 20
+            assert (await http.get("/requests/0x12")).status_code == 400
+            metrics = (await http.get("/metrics")).text
+            assert "kalypso_matcher_open_requests" in metrics
+            assert "kalypso_matcher_lag_blocks" in metrics
+    finally:
+        stop.set()
+        await task
+
+
+async def test_a_key_that_is_not_a_matching_engine_is_refused(world: World, tmp_path: Path) -> None:
+    with pytest.raises(MatcherKeyError, match="not an authorized matching engine"):
+        await Matcher.open(config_for(world, tmp_path), dev_account(4))
+    with pytest.raises(MatcherKeyError, match="may not assign in market"):
+        await Matcher.open(config_for(world, tmp_path, markets=[0, 2]), dev_account(4))
+
+
+# ---- the daemon as its own process
+
+
+def start_daemon(config: Path, key: LocalAccount) -> subprocess.Popen[str]:
+    env = {**os.environ, "KALYPSO_MATCHER_KEY": "0x" + key.key.hex().removeprefix("0x")}
+    return subprocess.Popen(
+        [*KALYPSO, "matcher", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def write_config(world: World, tmp_path: Path, **values: Any) -> Path:
+    config = config_for(world, tmp_path)
+    lines = [
+        f'rpc_url = "{config.rpc_url}"',
+        f'deployment = "{config.deployment}"',
+        f'state = "{config.state}"',
+        "poll_interval = 0.1",
+        "api_port = 0",
+    ]
+    lines += [f"{k} = {v}" for k, v in values.items()]
+    path = tmp_path / "matcher.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_killed_and_restarted_it_loses_nothing_and_assigns_nothing_twice(
+    world: World, tmp_path: Path
+) -> None:
+    world.generator(dev_account(2), {MOCK: 3 * TOKEN_UNIT}, compute=64)
+    world.generator(dev_account(3), {MOCK: 4 * TOKEN_UNIT}, compute=64)
+    config = write_config(world, tmp_path, batch_size=4)
+    daemon = start_daemon(config, dev_account(1))
+    posted: list[PostedRequest] = []
+    try:
+        for i in range(12):
+            posted.append(world.request(MOCK, max_price=5 * TOKEN_UNIT, value=i))
+            if i == 5:
+                wait_for(lambda: any(world.state(p) == RequestState.ASSIGNED for p in posted))
+                daemon.send_signal(signal.SIGKILL)
+                daemon.wait(10)
+        daemon = start_daemon(config, dev_account(1))
+        wait_for(
+            lambda: all(world.state(p) == RequestState.ASSIGNED for p in posted),
+            what="every request assigned after the restart",
+        )
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, _ = daemon.communicate(timeout=20)
+    assert daemon.returncode == 0, out
+    assert "matcher stopped" in out
+    assigned = [e["task_id"] for e in world.events("TaskAssigned")]
+    assert sorted(assigned) == sorted(p.id for p in posted)
+    assert not [e for e in world.events("AssignSkipped") if e["reason"] == "requests: not open"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("rpc_url = 12", "rpc_url has the wrong type"),
+        ("batch_size = 64", "batch_size must be 1 to 32"),
+        ("colour = 'blue'", "unknown key(s) colour"),
+        ('rpc_url = "http://127.0.0.1:9"', "no Ethereum JSON-RPC endpoint answers"),
+        ("", "is not an authorized matching engine"),
+    ],
+)
+def test_bad_config_unreachable_rpc_or_wrong_key_is_one_clear_line(
+    world: World, tmp_path: Path, setup: str, message: str
+) -> None:
+    config = write_config(world, tmp_path)
+    lines = [line for line in config.read_text().splitlines() if line.split(" = ")[0] not in setup]
+    config.write_text("\n".join([*lines, setup]) + "\n")
+    daemon = start_daemon(config, dev_account(4))
+    out, _ = daemon.communicate(timeout=30)
+    assert daemon.returncode == 1
+    assert message in out, out
+    assert "Traceback" not in out
