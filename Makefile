@@ -47,6 +47,7 @@ bench: setup
 	$(PY) bench/gas.py
 	$(PY) bench/verify.py
 	$(PY) bench/provers.py
+	$(PY) bench/matching.py
 
 clean:
 	rm -rf $(VENV) node_modules src/kalypso/contracts/build .pytest_cache .mypy_cache .ruff_cache

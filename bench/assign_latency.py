@@ -54,14 +54,16 @@ def _prepare(client: MarketplaceClient, owner: LocalAccount) -> None:
         client.deposit(requester, BURST * MAX_PRICE)
 
 
-def _signed_burst(w3: Web3, client: MarketplaceClient) -> tuple[list[bytes], list[bytes]]:
+def _signed_burst(
+    w3: Web3, client: MarketplaceClient, burst: int
+) -> tuple[list[bytes], list[bytes]]:
     """Every create_request of the burst, signed in advance; and the request ids."""
     chain_id, market = w3.eth.chain_id, client.marketplace
     expiry = client.now() + 3_600
     nonces = {a.address: w3.eth.get_transaction_count(a.address) for a in REQUESTERS}
     signed: list[bytes] = []
     ids: list[bytes] = []
-    for i in range(BURST):
+    for i in range(burst):
         requester = REQUESTERS[i % len(REQUESTERS)]
         salt = os.urandom(32)
         call = market.functions.create_request(
@@ -83,7 +85,7 @@ def _signed_burst(w3: Web3, client: MarketplaceClient) -> tuple[list[bytes], lis
     return signed, ids
 
 
-def anvil_benchmark() -> dict[str, Any]:
+def anvil_benchmark(burst: int = BURST, block_time: int = 1) -> dict[str, Any]:
     with Anvil() as chain, tempfile.TemporaryDirectory(prefix="kalypso-bench-") as tmp:
         w3 = chain.web3()
         setup = deploy_devnet(w3)
@@ -100,8 +102,8 @@ def anvil_benchmark() -> dict[str, Any]:
         )
         with matcher:
             w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
-            w3.provider.make_request(RPCEndpoint("evm_setIntervalMining"), [1])
-            signed, ids = _signed_burst(w3, client)
+            w3.provider.make_request(RPCEndpoint("evm_setIntervalMining"), [block_time])
+            signed, ids = _signed_burst(w3, client, burst)
             first_block = w3.eth.block_number
             start = time.monotonic()
             for raw in signed:
@@ -133,7 +135,7 @@ def anvil_benchmark() -> dict[str, Any]:
     latencies = sorted(assigned[r].block_number - created[r] for r in assigned)
     batches = Counter(bytes(e.transaction_hash) for e in assigned.values())
     return {
-        "requests": BURST,
+        "requests": burst,
         "assigned": len(assigned),
         "seconds": round(elapsed, 1),
         "blocks_p50": statistics.median(latencies) if latencies else None,
@@ -142,11 +144,12 @@ def anvil_benchmark() -> dict[str, Any]:
         "transactions": len(batches),
         "batch_mean": round(len(assigned) / max(1, len(batches)), 1),
         "batch_max": max(batches.values(), default=0),
-        "block_time_s": 1,
+        "block_time_s": block_time,
         "batch_sizes": dict(sorted(Counter(batches.values()).items())),
         "created_per_block": dict(sorted(Counter(created.values()).items())),
     }
 
 
 if __name__ == "__main__":
-    print(anvil_benchmark())
+    print(anvil_benchmark(300))
+    print(anvil_benchmark(BURST))

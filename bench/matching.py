@@ -65,12 +65,15 @@ class Row:
     value: float
     unit: str
     goal: float | None = None
+    #: the goal is a ceiling (latency) rather than a floor (throughput)
+    at_most: bool = False
 
     @property
     def status(self) -> str:
         if self.goal is None:
             return "-"
-        return "ok" if self.value >= self.goal else "below"
+        met = self.value <= self.goal if self.at_most else self.value >= self.goal
+        return "ok" if met else ("over" if self.at_most else "below")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -216,7 +219,7 @@ def core_rows(result: dict[str, Any]) -> list[Row]:
     section = "core (in process)"
     return [
         Row(section, "matches/s", result["matches_per_second"], "1/s", GOAL),
-        Row(section, "match time, 100k requests", result["match_seconds"], "s"),
+        Row(section, "match 100k requests", result["match_seconds"], "s"),
         Row(section, "add_request/s", result["adds_per_second"], "1/s"),
         Row(section, "peak memory (tracemalloc)", result["peak_memory_mib"], "MiB"),
     ]
@@ -224,13 +227,34 @@ def core_rows(result: dict[str, Any]) -> list[Row]:
 
 def overload_rows(result: dict[str, Any]) -> list[Row]:
     section = f"overload ({result['parked']:,} parked)"
-    return [Row(section, "task finished + match, cycles/s", result["cycles_per_second"], "1/s")]
+    return [Row(section, "finish + match cycles/s", result["cycles_per_second"], "1/s")]
+
+
+def latency_rows(result: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for run in result["runs"]:
+        section = f"anvil, {run['requests']:,} at once"
+        rows += [
+            Row(section, "blocks to assignment, p50", run["blocks_p50"], "blocks", 1, True),
+            Row(section, "blocks to assignment, p99", run["blocks_p99"], "blocks"),
+            Row(section, "assignments per tx", run["batch_mean"], "", 30),
+        ]
+    return rows
+
+
+def latency_benchmark() -> dict[str, Any]:
+    """On anvil with the matcher as its own process: a burst that fits one block, and one
+    that fills several (see `bench/assign_latency.py`)."""
+    from assign_latency import BURST, anvil_benchmark
+
+    return {"runs": [anvil_benchmark(300), anvil_benchmark(BURST)]}
 
 
 #: Sections in display order: each measures, and returns its JSON part and its rows.
 SECTIONS: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], list[Row]]]] = [
     ("core", core_benchmark, core_rows),
     ("overload", overload_benchmark, overload_rows),
+    ("latency", latency_benchmark, latency_rows),
 ]
 
 
@@ -243,8 +267,8 @@ def table(rows: list[Row]) -> Table:
         goal = (
             "-"
             if row.goal is None
-            else f">= {row.goal:,.0f} "
-            + ("[green]ok[/]" if row.status == "ok" else "[red]below[/]")
+            else f"{'<=' if row.at_most else '>='} {row.goal:,.0f} "
+            + ("[green]ok[/]" if row.status == "ok" else f"[red]{row.status}[/]")
         )
         out.add_row(row.section, row.metric, value, row.unit, goal)
     return out

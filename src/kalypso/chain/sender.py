@@ -92,13 +92,19 @@ class TxSender:
         return await self.wait(await self.submit(call, on_sent=on_sent))
 
     async def submit(
-        self, call: Any, *, on_sent: Callable[[SentTx], Awaitable[None]] | None = None
+        self,
+        call: Any,
+        *,
+        gas: int | None = None,
+        on_sent: Callable[[SentTx], Awaitable[None]] | None = None,
     ) -> PendingTx:
-        """Estimate, sign and send `call` with the next nonce; `wait` for it later.
+        """Estimate (unless `gas` is given), sign and send `call` with the next nonce.
 
-        Several submitted transactions may be in flight at once (pipelined nonces).
+        `wait` for it later: several submitted transactions may be in flight at once
+        (pipelined nonces).
         """
-        gas = await self._estimate(call)  # outside the lock: estimates run side by side
+        if gas is None:
+            gas = await self.estimate(call)  # outside the lock: estimates run side by side
         async with self._lock:
             nonce = await self._next_nonce()
             priority, max_fee = await self._fees()
@@ -130,7 +136,8 @@ class TxSender:
         """Take the next nonce from the chain again (after a reorg undid some of ours)."""
         self._nonce = None
 
-    async def _estimate(self, call: Any) -> int:
+    async def estimate(self, call: Any) -> int:
+        """Gas for `call` with the policy's margin; raises the typed error of a revert."""
         try:
             estimate = await retrying(
                 lambda: call.estimate_gas({"from": self.address}), what="eth_estimateGas"
