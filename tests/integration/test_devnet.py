@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from web3 import Web3
 
@@ -31,7 +32,16 @@ def devnet(
     path = tmp_path_factory.mktemp("devnet") / "deployment.json"
     port = free_port()
     proc = subprocess.Popen(
-        [*KALYPSO, "devnet", "--port", str(port), "--deployment", str(path)],
+        [
+            *KALYPSO,
+            "devnet",
+            "--port",
+            str(port),
+            "--deployment",
+            str(path),
+            "--matcher-port",
+            str(free_port()),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -53,7 +63,7 @@ def test_one_lifecycle_over_json_rpc(devnet: tuple[str, Path, subprocess.Popen[s
     assert w3.eth.chain_id == deployment.chain_id == 31337
     client = MarketplaceClient(w3, deployment)
     market_id = deployment.markets[SAMPLE_MARKET]
-    matcher, generator, requester = dev_account(1), dev_account(2), dev_account(3)
+    generator, requester = dev_account(2), dev_account(3)
 
     client.approve_all(generator)
     client.register(generator, stake=500 * TOKEN_UNIT, compute=2)
@@ -64,7 +74,12 @@ def test_one_lifecycle_over_json_rpc(devnet: tuple[str, Path, subprocess.Popen[s
     )
     with pytest.raises(UnauthorizedError):
         client.assign(requester, posted, generator.address, 4 * TOKEN_UNIT)
-    client.assign(matcher, posted, generator.address, 4 * TOKEN_UNIT)
+    # the devnet's matcher assigns it
+    assert deployment.matcher_url and httpx.get(f"{deployment.matcher_url}/health").is_success
+    deadline = time.monotonic() + 20
+    while client.task(posted).state != RequestState.ASSIGNED:
+        assert time.monotonic() < deadline, "the devnet's matcher did not assign the request"
+        time.sleep(0.1)
     with pytest.raises(ProofRejectedError):
         client.submit_proof(generator, posted, b"\x00" * 32)
     assert client.task(posted).state == RequestState.ASSIGNED

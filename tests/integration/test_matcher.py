@@ -21,6 +21,7 @@ from web3.types import RPCEndpoint
 
 from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
+from kalypso.contracts.web3tx import send
 from kalypso.devnet import Anvil, DevnetSetup, dev_account, free_port
 from kalypso.errors import MatcherKeyError
 from kalypso.market import RequestState, encode_signals
@@ -321,3 +322,37 @@ def test_bad_config_unreachable_rpc_or_wrong_key_is_one_clear_line(
     assert daemon.returncode == 1
     assert message in out, out
     assert "Traceback" not in out
+
+
+def test_two_shards_with_their_own_keys_assign_side_by_side(world: World, tmp_path: Path) -> None:
+    owner = world.setup.owner
+    mock_engine, root_engine = dev_account(6), dev_account(7)
+    for engine, market in ((mock_engine, MOCK), (root_engine, SQUARE_ROOT)):
+        call = world.client.marketplace.functions.set_market_matching_engine(
+            market, engine.address, True
+        )
+        send(world.w3, owner, call)
+    world.generator(dev_account(2), {MOCK: 3 * TOKEN_UNIT, SQUARE_ROOT: 2 * TOKEN_UNIT})
+    shards = []
+    for name, engine, market in (("a", mock_engine, MOCK), ("b", root_engine, SQUARE_ROOT)):
+        folder = tmp_path / name
+        folder.mkdir()
+        shards.append(start_daemon(write_config(world, folder, markets=f"[{market}]"), engine))
+    try:
+        posted = [world.request(MOCK, max_price=5 * TOKEN_UNIT, value=v) for v in (1, 2, 3)] + [
+            world.request(SQUARE_ROOT, max_price=5 * TOKEN_UNIT, value=v) for v in (4, 5, 6)
+        ]
+        wait_for(
+            lambda: all(world.state(p) == RequestState.ASSIGNED for p in posted),
+            what="both shards to assign their markets",
+        )
+    finally:
+        for shard in shards:
+            shard.send_signal(signal.SIGTERM)
+            shard.communicate(timeout=20)
+    senders = {
+        bytes(e["task_id"]): world.w3.eth.get_transaction(e.transaction_hash)["from"]
+        for e in world.events("TaskAssigned")
+    }
+    assert [senders[p.id] for p in posted] == [mock_engine.address] * 3 + [root_engine.address] * 3
+    assert not world.events("AssignSkipped")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +18,7 @@ from kalypso.deployment import DEVNET_CHAIN_ID, default_path
 from kalypso.devnet import Anvil, deploy_devnet, dev_keys
 from kalypso.errors import ChainError, ConfigError
 from kalypso.keys import load_account
+from kalypso.matching.process import MatcherProcess
 
 console = Console()
 
@@ -32,8 +35,13 @@ def devnet(
         ),
     ] = None,
     unbonding_delay: Annotated[int, typer.Option(help="Generator unbonding delay, seconds.")] = 600,
+    matcher: Annotated[
+        bool, typer.Option(help="Also run the matching engine (dev account 1) beside the chain.")
+    ] = True,
+    matcher_port: Annotated[int, typer.Option(help="Port of the matcher's HTTP API.")] = 7300,
 ) -> None:
-    """Start a local chain (anvil) with Kalypso deployed, a sample market and funded dev accounts.
+    """Start a local chain (anvil) with Kalypso deployed, the sample markets, the matching
+    engine and funded dev accounts.
 
     Runs until Ctrl-C. The printed KALYPSO_* lines can be pasted into a shell.
     """
@@ -41,8 +49,21 @@ def devnet(
     chain = Anvil(port, block_time=block_time or None)
     with console.status(f"starting anvil on port {port} and deploying…"):
         chain.start()
+    engine: MatcherProcess | None = None
     try:
         setup = deploy_devnet(chain.web3(), unbonding_delay=unbonding_delay)
+        if matcher:
+            workdir = Path(tempfile.mkdtemp(prefix="kalypso-devnet-"))
+            engine = MatcherProcess(
+                workdir,
+                rpc_url=chain.url,
+                deployment=setup.deployment.save(workdir / "deployment.json"),
+                account=setup.matcher,
+                api_port=matcher_port,
+            )
+            with console.status("starting the matching engine…"):
+                engine.start()
+            setup = replace(setup, deployment=replace(setup.deployment, matcher_url=engine.url))
         setup.deployment.save(out)
         d = setup.deployment
         console.print(f"[bold green]devnet ready[/] — chain {d.chain_id} at {chain.url}")
@@ -52,6 +73,8 @@ def devnet(
         for name, market_id in d.markets.items():
             console.print(f"  market       {name} (id {market_id})")
         console.print(f"  matcher key  dev account 1 ({setup.matcher.address})")
+        if engine is not None:
+            console.print(f"  matcher      {engine.url} (log {engine.log})")
         console.print(f"  deployment   {out}")
         console.print("\nFunded dev accounts (100,000 KAL each; public keys, devnet only):")
         for account in setup.funded:
@@ -68,9 +91,13 @@ def devnet(
             while not stopped.wait(0.5):
                 if chain.process and chain.process.poll() is not None:
                     raise ChainError(f"anvil exited with code {chain.process.returncode}")
+                if engine and engine.process and engine.process.poll() is not None:
+                    raise ChainError(f"the matcher exited: {engine.tail()}")
         except KeyboardInterrupt:
             pass
     finally:
+        if engine is not None:
+            engine.stop()
         chain.stop()
         console.print("devnet stopped")
 

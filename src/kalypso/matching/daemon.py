@@ -55,6 +55,8 @@ MAX_INFLIGHT = 16
 RESTART_PAUSE = 2.0
 #: Gas of an assignment batch beyond its items (21,000 base, call overhead).
 BATCH_GAS_BASE = 40_000
+#: Batches smaller than this do not teach the gas per item (fixed costs dominate).
+LEARN_FROM_ITEMS = 4
 
 Stage = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -306,6 +308,9 @@ class Matcher:
         held, self._held = self._held, []
         room = size * max(0, MAX_INFLIGHT - len(self._inflight)) - len(held)
         fresh = self.view.book.match(self.head_time + 1, room) if room > 0 else []
+        for request_id, _ in self.view.book.take_expired():
+            self.metrics.expired.inc()
+            log.info("request expired unassigned", request_id=request_id)
         pool = held + fresh
         batches = [pool[i : i + size] for i in range(0, len(pool), size)]
         if len(batches) > 1 and len(batches[-1]) < size and not held:
@@ -344,7 +349,7 @@ class Matcher:
         Simulating every batch (`eth_estimateGas`) costs a round trip per batch on the
         critical path of a burst; an assignment's gas barely varies, so the highest gas
         per item seen in receipts, with a margin, bounds the next batches. None (estimate)
-        until a receipt has been seen.
+        until a receipt has been seen, and again after any failed batch.
         """
         if self._gas_per_item is None:
             return None
@@ -356,8 +361,9 @@ class Matcher:
         except KalypsoError as exc:
             self._failed(matches, exc)
         else:
-            per_item = max(0, int(receipt["gasUsed"]) - BATCH_GAS_BASE) // len(matches)
-            self._gas_per_item = max(self._gas_per_item or 0, per_item)
+            if len(matches) >= LEARN_FROM_ITEMS:
+                per_item = max(0, int(receipt["gasUsed"]) - BATCH_GAS_BASE) // len(matches)
+                self._gas_per_item = max(self._gas_per_item or 0, per_item)
             self.metrics.matches.inc(len(matches))
             self.metrics.batch_size.observe(len(matches))
         finally:
@@ -365,6 +371,7 @@ class Matcher:
             self._progress.set()
 
     def _failed(self, matches: list[Match], exc: KalypsoError) -> None:
+        self._gas_per_item = None  # perhaps out of gas: simulate the next batches again
         self.metrics.tx_failures.inc()
         self.view.book.assignment_failed([m.request_id for m in matches])
         log.warning("assignment transaction failed", count=len(matches), error=str(exc))

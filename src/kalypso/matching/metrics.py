@@ -35,6 +35,11 @@ class MatcherMetrics:
         self.tx_failures = Counter(
             "kalypso_matcher_tx_failures", "Transactions that failed or were dropped", registry=r
         )
+        self.expired = Counter(
+            "kalypso_matcher_expired",
+            "Requests that expired before anyone could take them",
+            registry=r,
+        )
         self.slashes = Counter("kalypso_matcher_slashes", "Overdue tasks slashed", registry=r)
         self.events = Counter(
             "kalypso_matcher_events", "Contract events followed", ["event"], registry=r
