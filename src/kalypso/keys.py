@@ -26,7 +26,12 @@ def load_account(
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read keystore {keystore}: {exc}") from None
         if password is None:
-            password = getpass.getpass(f"password for {keystore}: ")
+            try:
+                password = getpass.getpass(f"password for {keystore}: ")
+            except EOFError:
+                raise ConfigError(
+                    f"no password for {keystore}: run in a terminal, or set it in the environment"
+                ) from None
         try:
             account: LocalAccount = Account.from_key(Account.decrypt(encrypted, password))
         except ValueError:

@@ -204,7 +204,7 @@ async def test_the_api_explains_an_unmatched_request(world: World, tmp_path: Pat
     world.generator(dev_account(2), {MOCK: 9 * TOKEN_UNIT})
     posted = world.request(MOCK, max_price=5 * TOKEN_UNIT)
     stop = asyncio.Event()
-    from kalypso.matching.daemon import serve
+    from kalypso.matching.service import serve
 
     task = asyncio.create_task(serve(config, dev_account(1), stop=stop))
     try:

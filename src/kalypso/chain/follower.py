@@ -95,6 +95,8 @@ class LogFollower:
         logs = await self._logs(state.next_block, to_block)
         if logs is None:  # the range shrank; the next step reads a smaller one
             return None
+        if await self._block(to_block) != tip:
+            return None  # replaced while we read, or a lagging node answered: read again
         events: list[DecodedEvent] = []
         malformed: list[tuple[dict[str, Any], str]] = []
         for log in logs:

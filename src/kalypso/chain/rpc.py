@@ -20,7 +20,7 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from kalypso.errors import ChainError
+from kalypso.errors import ChainError, KalypsoError
 
 T = TypeVar("T")
 
@@ -30,6 +30,8 @@ _TRANSIENT_MESSAGES = ("rate limit", "too many requests", "timeout", "temporaril
 
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying the same RPC call later may succeed."""
+    if isinstance(exc, KalypsoError):  # already judged (a ChainError is a ConnectionError)
+        return False
     if isinstance(
         exc,
         aiohttp.ClientError

@@ -22,7 +22,7 @@ from web3.types import TxReceipt
 
 from kalypso.chain.rpc import retrying
 from kalypso.contracts.web3tx import reason_of
-from kalypso.errors import ContractError, TransactionDroppedError, error_from_reason
+from kalypso.errors import ChainError, ContractError, TransactionDroppedError, error_from_reason
 
 GWEI = 10**9
 FEE_CACHE_SECONDS = 1.0
@@ -78,7 +78,6 @@ class TxSender:
         self._chain_id: int | None = None
         self._lock = asyncio.Lock()
         self._fee_cache: tuple[float, tuple[int, int]] | None = None
-        self.failures = 0
 
     async def send(
         self, call: Any, *, on_sent: Callable[[SentTx], Awaitable[None]] | None = None
@@ -112,7 +111,6 @@ class TxSender:
                 tx = await self._submit(call, gas, nonce, priority, max_fee, on_sent)
             except BaseException:
                 self._nonce = None  # resync from the chain on the next send
-                self.failures += 1
                 raise
             self._nonce = nonce + 1
             return PendingTx(call, gas, [tx], on_sent)
@@ -123,14 +121,24 @@ class TxSender:
             receipt = await self._wait(pending.call, pending.gas, pending.sent, pending.on_sent)
         except BaseException:
             self._nonce = None
-            self.failures += 1
             raise
         if receipt["status"] != 1:
-            self.failures += 1
             raise ContractError(
                 "transaction reverted", f"tx 0x{bytes(receipt['transactionHash']).hex()}"
             )
         return receipt
+
+    async def nonces(self) -> tuple[int, int]:
+        """(transactions mined, transactions mined or pooled) of this account."""
+        mined = await retrying(
+            lambda: self.w3.eth.get_transaction_count(self.address, "latest"),
+            what="eth_getTransactionCount",
+        )
+        pending = await retrying(
+            lambda: self.w3.eth.get_transaction_count(self.address, "pending"),
+            what="eth_getTransactionCount",
+        )
+        return int(mined), int(pending)
 
     def resync(self) -> None:
         """Take the next nonce from the chain again (after a reorg undid some of ours)."""
@@ -201,8 +209,11 @@ class TxSender:
                 what="eth_sendRawTransaction",
             )
         except Web3RPCError as exc:
-            if "already known" not in str(exc).lower():
-                raise
+            message = str(exc).lower()
+            if "already known" not in message:
+                if "underpriced" in message or "nonce" in message:
+                    raise  # the fee bump and the nonce resync handle these
+                raise ChainError(f"the node refused the transaction: {exc}") from None
             tx_hash = signed.hash
         sent = SentTx(bytes(tx_hash), nonce, params["maxFeePerGas"], priority)
         if on_sent is not None:

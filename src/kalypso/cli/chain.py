@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import tempfile
 import threading
@@ -98,6 +99,7 @@ def devnet(
     finally:
         if engine is not None:
             engine.stop()
+            shutil.rmtree(engine.workdir, ignore_errors=True)
         chain.stop()
         console.print("devnet stopped")
 

@@ -35,7 +35,7 @@ def matcher(
     if example:
         typer.echo(EXAMPLE, nl=False)
         return
-    from kalypso.matching.daemon import serve
+    from kalypso.matching.service import serve
 
     settings = MatcherConfig.load(config)
     configure(json=json_logs)

@@ -14,7 +14,7 @@ import enum
 import time
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, is_checksum_address, to_checksum_address
 from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -55,7 +55,9 @@ def create_app(matcher: Matcher) -> FastAPI:
     # `matcher.view` is replaced on a reorg: every handler reads it afresh.
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
+    async def health(response: Response) -> dict[str, Any]:
+        if not matcher.ready:
+            response.status_code = 503  # recovering: replaying, settling, catching up
         return {
             "status": "ok" if matcher.ready else "starting",
             "chain_id": matcher.deployment.chain_id,
@@ -88,8 +90,9 @@ def create_app(matcher: Matcher) -> FastAPI:
 
     @app.get("/generators/{address}")
     async def generator(address: str) -> Any:
-        if not is_address(address):
-            raise HTTPException(400, "not an address")
+        mixed_case = address != address.lower() and address != address.upper()
+        if not is_address(address) or (mixed_case and not is_checksum_address(address)):
+            raise HTTPException(400, "not an address (or a mixed-case one with a bad checksum)")
         return jsonable(
             matcher.view.book.generator_view(to_checksum_address(address), matcher.head_time + 1)
         )

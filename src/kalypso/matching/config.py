@@ -1,5 +1,20 @@
-"""The matcher's configuration: one TOML file, overridable by environment variables.
+"""The matcher's configuration: one TOML file (`EXAMPLE` shows every key), overridable by
+the environment variables KALYPSO_RPC_URL and KALYPSO_DEPLOYMENT."""
 
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from kalypso.errors import ConfigError
+
+MAX_BATCH = 32
+
+EXAMPLE = """\
 # matcher.toml — every key is optional except where noted
 rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
 # deployment = "~/.kalypso/deployments/31337.json"  # or KALYPSO_DEPLOYMENT; default by chain id
@@ -16,20 +31,6 @@ priority_fee_percent = 200               # tip, % of the node's suggestion: land
 api_host = "127.0.0.1"
 api_port = 7300                          # health, orderbook, explanations, /metrics; 0: off
 """
-
-from __future__ import annotations
-
-import os
-import tomllib
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any
-
-from kalypso.errors import ConfigError
-
-MAX_BATCH = 32
-
-EXAMPLE = __doc__.split("\n\n", 1)[1].replace("\n    ", "\n").strip() + "\n"
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,11 @@ class MatcherConfig:
                 raise ConfigError(
                     f"no matcher config at {path}; `kalypso matcher --example` prints one"
                 ) from None
-            except (OSError, tomllib.TOMLDecodeError) as exc:
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"{path} is not valid TOML: {exc}") from None
         if "KALYPSO_RPC_URL" in env:
             raw["rpc_url"] = env["KALYPSO_RPC_URL"]
-        if "KALYPSO_DEPLOYMENT" in env and "deployment" not in raw:
+        if "KALYPSO_DEPLOYMENT" in env:
             raw["deployment"] = env["KALYPSO_DEPLOYMENT"]
         return cls.from_dict(raw, source=str(path or "the environment"))
 
@@ -84,7 +85,11 @@ class MatcherConfig:
     def _check(self, source: str) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH:
             raise ConfigError(f"{source}: batch_size must be 1 to {MAX_BATCH}")
-        if self.confirmations < 0 or self.max_log_range < 1 or self.poll_interval <= 0:
+        if (
+            self.confirmations < 0
+            or self.max_log_range < 1
+            or not 0 < self.poll_interval < math.inf
+        ):
             raise ConfigError(
                 f"{source}: confirmations ≥ 0, max_log_range ≥ 1 and poll_interval > 0"
             )

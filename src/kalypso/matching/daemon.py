@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
 
@@ -57,6 +55,9 @@ RESTART_PAUSE = 2.0
 BATCH_GAS_BASE = 40_000
 #: Batches smaller than this do not teach the gas per item (fixed costs dominate).
 LEARN_FROM_ITEMS = 4
+ASSIGNED = event_abi_to_log_topic(
+    next(e for e in artifact("ProofMarketplace").abi if e.get("name") == "TaskAssigned")  # type: ignore[arg-type]
+)
 
 Stage = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -104,8 +105,11 @@ class Matcher:
         self.started = time.time()
         self.ready = False
         self._progress = asyncio.Event()
-        self._slashing: set[bytes] = set()
         self._inflight: set[asyncio.Task[None]] = set()
+        #: bumped when a reorg rebuilds the book: older in-flight batches leave it alone
+        self._epoch = 0
+        #: set when the daemon must stop (the key lost its authorization)
+        self.fatal: KalypsoError | None = None
         #: matches reserved in the book, waiting one round to fill a batch (see `assign`)
         self._held: list[Match] = []
         #: the most gas an assignment took in a receipt (see `_gas_for`)
@@ -140,9 +144,12 @@ class Matcher:
                     f"{chain_id}: the deployment file is stale (redeploy or fix the path)"
                 )
             await check_authorized(marketplace, account.address, config.markets)
+            deploy_block = await w3.eth.get_block(deployment.deploy_block)
             identity = {
                 "chain_id": chain_id,
                 "marketplace": deployment.marketplace,
+                "deploy_block_hash": bytes(deploy_block["hash"]).hex(),
+                "signer": account.address,
                 "markets": list(config.markets) if config.markets is not None else "all",
             }
             store = MatcherStore(state_path(config, chain_id), identity)
@@ -157,7 +164,9 @@ class Matcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Recover, then run the stages until `stop` is set or one fails fatally."""
-        await self.recover()
+        await self.recover(stop)
+        if stop.is_set():
+            return
         self.ready = True
         log.info(
             "matcher ready",
@@ -185,7 +194,8 @@ class Matcher:
         while not stop.is_set():
             try:
                 await stage(stop)
-            except (ConfigError, MatcherKeyError):
+            except (ConfigError, MatcherKeyError) as exc:
+                self.fatal = exc
                 stop.set()
                 raise
             except KalypsoError as exc:
@@ -204,31 +214,47 @@ class Matcher:
         for event in self.store.events():
             self._apply_event(event)
 
-    async def recover(self) -> None:
+    async def recover(self, stop: asyncio.Event | None = None) -> None:
+        await self._update_head()
         self._replay()
-        for record in self.store.inflight():
-            await self._settle_inflight(record)
-        while (item := await self.follower.step(self.state)) is not None:
+        await self._settle_inflight(stop)
+        while not (stop and stop.is_set()):
+            item = await self.follower.step(self.state)
+            if item is None:
+                break
             self._apply(item)
         await self._update_head()
 
-    async def _settle_inflight(self, record: Inflight) -> None:
-        """Wait until a transaction an earlier run sent is mined or its nonce is gone."""
+    async def _settle_inflight(self, stop: asyncio.Event | None) -> None:
+        """Wait until the transactions an earlier run sent are mined or gone.
+
+        Matching before they land would assign their requests again (the contract would
+        skip them, at a cost). A transaction is gone when its nonce was used by another
+        or the node's pool no longer holds it.
+        """
+        records = {r.nonce: r for r in self.store.inflight()}
+        if records:
+            log.info("waiting for the transactions of the last run", count=len(records))
         deadline = time.monotonic() + self.sender.policy.receipt_timeout
-        log.info("waiting for a transaction of the last run", nonce=record.nonce)
-        while time.monotonic() < deadline:
-            for tx_hash in record.hashes:
-                try:
-                    await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
-                except TransactionNotFound:
-                    continue
-                self.store.resolved(record.nonce)
-                return
-            mined = await self.w3.eth.get_transaction_count(self.account.address, "latest")
-            if mined > record.nonce:
-                break
-            await asyncio.sleep(self.sender.policy.poll_interval)
-        self.store.resolved(record.nonce)
+        while records and time.monotonic() < deadline and not (stop and stop.is_set()):
+            mined, pending = await self.sender.nonces()
+            for nonce, record in list(records.items()):
+                if nonce < mined or nonce >= pending or await self._any_receipt(record):
+                    self.store.resolved(nonce)
+                    del records[nonce]
+            if records:
+                await asyncio.sleep(self.sender.policy.poll_interval)
+        for nonce in records:
+            log.warning("a transaction of the last run is still pending", nonce=nonce)
+
+    async def _any_receipt(self, record: Inflight) -> bool:
+        for tx_hash in record.hashes:
+            try:
+                await retrying(lambda h=tx_hash: self.w3.eth.get_transaction_receipt(h))  # type: ignore[misc]
+            except TransactionNotFound:
+                continue
+            return True
+        return False
 
     # ---- follow
 
@@ -240,6 +266,8 @@ class Matcher:
                 await _sleep_or_stop(stop, self.config.poll_interval)
                 continue
             self._apply(item)
+            if self.fatal is not None:
+                raise self.fatal
 
     def _apply(self, item: LogBatch | Rollback) -> None:
         state = self.follower.advance(self.state, item)
@@ -248,6 +276,10 @@ class Matcher:
             self.store.rollback(item.to_block, state)
             self.state = state
             self._replay()
+            # Batches in flight belong to the old book; their requests may be matched again
+            # (the contract skips a duplicate), which is rare and costs only gas.
+            self._epoch += 1
+            self._held = []
             self.sender.resync()  # our transactions in the undone blocks are gone
             self.metrics.reorgs.inc()
         else:
@@ -257,6 +289,7 @@ class Matcher:
                 self._apply_event(event)
                 if event.name == "AssignSkipped":
                     self.metrics.skipped.inc()
+                    self._check_still_authorized(event)
                     log.info(
                         "assignment skipped",
                         request_id=event["request_id"],
@@ -271,6 +304,17 @@ class Matcher:
                 self.metrics.malformed.inc()
                 log.warning("malformed log skipped", reason=reason, log=repr(log_entry)[:200])
         self._progress.set()
+
+    def _check_still_authorized(self, event: DecodedEvent) -> None:
+        if event["reason"] != "requests: not a matching engine":
+            return
+        request = self.view.requests.get(event["request_id"])
+        markets = self.config.markets
+        if request is not None and (markets is None or request.market_id in markets):
+            self.fatal = MatcherKeyError(
+                f"{self.account.address} is no longer an authorized matching engine "
+                f"(market {request.market_id}): the owner revoked it; stopping"
+            )
 
     def _apply_event(self, event: DecodedEvent) -> None:
         self.metrics.events.labels(event.name).inc()
@@ -329,17 +373,18 @@ class Matcher:
         async def record(tx: SentTx) -> None:
             self.store.record_sent(tx, ids)
 
+        epoch = self._epoch
         try:
             pending = await self.sender.submit(
                 call, gas=self._gas_for(len(matches)), on_sent=record
             )
-        except KalypsoError as exc:
-            self._failed(matches, exc)
+        except Exception as exc:  # any failure hands the matches back to the book
+            self._failed(matches, exc, epoch)
             if isinstance(exc, ChainError):
                 raise
             return
         log.info("assignments sent", count=len(matches), nonce=pending.nonce)
-        task = asyncio.create_task(self._confirm(pending, matches))
+        task = asyncio.create_task(self._confirm(pending, matches, epoch))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
@@ -355,25 +400,31 @@ class Matcher:
             return None
         return BATCH_GAS_BASE + items * self._gas_per_item * 3 // 2
 
-    async def _confirm(self, pending: PendingTx, matches: list[Match]) -> None:
+    async def _confirm(self, pending: PendingTx, matches: list[Match], epoch: int) -> None:
+        """Wait for a batch's receipt. Cancelled (shutdown), it stays in the journal for the
+        next start to settle; otherwise its outcome reaches the book through the events,
+        or, if it failed, its matches go back to the book here."""
         try:
             receipt = await self.sender.wait(pending)
-        except KalypsoError as exc:
-            self._failed(matches, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failed(matches, exc, epoch)
         else:
-            if len(matches) >= LEARN_FROM_ITEMS:
+            assigned = sum(1 for log in receipt["logs"] if bytes(log["topics"][0]) == ASSIGNED)
+            if assigned == len(matches) >= LEARN_FROM_ITEMS:
                 per_item = max(0, int(receipt["gasUsed"]) - BATCH_GAS_BASE) // len(matches)
                 self._gas_per_item = max(self._gas_per_item or 0, per_item)
-            self.metrics.matches.inc(len(matches))
+            self.metrics.matches.inc(assigned)
             self.metrics.batch_size.observe(len(matches))
-        finally:
-            self.store.resolved(pending.nonce)
-            self._progress.set()
+        self.store.resolved(pending.nonce)
+        self._progress.set()
 
-    def _failed(self, matches: list[Match], exc: KalypsoError) -> None:
+    def _failed(self, matches: list[Match], exc: Exception, epoch: int) -> None:
         self._gas_per_item = None  # perhaps out of gas: simulate the next batches again
         self.metrics.tx_failures.inc()
-        self.view.book.assignment_failed([m.request_id for m in matches])
+        if epoch == self._epoch:  # after a reorg the book no longer holds these
+            self.view.book.assignment_failed([m.request_id for m in matches])
         log.warning("assignment transaction failed", count=len(matches), error=str(exc))
 
     def _secret_for(self, match: Match) -> bytes:
@@ -397,19 +448,21 @@ class Matcher:
     async def slash_overdue(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await _sleep_or_stop(stop, self.config.poll_interval)
-            for task_id, request in self.view.overdue(self.head_time):
-                if stop.is_set():
-                    return
-                await self._slash(task_id, request.as_tuple())
+            due = self.view.overdue(self.head_time, self.config.markets)
+            try:
+                while due and not stop.is_set():
+                    task_id, request = due[0]
+                    await self._slash(task_id, request.as_tuple())
+                    due.pop(0)
+            finally:
+                for task_id, _ in due:  # not tried yet, or failed on the chain
+                    self.view.requeue_overdue(task_id)
 
     async def _slash(self, task_id: bytes, request: tuple[Any, ...]) -> None:
         try:
             await self.sender.send(self.marketplace.functions.slash(task_id, request))
         except ContractError as exc:  # finished meanwhile, or slashed by someone else
             log.info("slash not needed", task_id=task_id, reason=str(exc))
-        except ChainError:
-            self.view.requeue_overdue(task_id)
-            raise
         else:
             self.metrics.slashes.inc()
             log.info("overdue task slashed", task_id=task_id)
@@ -437,41 +490,3 @@ async def check_authorized(marketplace: Any, address: str, markets: tuple[int, .
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
-
-
-class _ApiServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon's stop event rules."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def serve(
-    config: MatcherConfig, account: LocalAccount, *, stop: asyncio.Event | None = None
-) -> None:
-    """Run the matcher (and its HTTP API) until SIGINT/SIGTERM or `stop` is set."""
-    from kalypso.matching.api import create_app
-
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    matcher = await Matcher.open(config, account)
-    server: _ApiServer | None = None
-    api: asyncio.Task[None] | None = None
-    try:
-        if config.api_port:
-            app = create_app(matcher)
-            server = _ApiServer(
-                uvicorn.Config(app, host=config.api_host, port=config.api_port, log_level="warning")
-            )
-            api = asyncio.create_task(server.serve())
-            log.info("api listening", url=f"http://{config.api_host}:{config.api_port}")
-        await matcher.run(stop)
-    finally:
-        if server is not None and api is not None:
-            server.should_exit = True
-            await asyncio.gather(api, return_exceptions=True)
-        await matcher.close()
-        log.info("matcher stopped")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from kalypso.market import Request
@@ -32,6 +32,7 @@ _OUTCOMES = {
 @dataclass
 class LiveTask:
     task_id: bytes
+    market_id: int
     generator: str
     deadline: int
 
@@ -60,15 +61,23 @@ class ChainView:
         elif event.name in _OUTCOMES:
             self._finished(event, _OUTCOMES[event.name])
 
-    def overdue(self, now: int) -> list[tuple[bytes, Request]]:
-        """Live tasks past their deadline at `now` (the contract slashes when now > deadline)."""
-        found: list[tuple[bytes, Request]] = []
+    def overdue(
+        self, now: int, markets: Collection[int] | None = None
+    ) -> list[tuple[bytes, Request]]:
+        """Live tasks of `markets` (None: all) past their deadline at `now`, each once.
+
+        The contract slashes when now > deadline. A task handed out here is not handed
+        out again unless `requeue_overdue` puts it back.
+        """
+        found: dict[bytes, Request] = {}
         while self._deadlines and self._deadlines[0][0] < now:
             deadline, task_id = heapq.heappop(self._deadlines)
             task = self.live.get(task_id)
-            if task is not None and task.deadline == deadline:
-                found.append((task_id, self.requests[task_id]))
-        return found
+            if task is None or task.deadline != deadline:
+                continue
+            if markets is None or task.market_id in markets:
+                found[task_id] = self.requests[task_id]
+        return list(found.items())
 
     def requeue_overdue(self, task_id: bytes) -> None:
         """A slash that did not go through: look at the task again later."""
@@ -125,7 +134,8 @@ class ChainView:
     def _on_TaskAssigned(self, e: DecodedEvent) -> None:
         task_id = e["task_id"]
         self.book.task_assigned(task_id, e["market_id"], e["generator"])
-        self.live[task_id] = LiveTask(task_id, e["generator"], e["deadline"])
+        self.undecryptable.discard(task_id)  # another engine could open it
+        self.live[task_id] = LiveTask(task_id, e["market_id"], e["generator"], e["deadline"])
         heapq.heappush(self._deadlines, (e["deadline"], task_id))
 
     def _on_AssignSkipped(self, e: DecodedEvent) -> None:

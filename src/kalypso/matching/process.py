@@ -61,10 +61,14 @@ class MatcherProcess:
             if self.process.poll() is not None:
                 raise ChainError(f"the matcher exited on start: {self.tail()}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).json().get("status") == "ok":
-                    return self
+                health = httpx.get(f"{self.url}/health", timeout=1).json()
             except (httpx.HTTPError, ValueError):
-                pass
+                health = {}
+            if health.get("address") not in (None, self.account.address):
+                self.stop()
+                raise ChainError(f"another matcher already answers on {self.url}")
+            if health.get("status") == "ok":
+                return self
             time.sleep(0.1)
         self.stop()
         raise ChainError(f"the matcher did not become ready within {timeout:.0f} s: {self.tail()}")

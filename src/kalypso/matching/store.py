@@ -9,6 +9,7 @@ them, so a restart waits for them instead of assigning the same requests again.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import time
@@ -91,6 +92,15 @@ class MatcherStore:
     def __init__(self, path: Path, identity: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._lock = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock.close()
+            raise ConfigError(
+                f"another matcher is running on {path}: stop it, or give this one its own "
+                "`state` file"
+            ) from None
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -99,6 +109,7 @@ class MatcherStore:
 
     def close(self) -> None:
         self.db.close()
+        self._lock.close()
 
     def _check_identity(self, identity: dict[str, Any]) -> None:
         wanted = json.dumps(identity, sort_keys=True)
