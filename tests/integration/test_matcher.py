@@ -356,3 +356,22 @@ def test_two_shards_with_their_own_keys_assign_side_by_side(world: World, tmp_pa
     }
     assert [senders[p.id] for p in posted] == [mock_engine.address] * 3 + [root_engine.address] * 3
     assert not world.events("AssignSkipped")
+
+
+async def test_a_key_revoked_while_running_stops_the_matcher(world: World, tmp_path: Path) -> None:
+    m = await Matcher.open(config_for(world, tmp_path), dev_account(1))
+    stop = asyncio.Event()
+    task = asyncio.create_task(m.run(stop))
+    try:
+        await async_wait_for(lambda: m.ready, what="the matcher to start")
+        world.client.set_matching_engine(world.setup.owner, dev_account(1).address, False)
+        world.generator(dev_account(2), {MOCK: 3 * TOKEN_UNIT})
+        posted = world.request(MOCK, max_price=5 * TOKEN_UNIT)
+        with pytest.raises(MatcherKeyError, match="no longer an authorized matching engine"):
+            await asyncio.wait_for(task, 20)
+        assert world.state(posted) == RequestState.OPEN
+    finally:
+        stop.set()
+        if not task.done():
+            await task
+        await m.close()
