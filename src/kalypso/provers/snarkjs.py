@@ -140,6 +140,9 @@ class _Process:
         except (ValueError, asyncio.LimitOverrunError) as exc:
             self.stderr.append(f"(unreadable stdout) {exc}")
         code = await self.process.wait()
+        # Read stderr to its end first, so the message has the worker's last words.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._readers[1]), 2)
         error = ProverError(
             f"the snarkjs worker (pid {self.process.pid}) exited with code {code} "
             f"during a proof; the next proof starts a fresh worker. "
