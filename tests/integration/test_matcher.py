@@ -271,26 +271,35 @@ def write_config(world: World, tmp_path: Path, **values: Any) -> Path:
     return path
 
 
+@pytest.mark.parametrize("confirmations", [0, 2])
 def test_killed_and_restarted_it_loses_nothing_and_assigns_nothing_twice(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, confirmations: int
 ) -> None:
     world.generator(dev_account(2), {MOCK: 3 * TOKEN_UNIT}, compute=64)
     world.generator(dev_account(3), {MOCK: 4 * TOKEN_UNIT}, compute=64)
-    config = write_config(world, tmp_path, batch_size=4)
+    config = write_config(world, tmp_path, batch_size=4, confirmations=confirmations)
     daemon = start_daemon(config, dev_account(1))
     posted: list[PostedRequest] = []
+
+    def all_assigned(requests: list[PostedRequest], *, every: bool) -> Callable[[], bool]:
+        def check() -> bool:
+            if confirmations:
+                rpc(world.w3, "evm_mine")  # blocks for the confirmations to pass
+            states = [world.state(p) == RequestState.ASSIGNED for p in requests]
+            return all(states) if every else any(states)
+
+        return check
+
     try:
         for i in range(12):
             posted.append(world.request(MOCK, max_price=5 * TOKEN_UNIT, value=i))
             if i == 5:
-                wait_for(lambda: any(world.state(p) == RequestState.ASSIGNED for p in posted))
+                wait_for(all_assigned(posted, every=False))
                 daemon.send_signal(signal.SIGKILL)
                 daemon.wait(10)
         daemon = start_daemon(config, dev_account(1))
-        wait_for(
-            lambda: all(world.state(p) == RequestState.ASSIGNED for p in posted),
-            what="every request assigned after the restart",
-        )
+        wait_for(all_assigned(posted, every=True), what="every request assigned after the restart")
+        time.sleep(1)  # room for a wrong second assignment to show
     finally:
         daemon.send_signal(signal.SIGTERM)
         out, _ = daemon.communicate(timeout=20)

@@ -108,6 +108,10 @@ class Matcher:
         self._inflight: set[asyncio.Task[None]] = set()
         #: bumped when a reorg rebuilds the book: older in-flight batches leave it alone
         self._epoch = 0
+        #: no matching until the follower has passed this block (the last run's batches)
+        self._hold_until = -1
+        #: nonce -> block of our mined batches whose events are not followed yet
+        self._unfollowed: dict[int, int] = {}
         #: set when the daemon must stop (the key lost its authorization)
         self.fatal: KalypsoError | None = None
         #: matches reserved in the book, waiting one round to fill a batch (see `assign`)
@@ -239,7 +243,12 @@ class Matcher:
         while records and time.monotonic() < deadline and not (stop and stop.is_set()):
             mined, pending = await self.sender.nonces()
             for nonce, record in list(records.items()):
-                if nonce < mined or nonce >= pending or await self._any_receipt(record):
+                block = await self._mined_in(record)
+                if block is not None:
+                    # Its events must be followed before matching, or with confirmations
+                    # its requests would look open and be matched again.
+                    self._hold_until = max(self._hold_until, block)
+                if block is not None or nonce < mined or nonce >= pending:
                     self.store.resolved(nonce)
                     del records[nonce]
             if records:
@@ -247,14 +256,17 @@ class Matcher:
         for nonce in records:
             log.warning("a transaction of the last run is still pending", nonce=nonce)
 
-    async def _any_receipt(self, record: Inflight) -> bool:
+    async def _mined_in(self, record: Inflight) -> int | None:
+        """The block one of the record's transactions was mined in, if one was."""
         for tx_hash in record.hashes:
             try:
-                await retrying(lambda h=tx_hash: self.w3.eth.get_transaction_receipt(h))  # type: ignore[misc]
+                receipt = await retrying(
+                    lambda h=tx_hash: self.w3.eth.get_transaction_receipt(h)  # type: ignore[misc]
+                )
             except TransactionNotFound:
                 continue
-            return True
-        return False
+            return int(receipt["blockNumber"])
+        return None
 
     # ---- follow
 
@@ -285,6 +297,10 @@ class Matcher:
         else:
             self.store.append(item, state)
             self.state = state
+            for nonce, block in list(self._unfollowed.items()):
+                if block < state.next_block:
+                    self.store.resolved(nonce)
+                    del self._unfollowed[nonce]
             for event in item.events:
                 self._apply_event(event)
                 if event.name == "AssignSkipped":
@@ -348,6 +364,8 @@ class Matcher:
         one round, reserved, to fill up with the next block's requests; it then goes
         out whatever its size, so no request waits more than one extra block.
         """
+        if self.state.next_block <= self._hold_until:
+            return  # the last run's assignments are not followed yet (see `recover`)
         size = self.config.batch_size
         held, self._held = self._held, []
         room = size * max(0, MAX_INFLIGHT - len(self._inflight)) - len(held)
@@ -402,14 +420,16 @@ class Matcher:
 
     async def _confirm(self, pending: PendingTx, matches: list[Match], epoch: int) -> None:
         """Wait for a batch's receipt. Cancelled (shutdown), it stays in the journal for the
-        next start to settle; otherwise its outcome reaches the book through the events,
-        or, if it failed, its matches go back to the book here."""
+        next start to settle; mined, it stays there until the follower has passed its
+        block (its outcome reaches the book through the events); failed, its matches go
+        back to the book here."""
         try:
             receipt = await self.sender.wait(pending)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self._failed(matches, exc, epoch)
+            self.store.resolved(pending.nonce)
         else:
             assigned = sum(1 for log in receipt["logs"] if bytes(log["topics"][0]) == ASSIGNED)
             if assigned == len(matches) >= LEARN_FROM_ITEMS:
@@ -417,7 +437,8 @@ class Matcher:
                 self._gas_per_item = max(self._gas_per_item or 0, per_item)
             self.metrics.matches.inc(assigned)
             self.metrics.batch_size.observe(len(matches))
-        self.store.resolved(pending.nonce)
+            # Out of the journal only once its events are followed (see `_apply`).
+            self._unfollowed[pending.nonce] = int(receipt["blockNumber"])
         self._progress.set()
 
     def _failed(self, matches: list[Match], exc: Exception, epoch: int) -> None:
