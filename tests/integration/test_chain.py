@@ -7,11 +7,21 @@ from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from eth_utils import event_abi_to_log_topic
 from web3 import AsyncWeb3, Web3
 from web3.types import RPCEndpoint
 
-from kalypso.chain import FollowerState, LogBatch, LogFollower, Rollback, SenderPolicy, TxSender
+from kalypso.chain import (
+    FollowerState,
+    LogBatch,
+    LogFollower,
+    Rollback,
+    SenderPolicy,
+    TxSender,
+    find_request,
+)
 from kalypso.chain.rpc import connect
+from kalypso.contracts import artifact
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.contracts.web3tx import bind
@@ -222,3 +232,41 @@ async def test_an_unreachable_or_wrong_chain_is_a_clear_error(
         await connect("http://127.0.0.1:9")
     with pytest.raises(ChainError, match="is chain 31337, but the deployment is on chain 1"):
         await connect(devnet_chain[0].url, expected_chain_id=1)
+
+
+async def test_a_request_is_found_by_its_id_as_committed_now(
+    devnet_chain: tuple[Anvil, DevnetSetup], aw3: AsyncWeb3[Any]
+) -> None:
+    chain, setup = devnet_chain
+    client = MarketplaceClient(chain.web3(), setup.deployment)
+    requester = dev_account(3)
+    client.approve_all(requester)
+    posted = client.create_request(
+        requester, 0, encode_signals([7]), max_price=TOKEN_UNIT, proof_time=60
+    )
+    client.increase_max_price(requester, posted, 2 * TOKEN_UNIT)
+    d = setup.deployment
+    found = await find_request(
+        aw3, d.marketplace, marketplace_decoder(), posted.id, from_block=d.deploy_block
+    )
+    assert found is not None
+    assert found.request == posted.with_max_price(2 * TOKEN_UNIT).request
+    assert found.public_inputs == posted.public_inputs and found.encrypted_secret == b""
+    stored = client.marketplace.functions.request_hash(posted.id).call()
+    assert found.request.commitment() == bytes(stored)
+    missing = await find_request(
+        aw3, d.marketplace, marketplace_decoder(), b"\x01" * 32, from_block=d.deploy_block
+    )
+    assert missing is None
+
+
+async def test_a_topic_filter_follows_only_the_events_asked_for(
+    devnet_chain: tuple[Anvil, DevnetSetup], aw3: AsyncWeb3[Any]
+) -> None:
+    chain, setup = devnet_chain
+    post(MarketplaceClient(chain.web3(), setup.deployment), dev_account(3), 5)
+    created = next(e for e in artifact("ProofMarketplace").abi if e.get("name") == "RequestCreated")
+    follower = follower_for(aw3, setup, topics=[event_abi_to_log_topic(created)])
+    _, items = await drain(follower, FollowerState(setup.deployment.deploy_block))
+    names = {e.name for e in events_of(items)}
+    assert names == {"RequestCreated"}

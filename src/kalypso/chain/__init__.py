@@ -1,6 +1,7 @@
 """The chain layer of the daemons: async RPC, a reorg-safe log follower, a tx sender."""
 
 from kalypso.chain.follower import BlockRef, FollowerState, LogBatch, LogFollower, Rollback
+from kalypso.chain.lookup import RequestRecord, find_request
 from kalypso.chain.rpc import connect, is_transient, retrying
 from kalypso.chain.sender import PendingTx, SenderPolicy, SentTx, TxSender
 
@@ -10,11 +11,13 @@ __all__ = [
     "LogBatch",
     "LogFollower",
     "PendingTx",
+    "RequestRecord",
     "Rollback",
     "SenderPolicy",
     "SentTx",
     "TxSender",
     "connect",
+    "find_request",
     "is_transient",
     "retrying",
 ]

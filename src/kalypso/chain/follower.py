@@ -70,9 +70,13 @@ class LogFollower:
         confirmations: int = 0,
         max_range: int = 2_000,
         keep: int = 128,
+        topics: Sequence[Any] | None = None,
     ) -> None:
+        """`topics` is an `eth_getLogs` topic filter (e.g. only the events naming one
+        generator); by default every log of `addresses`."""
         self.w3 = w3
         self.addresses = list(addresses)
+        self.topics = list(topics) if topics is not None else None
         self.decoder = decoder
         self.confirmations = confirmations
         self.max_range = max_range
@@ -143,6 +147,8 @@ class LogFollower:
 
     async def _logs(self, from_block: int, to_block: int) -> list[Any] | None:
         query: Any = {"fromBlock": from_block, "toBlock": to_block, "address": self.addresses}
+        if self.topics is not None:
+            query["topics"] = self.topics
         try:
             return list(await retrying(lambda: self.w3.eth.get_logs(query), what="eth_getLogs"))
         except Web3RPCError as exc:
