@@ -27,20 +27,20 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import event_abi_to_log_topic, to_checksum_address
+from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
 from web3.exceptions import TransactionNotFound
 
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, connect
 from kalypso.chain.rpc import retrying
-from kalypso.chain.sender import PendingTx, SentTx
 from kalypso.contracts import artifact
 from kalypso.deployment import DEVNET_CHAIN_ID, Deployment, default_path
 from kalypso.devnet import dev_keys
-from kalypso.errors import ChainError, ConfigError, ContractError, KalypsoError, MatcherKeyError
+from kalypso.errors import ConfigError, ContractError, KalypsoError, MatcherKeyError
 from kalypso.logs import get_logger
 from kalypso.market.events import DecodedEvent, marketplace_decoder
-from kalypso.matching import Match, OrderBook
+from kalypso.matching import OrderBook
+from kalypso.matching.assigner import Assigner
 from kalypso.matching.config import MatcherConfig
 from kalypso.matching.feed import ChainView
 from kalypso.matching.metrics import MatcherMetrics
@@ -48,16 +48,7 @@ from kalypso.matching.store import Inflight, MatcherStore
 
 log = get_logger("kalypso.matcher")
 
-#: Assignment transactions in flight at once under a burst.
-MAX_INFLIGHT = 16
 RESTART_PAUSE = 2.0
-#: Gas of an assignment batch beyond its items (21,000 base, call overhead).
-BATCH_GAS_BASE = 40_000
-#: Batches smaller than this do not teach the gas per item (fixed costs dominate).
-LEARN_FROM_ITEMS = 4
-ASSIGNED = event_abi_to_log_topic(
-    next(e for e in artifact("ProofMarketplace").abi if e.get("name") == "TaskAssigned")  # type: ignore[arg-type]
-)
 
 Stage = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -104,20 +95,9 @@ class Matcher:
         self.head_time = 0
         self.started = time.time()
         self.ready = False
-        self._progress = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
-        #: bumped when a reorg rebuilds the book: older in-flight batches leave it alone
-        self._epoch = 0
-        #: no matching until the follower has passed this block (the last run's batches)
-        self._hold_until = -1
-        #: nonce -> block of our mined batches whose events are not followed yet
-        self._unfollowed: dict[int, int] = {}
         #: set when the daemon must stop (the key lost its authorization)
         self.fatal: KalypsoError | None = None
-        #: matches reserved in the book, waiting one round to fill a batch (see `assign`)
-        self._held: list[Match] = []
-        #: the most gas an assignment took in a receipt (see `_gas_for`)
-        self._gas_per_item: int | None = None
+        self.assigner = Assigner(self)
 
     # ---- start and stop
 
@@ -179,7 +159,7 @@ class Matcher:
             next_block=self.state.next_block,
             open=self.view.book.open_count(),
         )
-        stages: dict[str, Stage] = {"follow": self.follow, "assign": self.assign}
+        stages: dict[str, Stage] = {"follow": self.follow, "assign": self.assigner.run}
         if self.config.slash_overdue:
             stages["slash"] = self.slash_overdue
         tasks = [
@@ -190,9 +170,9 @@ class Matcher:
             await asyncio.gather(*tasks)
         finally:
             # Transactions still in flight are in the journal: the next start settles them.
-            for task in [*tasks, *self._inflight]:
+            for task in [*tasks, *self.assigner.inflight]:
                 task.cancel()
-            await asyncio.gather(*tasks, *self._inflight, return_exceptions=True)
+            await asyncio.gather(*tasks, *self.assigner.inflight, return_exceptions=True)
 
     async def _supervise(self, name: str, stage: Stage, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -219,7 +199,7 @@ class Matcher:
             self._apply_event(event)
 
     async def recover(self, stop: asyncio.Event | None = None) -> None:
-        await self._update_head()
+        await self.update_head()
         self._replay()
         await self._settle_inflight(stop)
         while not (stop and stop.is_set()):
@@ -227,7 +207,7 @@ class Matcher:
             if item is None:
                 break
             self._apply(item)
-        await self._update_head()
+        await self.update_head()
 
     async def _settle_inflight(self, stop: asyncio.Event | None) -> None:
         """Wait until the transactions an earlier run sent are mined or gone.
@@ -247,7 +227,7 @@ class Matcher:
                 if block is not None:
                     # Its events must be followed before matching, or with confirmations
                     # its requests would look open and be matched again.
-                    self._hold_until = max(self._hold_until, block)
+                    self.assigner.hold_until = max(self.assigner.hold_until, block)
                 if block is not None or nonce < mined or nonce >= pending:
                     self.store.resolved(nonce)
                     del records[nonce]
@@ -274,7 +254,7 @@ class Matcher:
         while not stop.is_set():
             item = await self.follower.step(self.state)
             if item is None:
-                await self._update_head()
+                await self.update_head()
                 await _sleep_or_stop(stop, self.config.poll_interval)
                 continue
             self._apply(item)
@@ -288,19 +268,13 @@ class Matcher:
             self.store.rollback(item.to_block, state)
             self.state = state
             self._replay()
-            # Batches in flight belong to the old book; their requests may be matched again
-            # (the contract skips a duplicate), which is rare and costs only gas.
-            self._epoch += 1
-            self._held = []
+            self.assigner.book_rebuilt()
             self.sender.resync()  # our transactions in the undone blocks are gone
             self.metrics.reorgs.inc()
         else:
             self.store.append(item, state)
             self.state = state
-            for nonce, block in list(self._unfollowed.items()):
-                if block < state.next_block:
-                    self.store.resolved(nonce)
-                    del self._unfollowed[nonce]
+            self.assigner.followed(state.next_block)
             for event in item.events:
                 self._apply_event(event)
                 if event.name == "AssignSkipped":
@@ -319,7 +293,7 @@ class Matcher:
             for log_entry, reason in item.malformed:
                 self.metrics.malformed.inc()
                 log.warning("malformed log skipped", reason=reason, log=repr(log_entry)[:200])
-        self._progress.set()
+        self.assigner.progress.set()
 
     def _check_still_authorized(self, event: DecodedEvent) -> None:
         if event["reason"] != "requests: not a matching engine":
@@ -340,7 +314,7 @@ class Matcher:
             self.metrics.malformed.inc()
             log.warning("event not applicable, skipped", event_name=event.name, error=str(exc))
 
-    async def _update_head(self) -> None:
+    async def update_head(self) -> None:
         block = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
         self.head, self.head_time = int(block["number"]), int(block["timestamp"])
         self.metrics.head.set(self.head)
@@ -350,119 +324,6 @@ class Matcher:
             self.metrics.open_requests.labels(str(market)).set(self.view.book.open_count(market))
 
     # ---- assign
-
-    async def assign(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            await self._wait_progress(stop)
-            await self._update_head()
-            await self._assign_round()
-
-    async def _assign_round(self) -> None:
-        """Send what the book matches now, in full batches.
-
-        Under a burst (this round fills at least one batch) a partial last batch waits
-        one round, reserved, to fill up with the next block's requests; it then goes
-        out whatever its size, so no request waits more than one extra block.
-        """
-        if self.state.next_block <= self._hold_until:
-            return  # the last run's assignments are not followed yet (see `recover`)
-        size = self.config.batch_size
-        held, self._held = self._held, []
-        room = size * max(0, MAX_INFLIGHT - len(self._inflight)) - len(held)
-        fresh = self.view.book.match(self.head_time + 1, room) if room > 0 else []
-        for request_id, _ in self.view.book.take_expired():
-            self.metrics.expired.inc()
-            log.info("request expired unassigned", request_id=request_id)
-        pool = held + fresh
-        batches = [pool[i : i + size] for i in range(0, len(pool), size)]
-        if len(batches) > 1 and len(batches[-1]) < size and not held:
-            self._held = batches.pop()
-        await asyncio.gather(*(self._send_batch(batch) for batch in batches))
-
-    async def _send_batch(self, matches: list[Match]) -> None:
-        ids = [m.request_id for m in matches]
-        call = self.marketplace.functions.assign_batch(
-            [
-                (m.request_id, m.request.as_tuple(), m.generator, m.price, self._secret_for(m))
-                for m in matches
-            ]
-        )
-
-        async def record(tx: SentTx) -> None:
-            self.store.record_sent(tx, ids)
-
-        epoch = self._epoch
-        try:
-            pending = await self.sender.submit(
-                call, gas=self._gas_for(len(matches)), on_sent=record
-            )
-        except Exception as exc:  # any failure hands the matches back to the book
-            self._failed(matches, exc, epoch)
-            if isinstance(exc, ChainError):
-                raise
-            return
-        log.info("assignments sent", count=len(matches), nonce=pending.nonce)
-        task = asyncio.create_task(self._confirm(pending, matches, epoch))
-        self._inflight.add(task)
-        task.add_done_callback(self._inflight.discard)
-
-    def _gas_for(self, items: int) -> int | None:
-        """A gas limit for an assignment batch without simulating it, once one was measured.
-
-        Simulating every batch (`eth_estimateGas`) costs a round trip per batch on the
-        critical path of a burst; an assignment's gas barely varies, so the highest gas
-        per item seen in receipts, with a margin, bounds the next batches. None (estimate)
-        until a receipt has been seen, and again after any failed batch.
-        """
-        if self._gas_per_item is None:
-            return None
-        return BATCH_GAS_BASE + items * self._gas_per_item * 3 // 2
-
-    async def _confirm(self, pending: PendingTx, matches: list[Match], epoch: int) -> None:
-        """Wait for a batch's receipt. Cancelled (shutdown), it stays in the journal for the
-        next start to settle; mined, it stays there until the follower has passed its
-        block (its outcome reaches the book through the events); failed, its matches go
-        back to the book here."""
-        try:
-            receipt = await self.sender.wait(pending)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._failed(matches, exc, epoch)
-            self.store.resolved(pending.nonce)
-        else:
-            assigned = sum(1 for log in receipt["logs"] if bytes(log["topics"][0]) == ASSIGNED)
-            if assigned == len(matches) >= LEARN_FROM_ITEMS:
-                per_item = max(0, int(receipt["gasUsed"]) - BATCH_GAS_BASE) // len(matches)
-                self._gas_per_item = max(self._gas_per_item or 0, per_item)
-            self.metrics.matches.inc(assigned)
-            self.metrics.batch_size.observe(len(matches))
-            # Out of the journal only once its events are followed (see `_apply`).
-            self._unfollowed[pending.nonce] = int(receipt["blockNumber"])
-        self._progress.set()
-
-    def _failed(self, matches: list[Match], exc: Exception, epoch: int) -> None:
-        self._gas_per_item = None  # perhaps out of gas: simulate the next batches again
-        self.metrics.tx_failures.inc()
-        if epoch == self._epoch:  # after a reorg the book no longer holds these
-            self.view.book.assignment_failed([m.request_id for m in matches])
-        log.warning("assignment transaction failed", count=len(matches), error=str(exc))
-
-    def _secret_for(self, match: Match) -> bytes:
-        """The request's secret re-encrypted to the generator's key (private inputs).
-
-        Hook for the private-inputs issue: requests with a secret reach the book only
-        when the matcher can decrypt them, and none can yet, so this is never called
-        with one.
-        """
-        if match.request_id in self.view.secrets:
-            raise ConfigError("re-encryption of private inputs is not available yet")
-        return b""
-
-    async def _wait_progress(self, stop: asyncio.Event) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._progress.wait(), self.config.poll_interval)
-        self._progress.clear()
 
     # ---- slash
 
