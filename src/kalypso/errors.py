@@ -7,6 +7,7 @@
     ├── ChainError                  the RPC endpoint failed or is unreachable (ConnectionError)
     │   ├── DeploymentError         a deployment file is missing, stale or for another chain
     │   └── TransactionDroppedError a sent transaction was never mined (its nonce went elsewhere)
+    ├── DecryptionError             a private input does not open (wrong key, tampered) (ValueError)
     ├── ProverError                 a prover plugin failed (crashed, bad answer, unreachable)
     │   └── ProverTimeout           a proof took longer than the plugin's timeout (TimeoutError)
     └── ContractError               a contract reverted; `.reason` is its reason string
@@ -63,6 +64,12 @@ class TransactionDroppedError(ChainError):
     """A transaction was sent but never mined: timed out, or its nonce was used by another."""
 
     code = "K-RPC-002"
+
+
+class DecryptionError(KalypsoError, ValueError):
+    """A private input does not open: wrong key, tampered bytes, or bound to another request."""
+
+    code = "K-CRY-001"
 
 
 class ProverError(KalypsoError):
