@@ -22,9 +22,10 @@ from web3.types import RPCEndpoint
 from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.contracts.web3tx import send
+from kalypso.crypto import EncryptionKey, SecretContext, open_with, seal
 from kalypso.devnet import Anvil, DevnetSetup, dev_account, free_port
 from kalypso.errors import MatcherKeyError
-from kalypso.market import RequestState, encode_signals
+from kalypso.market import RequestState, encode_signals, request_id
 from kalypso.market.events import marketplace_decoder
 from kalypso.matching.config import MatcherConfig
 from kalypso.matching.daemon import Matcher
@@ -383,4 +384,62 @@ async def test_a_key_revoked_while_running_stops_the_matcher(world: World, tmp_p
         stop.set()
         if not task.done():
             await task
+        await m.close()
+
+
+async def test_a_private_request_reaches_the_generator_sealed_to_its_key(
+    world: World, tmp_path: Path
+) -> None:
+    matcher_key, generator_key = EncryptionKey.generate(), EncryptionKey.generate()
+    key_file = matcher_key.save(tmp_path / "matcher.x25519")
+    m = await Matcher.open(
+        config_for(world, tmp_path, encryption_key=str(key_file)), dev_account(1)
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(m.run(stop))
+    client, requester = world.client, dev_account(5)
+    try:
+        await async_wait_for(lambda: m.ready, what="the matcher to start")
+        generator = dev_account(2)
+        client.approve_all(generator)
+        client.register(generator, stake=1_000 * TOKEN_UNIT, compute=8)
+        client.join_market(
+            generator,
+            MOCK,
+            price=3 * TOKEN_UNIT,
+            proof_time=60,
+            encryption_key=generator_key.public_bytes,
+        )
+        client.approve_all(requester)
+
+        def private_request(plaintext: bytes, sealed_to: bytes) -> tuple[PostedRequest, bytes]:
+            salt = os.urandom(32)
+            rid = request_id(31337, client.marketplace.address, requester.address, salt)
+            context = SecretContext(31337, client.marketplace.address, rid)
+            secret = seal(plaintext, sealed_to, context)
+            posted = client.create_request(
+                requester,
+                MOCK,
+                encode_signals([3]),
+                max_price=5 * TOKEN_UNIT,
+                proof_time=120,
+                encrypted_secret=secret,
+                salt=salt,
+            )
+            return posted, secret
+
+        posted, secret = private_request(b'{"preimage": "42"}', matcher_key.public_bytes)
+        stray, _ = private_request(b'{"preimage": "7"}', EncryptionKey.generate().public_bytes)
+        await async_wait_for(lambda: world.state(posted) == RequestState.ASSIGNED, what="it")
+        (event,) = [e for e in world.events("TaskAssigned") if e["task_id"] == posted.id]
+        context = SecretContext(31337, client.marketplace.address, posted.id)
+        opened = open_with(secret, event["generator_secret"], generator_key, context)
+        assert opened == b'{"preimage": "42"}'
+        assert b"42" not in event["generator_secret"]
+        await asyncio.sleep(0.5)
+        assert world.state(stray) == RequestState.OPEN
+        assert stray.id in m.view.undecryptable
+    finally:
+        stop.set()
+        await task
         await m.close()

@@ -54,6 +54,7 @@ class StandIn:
     head_time: int = NOW
     state: FollowerState = field(default_factory=lambda: FollowerState(101))
     started: float = field(default_factory=time.time)
+    encryption_key: Any = None
     deployment: Any = field(default_factory=lambda: SimpleNamespace(chain_id=31337))
     account: Any = field(default_factory=lambda: SimpleNamespace(address=ENGINE))
     metrics: MatcherMetrics = field(default_factory=MatcherMetrics)
@@ -100,6 +101,7 @@ def test_health_reports_the_daemon(client: TestClient, matcher: StandIn) -> None
         "chain_id": 31337,
         "address": ENGINE,
         "markets": "all",
+        "encryption_key": None,
         "head": 120,
         "next_block": 101,
         "lag_blocks": 20,

@@ -240,7 +240,7 @@ def test_example_commented_keys_are_valid_once_uncommented() -> None:
         for f in fields(config)
         if getattr(config, f.name) != getattr(MatcherConfig(), f.name)
     }
-    assert changed == {"deployment", "markets", "keystore", "state"}
+    assert changed == {"deployment", "markets", "keystore", "state", "encryption_key"}
     assert config.markets == (0, 1)
     assert config.deployment == Path("~/.kalypso/deployments/31337.json").expanduser()
 

@@ -63,6 +63,9 @@ def create_app(matcher: Matcher) -> FastAPI:
             "chain_id": matcher.deployment.chain_id,
             "address": matcher.account.address,
             "markets": list(matcher.config.markets) if matcher.config.markets else "all",
+            "encryption_key": (
+                "0x" + matcher.encryption_key.public_bytes.hex() if matcher.encryption_key else None
+            ),
             "head": matcher.head,
             "next_block": matcher.state.next_block,
             "lag_blocks": max(0, matcher.head - matcher.state.next_block + 1),

@@ -16,7 +16,8 @@ from eth_utils import event_abi_to_log_topic
 
 from kalypso.chain.sender import PendingTx, SentTx
 from kalypso.contracts import artifact
-from kalypso.errors import ChainError, ConfigError
+from kalypso.crypto import rewrap
+from kalypso.errors import ChainError
 from kalypso.logs import get_logger
 from kalypso.matching import Match
 
@@ -97,18 +98,18 @@ class Assigner:
 
     async def _send_batch(self, matches: list[Match]) -> None:
         ids = [m.request_id for m in matches]
-        call = self.m.marketplace.functions.assign_batch(
-            [
-                (m.request_id, m.request.as_tuple(), m.generator, m.price, self._secret_for(m))
-                for m in matches
-            ]
-        )
 
         async def record(tx: SentTx) -> None:
             self.m.store.record_sent(tx, ids)
 
         epoch = self._epoch
         try:
+            call = self.m.marketplace.functions.assign_batch(
+                [
+                    (m.request_id, m.request.as_tuple(), m.generator, m.price, self._secret_for(m))
+                    for m in matches
+                ]
+            )
             pending = await self.m.sender.submit(
                 call, gas=self._gas_for(len(matches)), on_sent=record
             )
@@ -165,15 +166,19 @@ class Assigner:
         log.warning("assignment transaction failed", count=len(matches), error=str(exc))
 
     def _secret_for(self, match: Match) -> bytes:
-        """The request's secret re-encrypted to the generator's key (private inputs).
-
-        Hook for the private-inputs issue: requests with a secret reach the book only
-        when the matcher can decrypt them, and none can yet, so this is never called
-        with one.
-        """
-        if match.request_id in self.m.view.secrets:
-            raise ConfigError("re-encryption of private inputs is not available yet")
-        return b""
+        """For a private request, the key envelope that lets the chosen generator open its
+        secret (the content key re-wrapped to the generator's key for this market); the
+        secret itself is never decrypted here. Empty for a public request."""
+        secret = self.m.view.secrets.get(match.request_id)
+        if not secret:
+            return b""
+        assert self.m.encryption_key is not None  # the book only holds ones it can open
+        return rewrap(
+            secret,
+            self.m.encryption_key,
+            match.encryption_key,
+            self.m.secret_context(match.request_id),
+        )
 
     async def _wait_progress(self, stop: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):

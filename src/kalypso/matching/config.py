@@ -22,6 +22,8 @@ rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
 # keystore = "matcher.json"              # encrypted key (password: KALYPSO_MATCHER_PASSWORD)
                                          # or the key itself in KALYPSO_MATCHER_KEY
 # state = "~/.kalypso/matcher/31337.sqlite"  # orderbook journal; default by chain id and shard
+# encryption_key = "matcher.x25519"      # X25519 key requesters seal private inputs to (0600);
+                                         # without one, private requests are never assigned
 confirmations = 0                        # blocks to wait before trusting a log
 poll_interval = 0.5                      # seconds between looks at the chain
 batch_size = 32                          # assignments per transaction (contract max 32)
@@ -40,6 +42,7 @@ class MatcherConfig:
     markets: tuple[int, ...] | None = None
     keystore: Path | None = None
     state: Path | None = None
+    encryption_key: Path | None = None
     confirmations: int = 0
     poll_interval: float = 0.5
     batch_size: int = MAX_BATCH
@@ -101,7 +104,7 @@ class MatcherConfig:
             raise ConfigError(f"{source}: markets must be a non-empty list of market ids")
 
 
-_PATHS = {"deployment", "keystore", "state"}
+_PATHS = {"deployment", "keystore", "state", "encryption_key"}
 _INTS = {"confirmations", "batch_size", "max_log_range", "api_port", "priority_fee_percent"}
 
 

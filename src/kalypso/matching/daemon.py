@@ -34,9 +34,16 @@ from web3.exceptions import TransactionNotFound
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, connect
 from kalypso.chain.rpc import retrying
 from kalypso.contracts import artifact
+from kalypso.crypto import EncryptionKey, SecretContext, open_sealed
 from kalypso.deployment import DEVNET_CHAIN_ID, Deployment, default_path
 from kalypso.devnet import dev_keys
-from kalypso.errors import ConfigError, ContractError, KalypsoError, MatcherKeyError
+from kalypso.errors import (
+    ConfigError,
+    ContractError,
+    DecryptionError,
+    KalypsoError,
+    MatcherKeyError,
+)
 from kalypso.logs import get_logger
 from kalypso.market.events import DecodedEvent, marketplace_decoder
 from kalypso.matching import OrderBook
@@ -75,6 +82,9 @@ class Matcher:
         self.w3 = w3
         self.store = store
         self.metrics = MatcherMetrics()
+        self.encryption_key = (
+            EncryptionKey.load(config.encryption_key) if config.encryption_key else None
+        )
         self.view = self._fresh_view()
         self.follower = LogFollower(
             w3,
@@ -191,7 +201,21 @@ class Matcher:
     # ---- recovery
 
     def _fresh_view(self) -> ChainView:
-        return ChainView(OrderBook(markets=self.config.markets))
+        return ChainView(OrderBook(markets=self.config.markets), can_decrypt=self.can_decrypt)
+
+    def secret_context(self, request_id: bytes) -> SecretContext:
+        return SecretContext(self.deployment.chain_id, self.deployment.marketplace, request_id)
+
+    def can_decrypt(self, request_id: bytes, secret: bytes) -> bool:
+        """Test-decrypt a private request: one the matcher cannot open is never assigned."""
+        if self.encryption_key is None:
+            return False
+        try:
+            open_sealed(secret, self.encryption_key, self.secret_context(request_id))
+        except DecryptionError:
+            log.warning("private request not sealed to this matcher", request_id=request_id)
+            return False
+        return True
 
     def _replay(self) -> None:
         self.view = self._fresh_view()
