@@ -8,6 +8,8 @@ each step can be shown with balances.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import tempfile
 import time
 from collections.abc import Iterable
@@ -21,9 +23,11 @@ from rich.table import Table
 from kalypso.circuits import circuit
 from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
+from kalypso.crypto import EncryptionKey, SecretContext, open_with, seal
 from kalypso.devnet import Anvil, DevnetSetup, deploy_devnet, dev_account, free_port
 from kalypso.errors import ChainError
-from kalypso.market import RequestState, encode_signals
+from kalypso.market import RequestState, encode_signals, request_id
+from kalypso.market.events import marketplace_decoder
 from kalypso.matching.process import MatcherProcess
 from kalypso.provers import InvalidInputs
 from kalypso.provers.proof import Groth16Proof
@@ -74,8 +78,26 @@ def wait_assigned(client: MarketplaceClient, posted: PostedRequest, timeout: flo
         time.sleep(0.1)
 
 
+def generator_secret(client: MarketplaceClient, posted: PostedRequest) -> bytes:
+    """The key envelope the matcher put in the request's `TaskAssigned` event."""
+    decoder = marketplace_decoder()
+    logs = client.w3.eth.get_logs(
+        {
+            "address": client.marketplace.address,
+            "fromBlock": posted.receipt["blockNumber"],
+            "topics": [None, "0x" + posted.id.hex()],
+        }
+    )
+    (event,) = [e for e in map(decoder.decode, logs) if e.name == "TaskAssigned"]
+    return bytes(event["generator_secret"])
+
+
 async def run_lifecycle(
-    client: MarketplaceClient, setup: DevnetSetup, matcher: MatcherProcess, console: Console
+    client: MarketplaceClient,
+    setup: DevnetSetup,
+    matcher: MatcherProcess,
+    matcher_key: bytes,
+    console: Console,
 ) -> None:
     markets = setup.deployment.markets
     preimage_market, root_market = markets["poseidon_preimage"], markets["square_root"]
@@ -87,6 +109,8 @@ async def run_lifecycle(
         ("matching engine", setup.matcher),
         ("treasury", setup.owner.address),
     ]
+    generator_key = EncryptionKey.generate()  # the generator's key for private inputs
+    chain_id = client.w3.eth.chain_id
     worker = SnarkjsWorker()
     preimage_prover = SnarkjsGroth16Prover.for_circuit("poseidon_preimage", worker=worker)
     root_prover = SnarkjsGroth16Prover.for_circuit("square_root", worker=worker)
@@ -99,6 +123,27 @@ async def run_lifecycle(
         wait_assigned(client, posted)
         return posted
 
+    def private(
+        market_id: int, signals: list[int], secret: dict[str, int], max_price: int
+    ) -> tuple[PostedRequest, bytes]:
+        """A request whose private signals are sealed to the matching engine's key."""
+        salt = os.urandom(32)
+        rid = request_id(chain_id, client.marketplace.address, requester.address, salt)
+        plaintext = json.dumps(secret, sort_keys=True, separators=(",", ":")).encode()
+        sealed = seal(
+            plaintext, matcher_key, SecretContext(chain_id, client.marketplace.address, rid)
+        )
+        posted = client.create_request(
+            requester,
+            market_id,
+            encode_signals(signals),
+            max_price=max_price,
+            proof_time=120,
+            encrypted_secret=sealed,
+            salt=salt,
+        )
+        return posted, sealed
+
     try:
         n.say(f"generator {generator.address[:10]}… registers: 1,000 KAL stake, 8 units of compute")
         client.approve_all(generator)
@@ -107,7 +152,13 @@ async def run_lifecycle(
             f"it joins market {preimage_market} (poseidon_preimage) at 10 KAL and market "
             f"{root_market} (square_root) at 5 KAL, proving within 60 s"
         )
-        client.join_market(generator, preimage_market, price=10 * TOKEN_UNIT, proof_time=60)
+        client.join_market(
+            generator,
+            preimage_market,
+            price=10 * TOKEN_UNIT,
+            proof_time=60,
+            encryption_key=generator_key.public_bytes,
+        )
         client.join_market(generator, root_market, price=5 * TOKEN_UNIT, proof_time=60)
         n.say(f"requester {requester.address[:10]}… deposits 300 KAL into the marketplace")
         client.approve_all(requester)
@@ -120,24 +171,28 @@ async def run_lifecycle(
         assert not isinstance(preflight, InvalidInputs), preflight
         n.say("requester asks for a proof that it knows a preimage of Poseidon hash")
         n.detail(f"{preflight[0]} (max 25 KAL, within 120 s)")
-        first = client.create_request(
-            requester,
-            preimage_market,
-            encode_signals(preflight),
-            max_price=25 * TOKEN_UNIT,
-            proof_time=120,
+        first, sealed = private(preimage_market, preflight, secret, 25 * TOKEN_UNIT)
+        n.detail(
+            f"request 0x{first.id.hex()[:16]}…: 25 KAL escrowed; the preimage is sealed to the "
+            f"matching engine's key ({len(sealed)} bytes of ciphertext on-chain, bound to "
+            "this request)"
         )
-        n.detail(f"request 0x{first.id.hex()[:16]}…: 25 KAL escrowed")
         n.say("the matching engine (its own process) assigns it to the generator at its quote")
         wait_assigned(client, first)
-        n.detail(f"deadline at block time {client.task(first).deadline}; 100 KAL of stake locked")
-        n.say("the generator proves it with snarkjs (Groth16, BN254)")
+        key_envelope = generator_secret(client, first)
         n.detail(
-            "(private inputs travel encrypted to the generator with the enclave issue; "
-            "here the requester hands over the preimage)"
+            f"deadline at block time {client.task(first).deadline}; 100 KAL of stake locked; "
+            f"the content key re-wrapped to the generator's key ({len(key_envelope)} bytes)"
         )
+        n.detail(
+            "(the matcher here runs outside an enclave and could read the secret; the "
+            "Matching Engine Image closes that)"
+        )
+        context = SecretContext(chain_id, client.marketplace.address, first.id)
+        opened = json.loads(open_with(sealed, key_envelope, generator_key, context))
+        n.say("the generator opens the preimage and proves it with snarkjs (Groth16, BN254)")
         started = time.perf_counter()
-        proof = await prove(preimage_prover, secret)
+        proof = await prove(preimage_prover, opened)
         n.detail(f"proof in {time.perf_counter() - started:.2f} s")
         receipt = client.submit_proof(generator, first, proof.calldata())
         n.detail(
@@ -194,7 +249,8 @@ async def run_lifecycle(
 
         # -- a missed deadline
         n.say("one more preimage request; this time the generator stays silent")
-        silent = assigned(preimage_market, preflight, 25 * TOKEN_UNIT)
+        silent, _ = private(preimage_market, preflight, secret, 25 * TOKEN_UNIT)
+        wait_assigned(client, silent)
         client.time_travel(121)
         n.say("121 s later the deadline has passed: the matching engine slashes the task")
         deadline = time.monotonic() + 30
@@ -248,19 +304,23 @@ def main(console: Console | None = None) -> None:
                 f"chain {chain.url} (id {setup.deployment.chain_id}); "
                 f"marketplace {setup.deployment.marketplace}"
             )
+            matcher_key = EncryptionKey.generate()
             matcher = MatcherProcess(
                 workdir,
                 rpc_url=chain.url,
                 deployment=deployment,
                 account=setup.matcher,
                 api_port=free_port(),
+                encryption_key=matcher_key.save(workdir / "matcher.x25519"),
             )
             with console.status("starting the matching engine (kalypso matcher)…"):
                 matcher.start()
             console.print(f"matching engine {setup.matcher.address} serving {matcher.url}")
             client = MarketplaceClient(chain.web3(), setup.deployment)
             try:
-                asyncio.run(run_lifecycle(client, setup, matcher, console))
+                asyncio.run(
+                    run_lifecycle(client, setup, matcher, matcher_key.public_bytes, console)
+                )
             except Exception:
                 console.print(f"[dim]matcher log: {matcher.tail(5)}[/]", highlight=False)
                 raise

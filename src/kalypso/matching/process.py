@@ -29,6 +29,7 @@ class MatcherProcess:
         account: LocalAccount,
         api_port: int,
         poll_interval: float = 0.2,
+        encryption_key: Path | None = None,
     ) -> None:
         self.workdir = workdir
         self.url = f"http://127.0.0.1:{api_port}"
@@ -40,6 +41,7 @@ class MatcherProcess:
             f'state = "{workdir / "matcher.sqlite"}"\n'
             f"poll_interval = {poll_interval}\n"
             f"api_port = {api_port}\n"
+            + (f'encryption_key = "{encryption_key}"\n' if encryption_key else "")
         )
         self.account = account
         self.process: subprocess.Popen[bytes] | None = None
