@@ -15,6 +15,7 @@ from rich.console import Console
 from web3 import Web3
 
 from kalypso.contracts.deploy import DeployParams, deploy_web3
+from kalypso.crypto import EncryptionKey
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
 from kalypso.devnet import Anvil, deploy_devnet, dev_keys
 from kalypso.errors import ChainError, ConfigError
@@ -61,6 +62,7 @@ def devnet(
                 deployment=setup.deployment.save(workdir / "deployment.json"),
                 account=setup.matcher,
                 api_port=matcher_port,
+                encryption_key=EncryptionKey.generate().save(workdir / "matcher.x25519"),
             )
             with console.status("starting the matching engine…"):
                 engine.start()
@@ -76,6 +78,8 @@ def devnet(
         console.print(f"  matcher key  dev account 1 ({setup.matcher.address})")
         if engine is not None:
             console.print(f"  matcher      {engine.url} (log {engine.log})")
+            key = engine.status("/health")["encryption_key"]
+            console.print(f"  sealing key  {key} (X25519: seal private inputs to it)")
         console.print(f"  deployment   {out}")
         console.print("\nFunded dev accounts (100,000 KAL each; public keys, devnet only):")
         for account in setup.funded:
