@@ -22,7 +22,7 @@ from kalypso.errors import ChainError, ConfigError
 from kalypso.keys import load_account
 from kalypso.matching.process import MatcherProcess
 
-console = Console()
+console = Console(soft_wrap=True)  # paste-ready lines must never be wrapped
 
 
 def devnet(
