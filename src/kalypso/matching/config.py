@@ -22,7 +22,7 @@ rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
 # keystore = "matcher.json"              # encrypted key (password: KALYPSO_MATCHER_PASSWORD)
                                          # or the key itself in KALYPSO_MATCHER_KEY
 # state = "~/.kalypso/matcher/31337.sqlite"  # orderbook journal; default by chain id and shard
-# encryption_key = "matcher.x25519"      # X25519 key requesters seal private inputs to (0600);
+# encryption_key = "matcher.x25519"      # from `kalypso key new`: private inputs are sealed to it;
                                          # without one, private requests are never assigned
 confirmations = 0                        # blocks to wait before trusting a log
 poll_interval = 0.5                      # seconds between looks at the chain
