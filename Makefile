@@ -48,6 +48,7 @@ bench: setup
 	$(PY) bench/verify.py
 	$(PY) bench/provers.py
 	$(PY) bench/matching.py
+	$(PY) bench/crypto.py
 
 clean:
 	rm -rf $(VENV) node_modules src/kalypso/contracts/build .pytest_cache .mypy_cache .ruff_cache
