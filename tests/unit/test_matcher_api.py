@@ -55,6 +55,7 @@ class StandIn:
     state: FollowerState = field(default_factory=lambda: FollowerState(101))
     started: float = field(default_factory=time.time)
     encryption_key: Any = None
+    failures: dict[str, tuple[float, str]] = field(default_factory=dict)
     deployment: Any = field(default_factory=lambda: SimpleNamespace(chain_id=31337))
     account: Any = field(default_factory=lambda: SimpleNamespace(address=ENGINE))
     metrics: MatcherMetrics = field(default_factory=MatcherMetrics)
@@ -98,6 +99,7 @@ def test_health_reports_the_daemon(client: TestClient, matcher: StandIn) -> None
     uptime = body.pop("uptime_s")
     assert body == {
         "status": "ok",
+        "failing_stages": {},
         "chain_id": 31337,
         "address": ENGINE,
         "markets": "all",
@@ -118,6 +120,22 @@ def test_health_while_starting_and_for_a_shard(client: TestClient, matcher: Stan
     matcher.state = FollowerState(500)
     body = client.get("/health").json()
     assert (body["status"], body["markets"], body["lag_blocks"]) == ("starting", [0, 4], 0)
+
+
+def test_health_is_503_while_starting_or_after_a_recent_stage_failure(
+    client: TestClient, matcher: StandIn
+) -> None:
+    assert client.get("/health").status_code == 200
+    matcher.failures["assign"] = (time.time(), "[K-RPC-001] the node is down")
+    degraded = client.get("/health")
+    assert degraded.status_code == 503
+    body = degraded.json()
+    assert body["status"] == "degraded"
+    assert body["failing_stages"] == {"assign": "[K-RPC-001] the node is down"}
+    matcher.failures["assign"] = (time.time() - 3600, "long ago")
+    assert client.get("/health").status_code == 200
+    matcher.ready = False
+    assert client.get("/health").status_code == 503
 
 
 def test_health_reads_the_view_afresh(client: TestClient, matcher: StandIn) -> None:

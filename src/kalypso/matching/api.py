@@ -21,6 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 if TYPE_CHECKING:
     from kalypso.matching.daemon import Matcher
 
+#: A stage that failed within this many seconds makes /health answer "degraded".
+DEGRADED_FOR = 30.0
 UNDECRYPTABLE = "matching: cannot decrypt the secret (it waits until it expires)"
 
 
@@ -56,10 +58,18 @@ def create_app(matcher: Matcher) -> FastAPI:
 
     @app.get("/health")
     async def health(response: Response) -> dict[str, Any]:
-        if not matcher.ready:
-            response.status_code = 503  # recovering: replaying, settling, catching up
+        now = time.time()
+        failing = {
+            stage: error
+            for stage, (at, error) in matcher.failures.items()
+            if now - at < DEGRADED_FOR
+        }
+        status = "starting" if not matcher.ready else "degraded" if failing else "ok"
+        if status != "ok":  # recovering, or a stage failed recently (it is being restarted)
+            response.status_code = 503
         return {
-            "status": "ok" if matcher.ready else "starting",
+            "status": status,
+            "failing_stages": failing,
             "chain_id": matcher.deployment.chain_id,
             "address": matcher.account.address,
             "markets": list(matcher.config.markets) if matcher.config.markets else "all",

@@ -107,6 +107,8 @@ class Matcher:
         self.ready = False
         #: set when the daemon must stop (the key lost its authorization)
         self.fatal: KalypsoError | None = None
+        #: stage -> (unix time, error) of its last failure, for /health
+        self.failures: dict[str, tuple[float, str]] = {}
         self.assigner = Assigner(self)
 
     # ---- start and stop
@@ -193,8 +195,10 @@ class Matcher:
                 stop.set()
                 raise
             except KalypsoError as exc:
+                self.failures[name] = (time.time(), str(exc))
                 log.warning("stage failed, restarting", stage=name, error=str(exc))
-            except Exception:
+            except Exception as exc:
+                self.failures[name] = (time.time(), repr(exc))
                 log.exception("stage crashed, restarting", stage=name)
             await _sleep_or_stop(stop, RESTART_PAUSE)
 
