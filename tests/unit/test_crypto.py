@@ -14,6 +14,8 @@ from kalypso.crypto import (
     MAX_PLAINTEXT,
     EncryptionKey,
     SecretContext,
+    can_open,
+    is_usable_public_key,
     open_sealed,
     open_with,
     rewrap,
@@ -118,3 +120,79 @@ def test_a_low_order_ephemeral_key_is_a_decryption_error() -> None:
     envelope = bytes([1]) + bytes(len(seal(SECRET, MATCHER.public_bytes, CONTEXT)) - 1)
     with pytest.raises(DecryptionError, match="ephemeral"):
         open_sealed(envelope, MATCHER, CONTEXT)
+
+
+LOW_ORDER = [bytes(32), b"\x01" + bytes(31), bytes(31) + b"\x80"]
+
+
+@pytest.mark.parametrize("key", LOW_ORDER, ids=["zero", "one", "top bit"])
+def test_a_low_order_recipient_key_is_refused_with_a_config_error(key: bytes) -> None:
+    assert not is_usable_public_key(key)
+    with pytest.raises(ConfigError, match="not a usable X25519 public key"):
+        seal(SECRET, key, CONTEXT)
+    envelope = seal(SECRET, MATCHER.public_bytes, CONTEXT)
+    with pytest.raises(ConfigError, match="not a usable X25519 public key"):
+        rewrap(envelope, MATCHER, key, CONTEXT)
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_any_recipient_key_either_seals_or_is_a_config_error(key: bytes) -> None:
+    try:
+        seal(SECRET, key, CONTEXT)
+    except ConfigError:
+        assert not is_usable_public_key(key)
+    else:
+        assert is_usable_public_key(key)
+
+
+def test_a_key_envelope_cannot_pass_for_an_envelope() -> None:
+    envelope = seal(SECRET, MATCHER.public_bytes, CONTEXT)
+    key_envelope = rewrap(envelope, MATCHER, GENERATOR.public_bytes, CONTEXT)
+    disguised = bytes([1]) + key_envelope[1:] + envelope[1 + 92 :]
+    with pytest.raises(DecryptionError):
+        open_sealed(disguised, GENERATOR, CONTEXT)
+    assert can_open(envelope, MATCHER, CONTEXT)
+    assert not can_open(disguised, GENERATOR, CONTEXT)
+
+
+@pytest.mark.parametrize(
+    ("chain_id", "marketplace", "request_id", "message"),
+    [
+        (-1, MARKETPLACE, b"\x01" * 32, "chain id"),
+        (2**256, MARKETPLACE, b"\x01" * 32, "chain id"),
+        (1, "0x12", b"\x01" * 32, "marketplace address"),
+        (1, MARKETPLACE, b"\x01" * 31, "32 bytes"),
+    ],
+)
+def test_a_malformed_context_is_a_config_error(
+    chain_id: int, marketplace: str, request_id: bytes, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SecretContext(chain_id, marketplace, request_id)
+
+
+def test_a_key_file_is_never_written_through_a_link_nor_over_a_file(tmp_path: Path) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere")  # dangling
+    with pytest.raises(ConfigError, match="exists"):
+        MATCHER.save(link)
+    assert not (tmp_path / "elsewhere").exists()
+    path = MATCHER.save(tmp_path / "k")
+    with pytest.raises(ConfigError, match="exists"):
+        GENERATOR.save(path)
+    GENERATOR.save(path, overwrite=True)
+    assert EncryptionKey.load(path).public_bytes == GENERATOR.public_bytes
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    target = tmp_path / "target"
+    MATCHER.save(target)
+    (tmp_path / "to-target").symlink_to(target)
+    with pytest.raises(ConfigError, match="cannot read"):
+        EncryptionKey.load(tmp_path / "to-target")
+
+
+def test_a_key_file_that_is_not_text_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    path.write_bytes(b"\xff" * 64)
+    os.chmod(path, 0o600)
+    with pytest.raises(ConfigError, match="not an X25519 private key"):
+        EncryptionKey.load(path)

@@ -19,10 +19,13 @@ def new(
     force: Annotated[bool, typer.Option(help="Overwrite an existing key file.")] = False,
 ) -> None:
     """Make a key file (e.g. a matcher's `encryption_key`) and print its public key."""
-    if path.exists() and not force:
-        raise ConfigError(f"{path} exists; --force replaces it (and what was sealed to it)")
     key = EncryptionKey.generate()
-    key.save(path)
+    try:
+        key.save(path, overwrite=force)
+    except ConfigError:
+        raise ConfigError(
+            f"{path} exists; --force replaces it (and what was sealed to it)"
+        ) from None
     typer.echo(f"0x{key.public_bytes.hex()}  (public key; {path} holds the private key)")
 
 

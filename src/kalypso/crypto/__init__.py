@@ -3,17 +3,20 @@
 from kalypso.crypto.envelope import (
     MAX_PLAINTEXT,
     SecretContext,
+    can_open,
     open_sealed,
     open_with,
     rewrap,
     seal,
 )
-from kalypso.crypto.keys import EncryptionKey
+from kalypso.crypto.keys import EncryptionKey, is_usable_public_key
 
 __all__ = [
     "MAX_PLAINTEXT",
     "EncryptionKey",
     "SecretContext",
+    "can_open",
+    "is_usable_public_key",
     "open_sealed",
     "open_with",
     "rewrap",

@@ -17,7 +17,8 @@ the secret's):
     wrap         = ephemeral X25519 key (32) ‖ nonce (12) ‖ AES-GCM(wrap key, content key) (48)
 
 where wrap key = HKDF-SHA256(X25519(ephemeral, recipient), salt = ephemeral ‖ recipient,
-info = "kalypso/v1/wrap" ‖ context).
+info = label ‖ context), the label naming the envelope type ("kalypso/v1/seal" for the
+requester's wrap, "kalypso/v1/rewrap" for the matcher's), so one cannot pass for the other.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from eth_utils import to_canonical_address
+from eth_utils import is_address, to_canonical_address
 
 from kalypso.crypto.keys import EncryptionKey
 from kalypso.errors import ConfigError, DecryptionError
@@ -47,6 +48,10 @@ ENVELOPE_OVERHEAD = 1 + _WRAP + _NONCE + _TAG
 MAX_PLAINTEXT = MAX_SECRET_BYTES - ENVELOPE_OVERHEAD
 
 
+SEAL_LABEL = b"kalypso/v1/seal"
+REWRAP_LABEL = b"kalypso/v1/rewrap"
+
+
 @dataclass(frozen=True)
 class SecretContext:
     """What a ciphertext is bound to: one request of one marketplace on one chain."""
@@ -55,9 +60,15 @@ class SecretContext:
     marketplace: str
     request_id: bytes
 
-    def __bytes__(self) -> bytes:
+    def __post_init__(self) -> None:
+        if not 0 <= self.chain_id < 2**256:
+            raise ConfigError(f"chain id {self.chain_id} is out of range")
+        if not is_address(self.marketplace):
+            raise ConfigError(f"{self.marketplace!r} is not a marketplace address")
         if len(self.request_id) != 32:
             raise ConfigError("a request id is 32 bytes")
+
+    def __bytes__(self) -> bytes:
         return (
             b"kalypso-secret-v1"
             + self.chain_id.to_bytes(32, "big")
@@ -77,7 +88,7 @@ def seal(plaintext: bytes, recipient: bytes, context: SecretContext) -> bytes:
     content_key = AESGCM.generate_key(bit_length=256)
     nonce = os.urandom(_NONCE)
     body = AESGCM(content_key).encrypt(nonce, plaintext, aad)
-    return bytes([ENVELOPE]) + _wrap(content_key, recipient, aad) + nonce + body
+    return bytes([ENVELOPE]) + _wrap(content_key, recipient, aad, SEAL_LABEL) + nonce + body
 
 
 def rewrap(envelope: bytes, key: EncryptionKey, recipient: bytes, context: SecretContext) -> bytes:
@@ -86,15 +97,25 @@ def rewrap(envelope: bytes, key: EncryptionKey, recipient: bytes, context: Secre
     Raises `DecryptionError` if `envelope` is not sealed to `key` for this request.
     """
     aad = bytes(context)
-    content_key = _unwrap(_envelope_parts(envelope)[0], key, aad)
-    return bytes([KEY_ENVELOPE]) + _wrap(content_key, recipient, aad)
+    content_key = _unwrap(_envelope_parts(envelope)[0], key, aad, SEAL_LABEL)
+    return bytes([KEY_ENVELOPE]) + _wrap(content_key, recipient, aad, REWRAP_LABEL)
+
+
+def can_open(envelope: bytes, key: EncryptionKey, context: SecretContext) -> bool:
+    """Whether `envelope` is sealed to `key` for this request: only its content key is
+    unwrapped, the secret itself stays encrypted (the matching engine's check)."""
+    try:
+        _unwrap(_envelope_parts(envelope)[0], key, bytes(context), SEAL_LABEL)
+    except DecryptionError:
+        return False
+    return True
 
 
 def open_sealed(envelope: bytes, key: EncryptionKey, context: SecretContext) -> bytes:
     """Decrypt an envelope sealed to `key` (a test-decryption, for the matching engine)."""
     aad = bytes(context)
     wrap, nonce, body = _envelope_parts(envelope)
-    return _decrypt(_unwrap(wrap, key, aad), nonce, body, aad)
+    return _decrypt(_unwrap(wrap, key, aad, SEAL_LABEL), nonce, body, aad)
 
 
 def open_with(
@@ -104,38 +125,41 @@ def open_with(
     aad = bytes(context)
     if len(key_envelope) != 1 + _WRAP or key_envelope[0] != KEY_ENVELOPE:
         raise DecryptionError("not a Kalypso key envelope")
-    content_key = _unwrap(key_envelope[1:], key, aad)
+    content_key = _unwrap(key_envelope[1:], key, aad, REWRAP_LABEL)
     _, nonce, body = _envelope_parts(envelope)
     return _decrypt(content_key, nonce, body, aad)
 
 
-def _wrap(content_key: bytes, recipient: bytes, aad: bytes) -> bytes:
+def _wrap(content_key: bytes, recipient: bytes, aad: bytes, label: bytes) -> bytes:
     if len(recipient) != 32:
         raise ConfigError("an X25519 public key is 32 bytes")
     ephemeral = X25519PrivateKey.generate()
     ephemeral_public = ephemeral.public_key().public_bytes_raw()
-    shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient))
-    wrap_key = _wrap_key(shared, ephemeral_public, recipient, aad)
+    try:
+        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient))
+    except ValueError:  # a low-order point: no shared secret
+        raise ConfigError(f"0x{recipient.hex()} is not a usable X25519 public key") from None
+    wrap_key = _wrap_key(shared, ephemeral_public, recipient, aad, label)
     nonce = os.urandom(_NONCE)
     return ephemeral_public + nonce + AESGCM(wrap_key).encrypt(nonce, content_key, aad)
 
 
-def _unwrap(wrap: bytes, key: EncryptionKey, aad: bytes) -> bytes:
+def _unwrap(wrap: bytes, key: EncryptionKey, aad: bytes, label: bytes) -> bytes:
     ephemeral_public, nonce, sealed = wrap[:32], wrap[32 : 32 + _NONCE], wrap[32 + _NONCE :]
     try:
         shared = key.exchange(ephemeral_public)
     except ValueError:  # a low-order point: X25519 refuses it
         raise DecryptionError("not a valid ephemeral key") from None
-    wrap_key = _wrap_key(shared, ephemeral_public, key.public_bytes, aad)
+    wrap_key = _wrap_key(shared, ephemeral_public, key.public_bytes, aad, label)
     return _decrypt(wrap_key, nonce, sealed, aad)
 
 
-def _wrap_key(shared: bytes, ephemeral: bytes, recipient: bytes, aad: bytes) -> bytes:
+def _wrap_key(shared: bytes, ephemeral: bytes, recipient: bytes, aad: bytes, label: bytes) -> bytes:
     return HKDF(
         algorithm=hashes.SHA256(),
         length=_KEY,
         salt=ephemeral + recipient,
-        info=b"kalypso/v1/wrap" + aad,
+        info=label + aad,
     ).derive(shared)
 
 

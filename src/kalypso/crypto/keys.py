@@ -28,30 +28,54 @@ class EncryptionKey:
         """X25519 shared secret with `public` (ValueError on an invalid point)."""
         return self._private.exchange(X25519PublicKey.from_public_bytes(public))
 
-    def save(self, path: Path) -> Path:
-        """Write the key with mode 0600 (created so; never briefly readable by others)."""
+    def save(self, path: Path, *, overwrite: bool = False) -> Path:
+        """Write the key, mode 0600 from its creation, never through a symlink.
+
+        Without `overwrite` an existing file (or link) at `path` is an error; with it the
+        key is written to a new file beside it and renamed over the old one.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
-        raw = self._private.private_bytes_raw().hex() + "\n"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        target = path.with_name(f".{path.name}.{os.getpid()}.tmp") if overwrite else path
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+        try:
+            fd = os.open(target, flags, 0o600)
+        except FileExistsError:
+            raise ConfigError(f"{path} exists; not overwriting a key") from None
         with os.fdopen(fd, "w") as out:
-            out.write(raw)
-        os.chmod(path, 0o600)
+            out.write(self._private.private_bytes_raw().hex() + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        if overwrite:
+            os.replace(target, path)
         return path
 
     @classmethod
     def load(cls, path: Path) -> EncryptionKey:
         try:
-            mode = path.stat().st_mode
-            text = path.read_text().strip()
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError as exc:
             raise ConfigError(f"cannot read the encryption key {path}: {exc}") from None
+        with os.fdopen(fd, "rb") as src:
+            mode = os.fstat(src.fileno()).st_mode
+            data = src.read(200)
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise ConfigError(
                 f"{path} is readable by others (mode {stat.S_IMODE(mode):o}): "
                 f"run `chmod 600 {path}`"
             )
         try:
-            raw = bytes.fromhex(text)
+            raw = bytes.fromhex(data.decode().strip())
             return cls(X25519PrivateKey.from_private_bytes(raw))
-        except ValueError:
+        except ValueError:  # also UnicodeDecodeError
             raise ConfigError(f"{path} is not an X25519 private key (64 hex digits)") from None
+
+
+def is_usable_public_key(key: bytes) -> bool:
+    """Whether `key` is an X25519 public key a secret can be wrapped to (not low-order)."""
+    if len(key) != 32:
+        return False
+    try:
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(key))
+    except ValueError:
+        return False
+    return True

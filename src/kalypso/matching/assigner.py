@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import event_abi_to_log_topic
 
 from kalypso.chain.sender import PendingTx, SentTx
 from kalypso.contracts import artifact
 from kalypso.crypto import rewrap
-from kalypso.errors import ChainError
+from kalypso.errors import ChainError, KalypsoError
 from kalypso.logs import get_logger
 from kalypso.matching import Match
 
@@ -32,6 +32,7 @@ MAX_INFLIGHT = 16
 BATCH_GAS_BASE = 40_000
 #: Batches smaller than this do not teach the gas per item (fixed costs dominate).
 LEARN_FROM_ITEMS = 4
+UNUSABLE_KEY = "matching: unusable encryption key"
 ASSIGNED = event_abi_to_log_topic(
     next(e for e in artifact("ProofMarketplace").abi if e.get("name") == "TaskAssigned")  # type: ignore[arg-type]
 )
@@ -97,6 +98,10 @@ class Assigner:
         await asyncio.gather(*(self._send_batch(batch) for batch in batches))
 
     async def _send_batch(self, matches: list[Match]) -> None:
+        items = self._items(matches)
+        matches = [m for m in matches if m.request_id in items]
+        if not matches:
+            return
         ids = [m.request_id for m in matches]
 
         async def record(tx: SentTx) -> None:
@@ -104,12 +109,7 @@ class Assigner:
 
         epoch = self._epoch
         try:
-            call = self.m.marketplace.functions.assign_batch(
-                [
-                    (m.request_id, m.request.as_tuple(), m.generator, m.price, self._secret_for(m))
-                    for m in matches
-                ]
-            )
+            call = self.m.marketplace.functions.assign_batch(list(items.values()))
             pending = await self.m.sender.submit(
                 call, gas=self._gas_for(len(matches)), on_sent=record
             )
@@ -165,20 +165,35 @@ class Assigner:
             self.m.view.book.assignment_failed([m.request_id for m in matches])
         log.warning("assignment transaction failed", count=len(matches), error=str(exc))
 
-    def _secret_for(self, match: Match) -> bytes:
-        """For a private request, the key envelope that lets the chosen generator open its
-        secret (the content key re-wrapped to the generator's key for this market); the
-        secret itself is never decrypted here. Empty for a public request."""
-        secret = self.m.view.secrets.get(match.request_id)
-        if not secret:
-            return b""
-        assert self.m.encryption_key is not None  # the book only holds ones it can open
-        return rewrap(
-            secret,
-            self.m.encryption_key,
-            match.encryption_key,
-            self.m.secret_context(match.request_id),
-        )
+    def _items(self, matches: list[Match]) -> dict[bytes, tuple[Any, ...]]:
+        """The `assign_batch` items, by request id. A private request carries the key
+        envelope that lets the chosen generator open its secret (the content key
+        re-wrapped to the generator's key for this market; the secret itself is never
+        decrypted here). A match whose generator key cannot take a wrap goes back to the
+        book, not offered to that generator again, instead of failing the batch."""
+        items: dict[bytes, tuple[Any, ...]] = {}
+        for m in matches:
+            secret = self.m.view.secrets.get(m.request_id)
+            wrapped = b""
+            if secret:
+                assert self.m.encryption_key is not None  # the book only holds ones it can open
+                context = self.m.secret_context(m.request_id)
+                try:
+                    wrapped = rewrap(secret, self.m.encryption_key, m.encryption_key, context)
+                except KalypsoError as exc:
+                    log.warning(
+                        "cannot wrap to the generator", generator=m.generator, error=str(exc)
+                    )
+                    self.m.view.book.assign_skipped(m.request_id, m.generator, UNUSABLE_KEY)
+                    continue
+            items[m.request_id] = (
+                m.request_id,
+                m.request.as_tuple(),
+                m.generator,
+                m.price,
+                wrapped,
+            )
+        return items
 
     async def _wait_progress(self, stop: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):

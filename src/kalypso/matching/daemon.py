@@ -34,13 +34,12 @@ from web3.exceptions import TransactionNotFound
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, connect
 from kalypso.chain.rpc import retrying
 from kalypso.contracts import artifact
-from kalypso.crypto import EncryptionKey, SecretContext, open_sealed
+from kalypso.crypto import EncryptionKey, SecretContext, can_open
 from kalypso.deployment import DEVNET_CHAIN_ID, Deployment, default_path
 from kalypso.devnet import dev_keys
 from kalypso.errors import (
     ConfigError,
     ContractError,
-    DecryptionError,
     KalypsoError,
     MatcherKeyError,
 )
@@ -214,12 +213,10 @@ class Matcher:
         """Test-decrypt a private request: one the matcher cannot open is never assigned."""
         if self.encryption_key is None:
             return False
-        try:
-            open_sealed(secret, self.encryption_key, self.secret_context(request_id))
-        except DecryptionError:
-            log.warning("private request not sealed to this matcher", request_id=request_id)
-            return False
-        return True
+        if can_open(secret, self.encryption_key, self.secret_context(request_id)):
+            return True
+        log.warning("private request not sealed to this matcher", request_id=request_id)
+        return False
 
     def _replay(self) -> None:
         self.view = self._fresh_view()

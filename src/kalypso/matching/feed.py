@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
+from kalypso.crypto import is_usable_public_key
 from kalypso.market import Request
 from kalypso.market.events import DecodedEvent
 from kalypso.matching import Offer, OrderBook, Outcome
@@ -172,13 +173,15 @@ class ChainView:
         self.book.withdraw(e["generator"])
 
     def _on_OfferSet(self, e: DecodedEvent) -> None:
+        key = e["encryption_key"]
         offer = Offer(
             generator=e["generator"],
             market_id=e["market_id"],
             price=e["price"],
             proof_time=e["proof_time"],
             compute_per_request=e["compute_per_request"],
-            encryption_key=e["encryption_key"],
+            # A key no secret can be wrapped to counts as none: never a private task.
+            encryption_key=key if is_usable_public_key(key) else bytes(32),
         )
         self.book.set_offer(offer)
 
