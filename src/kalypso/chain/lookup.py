@@ -15,7 +15,12 @@ from web3 import AsyncWeb3
 from kalypso.chain.rpc import retrying
 from kalypso.errors import ChainError
 from kalypso.market import Request
-from kalypso.market.events import DecodedEvent, EventDecoder, MalformedLogError
+from kalypso.market.events import (
+    DecodedEvent,
+    EventDecoder,
+    MalformedLogError,
+    created_request,
+)
 
 
 @dataclass(frozen=True)
@@ -58,16 +63,7 @@ async def find_request(
     if len(created) > 1:
         raise ChainError(f"two RequestCreated events for request 0x{request_id.hex()}")
     first = created[0]
-    request = Request.new(
-        market_id=first["market_id"],
-        requester=first["requester"],
-        refund_address=first["refund_address"],
-        max_price=first["max_price"],
-        proof_time=first["proof_time"],
-        expiry=first["expiry"],
-        public_inputs=first["public_inputs"],
-        encrypted_secret=first["encrypted_secret"],
-    )
+    request = created_request(first)
     for event in events:
         if event.name == "MaxPriceIncreased" and event["request_id"] == request_id:
             request = request.with_max_price(event["max_price"])

@@ -15,6 +15,7 @@ from eth_abi import decode as abi_decode
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from kalypso.errors import KalypsoError
+from kalypso.market.types import Request
 
 
 class MalformedLogError(KalypsoError, ValueError):
@@ -101,6 +102,20 @@ class EventDecoder:
         for item in entry["inputs"]:
             args[item["name"]] = _normalize(item["type"], args[item["name"]])
         return DecodedEvent(entry["name"], args, *coordinates)
+
+
+def created_request(event: DecodedEvent) -> Request:
+    """The request a `RequestCreated` event commits to (before any price increase)."""
+    return Request.new(
+        market_id=event["market_id"],
+        requester=event["requester"],
+        refund_address=event["refund_address"],
+        max_price=event["max_price"],
+        proof_time=event["proof_time"],
+        expiry=event["expiry"],
+        public_inputs=event["public_inputs"],
+        encrypted_secret=event["encrypted_secret"],
+    )
 
 
 def marketplace_decoder() -> EventDecoder:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from kalypso.crypto import is_usable_public_key
 from kalypso.market import Request
-from kalypso.market.events import DecodedEvent
+from kalypso.market.events import DecodedEvent, created_request
 from kalypso.matching import Offer, OrderBook, Outcome
 
 #: Room for log indexes within a block in the arrival sequence number.
@@ -93,16 +93,7 @@ class ChainView:
 
     def _on_RequestCreated(self, e: DecodedEvent) -> None:
         request_id, secret = e["request_id"], e["encrypted_secret"]
-        request = Request.new(
-            market_id=e["market_id"],
-            requester=e["requester"],
-            refund_address=e["refund_address"],
-            max_price=e["max_price"],
-            proof_time=e["proof_time"],
-            expiry=e["expiry"],
-            public_inputs=e["public_inputs"],
-            encrypted_secret=secret,
-        )
+        request = created_request(e)
         self.requests[request_id] = request
         if secret:
             self.secrets[request_id] = secret
