@@ -42,8 +42,7 @@ def devnet(
     ] = True,
     matcher_port: Annotated[int, typer.Option(help="Port of the matcher's HTTP API.")] = 7300,
 ) -> None:
-    """Start a local chain (anvil) with Kalypso deployed, the sample markets, the matching
-    engine and funded dev accounts.
+    """Start a local chain (anvil) with Kalypso, sample markets, a matcher and funded accounts.
 
     Runs until Ctrl-C. The printed KALYPSO_* lines can be pasted into a shell.
     """

@@ -26,11 +26,13 @@ def matcher(
 ) -> None:
     """Run the matching engine: follow every market, keep the orderbook, assign tasks.
 
-    It signs with the key in the config's `keystore` (password from
-    KALYPSO_MATCHER_PASSWORD, else asked) or KALYPSO_MATCHER_KEY; the marketplace
-    owner must have authorized that address. Its state lives in SQLite, so it can be
-    stopped (Ctrl-C, SIGTERM) and restarted at any time. Status, explanations and
-    Prometheus metrics are served on the configured `api_port`.
+    Key: the config's `keystore` (password: KALYPSO_MATCHER_PASSWORD) or KALYPSO_MATCHER_KEY.
+
+    The marketplace owner must have authorized its address (set_matching_engine).
+
+    State lives in SQLite: stop it (Ctrl-C, SIGTERM) and restart it at any time.
+
+    Status, explanations and Prometheus metrics are served on the config's `api_port`.
     """
     if example:
         typer.echo(EXAMPLE, nl=False)

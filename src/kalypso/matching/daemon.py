@@ -93,7 +93,12 @@ class Matcher:
             max_range=config.max_log_range,
         )
         self.sender = TxSender(
-            w3, account, SenderPolicy(priority_fee_percent=config.priority_fee_percent)
+            w3,
+            account,
+            SenderPolicy(
+                priority_fee_percent=config.priority_fee_percent,
+                poll_interval=config.poll_interval,
+            ),
         )
         self.marketplace = w3.eth.contract(
             address=to_checksum_address(deployment.marketplace),
