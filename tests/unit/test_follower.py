@@ -41,8 +41,6 @@ class FakeEth:
         self.logs: list[dict[str, Any]] = []
         self.max_span: int | None = None
         self.queries: list[tuple[int, int]] = []
-        #: answer ranges like a node that has not seen the recent blocks
-        self.lagging = False
 
     @property
     async def block_number(self) -> int:
@@ -54,11 +52,6 @@ class FakeEth:
         return {"hash": block_hash(number, self.fork if number > 5 else 0)}
 
     async def get_logs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
-        if "blockHash" in query:
-            wanted = bytes.fromhex(query["blockHash"].removeprefix("0x"))
-            return [log for log in self.logs if log["blockHash"] == wanted]
-        if self.lagging:
-            return []
         start, end = query["fromBlock"], query["toBlock"]
         self.queries.append((start, end))
         if self.max_span is not None and end - start + 1 > self.max_span:
@@ -115,14 +108,3 @@ async def test_nothing_new_is_none(head: int) -> None:
     w3.eth.head = head
     f = follower(w3, confirmations=2)
     assert await f.step(FollowerState(head - 1)) is None
-
-
-async def test_a_range_answered_by_a_node_behind_the_tip_is_read_again() -> None:
-    w3 = FakeWeb3()
-    w3.eth.logs = [deposited(10, 0)]
-    w3.eth.lagging = True
-    f = follower(w3)
-    assert await f.step(FollowerState(1)) is None
-    w3.eth.lagging = False
-    item = await f.step(FollowerState(1))
-    assert isinstance(item, LogBatch) and [e.block_number for e in item.events] == [10]

@@ -100,9 +100,7 @@ class LogFollower:
         if logs is None:  # the range shrank; the next step reads a smaller one
             return None
         if await self._block(to_block) != tip:
-            return None  # replaced while we read: read again
-        if not await self._tip_logs_agree(tip, logs):
-            return None  # a node behind the tip answered the range: read again
+            return None  # replaced while we read, or a lagging node answered: read again
         events: list[DecodedEvent] = []
         malformed: list[tuple[dict[str, Any], str]] = []
         for log in logs:
@@ -146,23 +144,6 @@ class LogFollower:
         except BlockNotFound:
             return None
         return BlockRef(number, bytes(block["hash"]))
-
-    async def _tip_logs_agree(self, tip: BlockRef, logs: list[Any]) -> bool:
-        """Whether the range's logs of the tip block are all the tip has (asked by hash).
-
-        A load-balanced endpoint may answer a range from a node that has not seen its last
-        blocks yet, and return nothing for them; a node that knows the tip knows the
-        blocks before it.
-        """
-        query: Any = {"blockHash": "0x" + tip.hash.hex(), "address": self.addresses}
-        if self.topics is not None:
-            query["topics"] = self.topics
-        try:
-            at_tip = await retrying(lambda: self.w3.eth.get_logs(query), what="eth_getLogs")
-        except Web3RPCError:  # "unknown block": this node is behind too
-            return False
-        in_range = sum(1 for log in logs if int(log["blockNumber"]) == tip.number)
-        return len(at_tip) == in_range
 
     async def _logs(self, from_block: int, to_block: int) -> list[Any] | None:
         query: Any = {"fromBlock": from_block, "toBlock": to_block, "address": self.addresses}
