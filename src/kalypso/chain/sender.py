@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
 from web3 import AsyncWeb3
@@ -130,15 +130,17 @@ class TxSender:
 
     async def nonces(self) -> tuple[int, int]:
         """(transactions mined, transactions mined or pooled) of this account."""
-        mined = await retrying(
-            lambda: self.w3.eth.get_transaction_count(self.address, "latest"),
-            what="eth_getTransactionCount",
-        )
-        pending = await retrying(
-            lambda: self.w3.eth.get_transaction_count(self.address, "pending"),
-            what="eth_getTransactionCount",
-        )
-        return int(mined), int(pending)
+        return await self._count("latest"), await self._count("pending")
+
+    async def receipt(self, tx_hash: bytes) -> TxReceipt | None:
+        """The receipt of `tx_hash`, or None while it is not mined."""
+        try:
+            return await retrying(
+                lambda: self.w3.eth.get_transaction_receipt(tx_hash),  # type: ignore[arg-type]
+                what="eth_getTransactionReceipt",
+            )
+        except TransactionNotFound:
+            return None
 
     def resync(self) -> None:
         """Take the next nonce from the chain again (after a reorg undid some of ours)."""
@@ -156,13 +158,16 @@ class TxSender:
 
     async def _next_nonce(self) -> int:
         if self._nonce is None:
-            self._nonce = int(
-                await retrying(
-                    lambda: self.w3.eth.get_transaction_count(self.address, "pending"),
-                    what="eth_getTransactionCount",
-                )
-            )
+            self._nonce = await self._count("pending")
         return self._nonce
+
+    async def _count(self, block: Literal["latest", "pending"]) -> int:
+        """This account's transaction count at `block` (mined, or mined and pooled)."""
+        count = await retrying(
+            lambda: self.w3.eth.get_transaction_count(self.address, block),
+            what="eth_getTransactionCount",
+        )
+        return int(count)
 
     async def _chain(self) -> int:
         if self._chain_id is None:
@@ -230,7 +235,7 @@ class TxSender:
         start = last_bump = last_nonce_check = time.monotonic()
         while True:
             for tx in reversed(sent):
-                if receipt := await self._receipt(tx.hash):
+                if receipt := await self.receipt(tx.hash):
                     return receipt
             now = time.monotonic()
             if now - start > self.policy.receipt_timeout:
@@ -266,30 +271,13 @@ class TxSender:
             await asyncio.sleep(self.policy.poll_interval)
 
     async def _not_in_pool(self, nonce: int) -> bool:
-        pending = await retrying(
-            lambda: self.w3.eth.get_transaction_count(self.address, "pending"),
-            what="eth_getTransactionCount",
-        )
-        return int(pending) <= nonce
-
-    async def _receipt(self, tx_hash: bytes) -> TxReceipt | None:
-        try:
-            return await retrying(
-                lambda: self.w3.eth.get_transaction_receipt(tx_hash),  # type: ignore[arg-type]
-                what="eth_getTransactionReceipt",
-            )
-        except TransactionNotFound:
-            return None
+        return await self._count("pending") <= nonce
 
     async def _nonce_used_elsewhere(self, sent: list[SentTx]) -> bool:
-        mined = await retrying(
-            lambda: self.w3.eth.get_transaction_count(self.address, "latest"),
-            what="eth_getTransactionCount",
-        )
-        if int(mined) <= sent[0].nonce:
+        if await self._count("latest") <= sent[0].nonce:
             return False
         # The nonce is taken; one of ours may just have been mined since we looked.
         for tx in sent:
-            if await self._receipt(tx.hash) is not None:
+            if await self.receipt(tx.hash) is not None:
                 return False
         return True

@@ -29,7 +29,6 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
-from web3.exceptions import TransactionNotFound
 
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, connect
 from kalypso.chain.rpc import retrying
@@ -269,13 +268,8 @@ class Matcher:
     async def _mined_in(self, record: Inflight) -> int | None:
         """The block one of the record's transactions was mined in, if one was."""
         for tx_hash in record.hashes:
-            try:
-                receipt = await retrying(
-                    lambda h=tx_hash: self.w3.eth.get_transaction_receipt(h)  # type: ignore[misc]
-                )
-            except TransactionNotFound:
-                continue
-            return int(receipt["blockNumber"])
+            if receipt := await self.sender.receipt(tx_hash):
+                return int(receipt["blockNumber"])
         return None
 
     # ---- follow
