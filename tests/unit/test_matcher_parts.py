@@ -580,8 +580,8 @@ def test_encode_then_decode_event_is_the_identity(
 
 def test_market_created_records_its_penalty(chain: Chain) -> None:
     view = replay([*chain.events, chain.market(1, penalty=77)])
-    assert view.markets == {0: PENALTY, 1: 77}
     assert view.book.markets() == [0, 1]
+    assert [view.book.book_view(m).penalty for m in (0, 1)] == [PENALTY, 77]
 
 
 def test_a_request_waits_until_a_generator_and_its_offer_exist(chain: Chain) -> None:

@@ -87,7 +87,7 @@ def create_app(matcher: Matcher) -> FastAPI:
 
     @app.get("/markets/{market_id}/book")
     async def market_book(market_id: int) -> Any:
-        if market_id not in matcher.view.markets:
+        if market_id not in matcher.view.book.markets():
             raise HTTPException(404, f"market {market_id} is unknown to this matcher")
         return jsonable(matcher.view.book.book_view(market_id))
 

@@ -344,7 +344,7 @@ class Matcher:
         self.metrics.head.set(self.head)
         self.metrics.lag.set(max(0, self.head - self.state.next_block + 1))
         self.metrics.pending.set(self.view.book.pending_count())
-        for market in self.view.markets:
+        for market in self.view.book.markets():
             self.metrics.open_requests.labels(str(market)).set(self.view.book.open_count(market))
 
     # ---- assign

@@ -43,8 +43,6 @@ class ChainView:
     book: OrderBook
     #: whether the matcher can open a request's secret (the private-inputs hook)
     can_decrypt: Callable[[bytes, bytes], bool] = lambda request_id, secret: False
-    #: market id -> slashing penalty, for every market created
-    markets: dict[int, int] = field(default_factory=dict)
     requests: dict[bytes, Request] = field(default_factory=dict)
     secrets: dict[bytes, bytes] = field(default_factory=dict)
     undecryptable: set[bytes] = field(default_factory=set)
@@ -88,7 +86,6 @@ class ChainView:
     # ---- markets and requests
 
     def _on_MarketCreated(self, e: DecodedEvent) -> None:
-        self.markets[e["market_id"]] = e["slashing_penalty"]
         self.book.add_market(e["market_id"], e["slashing_penalty"])
 
     def _on_RequestCreated(self, e: DecodedEvent) -> None:
