@@ -51,6 +51,7 @@ def devnet(
     with console.status(f"starting anvil on port {port} and deploying…"):
         chain.start()
     engine: MatcherProcess | None = None
+    sealing_key = EncryptionKey.generate()
     try:
         setup = deploy_devnet(chain.web3(), unbonding_delay=unbonding_delay)
         if matcher:
@@ -61,7 +62,7 @@ def devnet(
                 deployment=setup.deployment.save(workdir / "deployment.json"),
                 account=setup.matcher,
                 api_port=matcher_port,
-                encryption_key=EncryptionKey.generate().save(workdir / "matcher.x25519"),
+                encryption_key=sealing_key.save(workdir / "matcher.x25519"),
             )
             with console.status("starting the matching engine…"):
                 engine.start()
@@ -77,8 +78,8 @@ def devnet(
         console.print(f"  matcher key  dev account 1 ({setup.matcher.address})")
         if engine is not None:
             console.print(f"  matcher      {engine.url} (log {engine.log})")
-            key = engine.status("/health")["encryption_key"]
-            console.print(f"  sealing key  {key} (X25519: seal private inputs to it)")
+            key = sealing_key.public_bytes.hex()
+            console.print(f"  sealing key  0x{key} (X25519: seal private inputs to it)")
         console.print(f"  deployment   {out}")
         console.print("\nFunded dev accounts (100,000 KAL each; public keys, devnet only):")
         for account in setup.funded:

@@ -73,6 +73,7 @@ class Matcher:
         account: LocalAccount,
         w3: AsyncWeb3[Any],
         store: MatcherStore,
+        marketplace: Any,
     ) -> None:
         self.config = config
         self.deployment = deployment
@@ -99,10 +100,7 @@ class Matcher:
                 poll_interval=config.poll_interval,
             ),
         )
-        self.marketplace = w3.eth.contract(
-            address=to_checksum_address(deployment.marketplace),
-            abi=artifact("ProofMarketplace").abi,
-        )
+        self.marketplace = marketplace
         self.state = store.follower_state(deployment.deploy_block)
         self.head = 0
         self.head_time = 0
@@ -155,7 +153,7 @@ class Matcher:
         except BaseException:
             await w3.provider.disconnect()
             raise
-        return cls(config, deployment, account, w3, store)
+        return cls(config, deployment, account, w3, store, marketplace)
 
     async def close(self) -> None:
         self.store.close()
