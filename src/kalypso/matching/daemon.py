@@ -345,8 +345,6 @@ class Matcher:
         for market in self.view.book.markets():
             self.metrics.open_requests.labels(str(market)).set(self.view.book.open_count(market))
 
-    # ---- assign
-
     # ---- slash
 
     async def slash_overdue(self, stop: asyncio.Event) -> None:
