@@ -514,7 +514,7 @@ def test_store_survives_a_reopen(tmp_path: Path) -> None:
 def test_store_of_another_identity_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "matcher.sqlite"
     MatcherStore(path, IDENTITY).close()
-    with pytest.raises(ConfigError, match="another deployment or shard"):
+    with pytest.raises(ConfigError, match="another deployment, shard or key"):
         MatcherStore(path, {**IDENTITY, "markets": [0]})
 
 

@@ -20,22 +20,18 @@ restart never assigns a request twice or misses one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
 
-from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, connect
+from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender
 from kalypso.chain.rpc import retrying
-from kalypso.contracts import artifact
 from kalypso.crypto import EncryptionKey, SecretContext, can_open
-from kalypso.deployment import DEVNET_CHAIN_ID, Deployment, default_path
-from kalypso.devnet import dev_keys
+from kalypso.daemon import Stage, bind_deployment, sleep_or_stop, supervise
+from kalypso.deployment import Deployment
 from kalypso.errors import (
     ConfigError,
     ContractError,
@@ -52,10 +48,6 @@ from kalypso.matching.metrics import MatcherMetrics
 from kalypso.matching.store import Inflight, MatcherStore
 
 log = get_logger("kalypso.matcher")
-
-RESTART_PAUSE = 2.0
-
-Stage = Callable[[asyncio.Event], Awaitable[None]]
 
 
 def state_path(config: MatcherConfig, chain_id: int) -> Path:
@@ -117,43 +109,25 @@ class Matcher:
     @classmethod
     async def open(cls, config: MatcherConfig, account: LocalAccount) -> Matcher:
         """Connect, load the deployment, check the key is authorized, open the journal."""
-        w3 = await connect(config.rpc_url)
+        binding = await bind_deployment(
+            config.rpc_url, config.deployment, account, role="matcher"
+        )
         try:
-            chain_id = await w3.eth.chain_id
-            if chain_id != DEVNET_CHAIN_ID and account.key.hex().removeprefix("0x") in dev_keys():
-                raise ConfigError(
-                    f"refusing a public development key on chain {chain_id}: "
-                    "give the matcher its own key"
-                )
-            deployment = Deployment.load(config.deployment or default_path(chain_id))
-            if deployment.chain_id != chain_id:
-                raise ConfigError(
-                    f"the deployment file is for chain {deployment.chain_id}, "
-                    f"but {config.rpc_url} is chain {chain_id}"
-                )
-            marketplace = w3.eth.contract(
-                address=to_checksum_address(deployment.marketplace),
-                abi=artifact("ProofMarketplace").abi,
-            )
-            if not await w3.eth.get_code(marketplace.address):
-                raise ConfigError(
-                    f"no contract at the marketplace address {deployment.marketplace} on chain "
-                    f"{chain_id}: the deployment file is stale (redeploy or fix the path)"
-                )
-            await check_authorized(marketplace, account.address, config.markets)
-            deploy_block = await w3.eth.get_block(deployment.deploy_block)
+            deployment = binding.deployment
+            await check_authorized(binding.marketplace, account.address, config.markets)
+            deploy_block = await binding.w3.eth.get_block(deployment.deploy_block)
             identity = {
-                "chain_id": chain_id,
+                "chain_id": deployment.chain_id,
                 "marketplace": deployment.marketplace,
                 "deploy_block_hash": bytes(deploy_block["hash"]).hex(),
                 "signer": account.address,
                 "markets": list(config.markets) if config.markets is not None else "all",
             }
-            store = MatcherStore(state_path(config, chain_id), identity)
+            store = MatcherStore(state_path(config, deployment.chain_id), identity)
         except BaseException:
-            await w3.provider.disconnect()
+            await binding.close()
             raise
-        return cls(config, deployment, account, w3, store, marketplace)
+        return cls(config, deployment, account, binding.w3, store, binding.marketplace)
 
     async def close(self) -> None:
         self.store.close()
@@ -188,20 +162,13 @@ class Matcher:
             await asyncio.gather(*tasks, *self.assigner.inflight, return_exceptions=True)
 
     async def _supervise(self, name: str, stage: Stage, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await stage(stop)
-            except (ConfigError, MatcherKeyError) as exc:
-                self.fatal = exc
-                stop.set()
-                raise
-            except KalypsoError as exc:
-                self.failures[name] = (time.time(), str(exc))
-                log.warning("stage failed, restarting", stage=name, error=str(exc))
-            except Exception as exc:
-                self.failures[name] = (time.time(), repr(exc))
-                log.exception("stage crashed, restarting", stage=name)
-            await _sleep_or_stop(stop, RESTART_PAUSE)
+        try:
+            await supervise(
+                name, stage, stop, self.failures, fatal=(ConfigError, MatcherKeyError), logger=log
+            )
+        except KalypsoError as exc:
+            self.fatal = exc
+            raise
 
     # ---- recovery
 
@@ -277,7 +244,7 @@ class Matcher:
             item = await self.follower.step(self.state)
             if item is None:
                 await self.update_head()
-                await _sleep_or_stop(stop, self.config.poll_interval)
+                await sleep_or_stop(stop, self.config.poll_interval)
                 continue
             self._apply(item)
             if self.fatal is not None:
@@ -349,7 +316,7 @@ class Matcher:
 
     async def slash_overdue(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            await _sleep_or_stop(stop, self.config.poll_interval)
+            await sleep_or_stop(stop, self.config.poll_interval)
             due = self.view.overdue(self.head_time, self.config.markets)
             try:
                 while due and not stop.is_set():
@@ -388,7 +355,3 @@ async def check_authorized(marketplace: Any, address: str, markets: tuple[int, .
             "owner must authorize it (set_market_matching_engine) or use another key"
         )
 
-
-async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

@@ -9,23 +9,19 @@ them, so a restart waits for them instead of assigning the same requests again.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kalypso.chain import BlockRef, FollowerState, LogBatch
+from kalypso.chain import FollowerState, LogBatch
+from kalypso.chain.journal import Journal
 from kalypso.chain.sender import SentTx
-from kalypso.errors import ConfigError
 from kalypso.market.events import DecodedEvent
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     block INTEGER NOT NULL, log_index INTEGER NOT NULL, event TEXT NOT NULL,
     PRIMARY KEY (block, log_index));
@@ -86,64 +82,17 @@ def decode_event(block: int, log_index: int, text: str) -> DecodedEvent:
     )
 
 
-class MatcherStore:
+class MatcherStore(Journal):
     """One SQLite file per matcher shard, bound to one deployment and market set."""
 
     def __init__(self, path: Path, identity: dict[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close()
-            raise ConfigError(
-                f"another matcher is running on {path}: stop it, or give this one its own "
-                "`state` file"
-            ) from None
-        self.db = sqlite3.connect(path, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self._check_identity(identity)
-
-    def close(self) -> None:
-        self.db.close()
-        self._lock.close()
-
-    def _check_identity(self, identity: dict[str, Any]) -> None:
-        wanted = json.dumps(identity, sort_keys=True)
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
-        if row is None:
-            self.db.execute("INSERT INTO meta VALUES ('identity', ?)", (wanted,))
-        elif row[0] != wanted:
-            raise ConfigError(
-                f"{self.path} is the journal of another deployment or shard ({row[0]}); "
-                "give this matcher its own `state` file"
-            )
+        super().__init__(path, identity, SCHEMA, "matcher")
 
     # ---- the follower's cursor and the event log
 
-    def follower_state(self, start_block: int) -> FollowerState:
-        row = self.db.execute("SELECT value FROM meta WHERE key = 'follower'").fetchone()
-        if row is None:
-            return FollowerState(start_block)
-        data = json.loads(row[0])
-        recent = tuple(BlockRef(n, bytes.fromhex(h)) for n, h in data["recent"])
-        return FollowerState(data["next_block"], recent)
-
-    def _save_state(self, state: FollowerState) -> None:
-        value = json.dumps(
-            {
-                "next_block": state.next_block,
-                "recent": [[r.number, r.hash.hex()] for r in state.recent],
-            }
-        )
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('follower', ?)", (value,))
-
     def append(self, batch: LogBatch, state: FollowerState) -> None:
         """Record a batch's events and the cursor after it, atomically."""
-        with self._transaction():
+        with self.transaction():
             self.db.executemany(
                 "INSERT OR REPLACE INTO events VALUES (?, ?, ?)",
                 [(e.block_number, e.log_index, encode_event(e)) for e in batch.events],
@@ -155,12 +104,12 @@ class MatcherStore:
                     for log, reason in batch.malformed
                 ],
             )
-            self._save_state(state)
+            self.save_state(state)
 
     def rollback(self, to_block: int, state: FollowerState) -> None:
-        with self._transaction():
+        with self.transaction():
             self.db.execute("DELETE FROM events WHERE block > ?", (to_block,))
-            self._save_state(state)
+            self.save_state(state)
 
     def events(self) -> Iterator[DecodedEvent]:
         rows = self.db.execute(
@@ -198,13 +147,3 @@ class MatcherStore:
             )
             for nonce, hashes, ids in rows
         ]
-
-    @contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.db.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")

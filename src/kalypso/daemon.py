@@ -1,0 +1,146 @@
+"""What the daemons (matcher, generator) share: binding to a deployment, a stage
+supervisor, and their HTTP API server.
+
+A daemon is a set of stages, each `async def stage(stop)`, run under `supervise`: a
+stage that fails on the chain (RPC down, a dropped transaction) is restarted after a
+pause and its failure kept for `/health`; a fatal error stops the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from fastapi import FastAPI
+from web3 import AsyncWeb3
+
+from kalypso.chain import connect
+from kalypso.contracts import artifact
+from kalypso.deployment import DEVNET_CHAIN_ID, Deployment, default_path
+from kalypso.devnet import dev_keys
+from kalypso.errors import ConfigError, KalypsoError
+from kalypso.logs import get_logger
+
+RESTART_PAUSE = 2.0
+
+Stage = Callable[[asyncio.Event], Awaitable[None]]
+
+
+@dataclass
+class Binding:
+    """A connection to a checked deployment: the chain answers, is the deployment's, and
+    holds the marketplace's code."""
+
+    w3: AsyncWeb3[Any]
+    deployment: Deployment
+    marketplace: Any
+    registry: Any
+
+    async def close(self) -> None:
+        await self.w3.provider.disconnect()
+
+
+async def bind_deployment(
+    rpc_url: str, deployment_path: Any, account: LocalAccount, *, role: str
+) -> Binding:
+    """Connect to `rpc_url` and load the deployment (by chain id unless a path is given).
+
+    Refuses the public development keys on any chain but the devnet's.
+    """
+    w3 = await connect(rpc_url)
+    try:
+        chain_id = await w3.eth.chain_id
+        if chain_id != DEVNET_CHAIN_ID and account.key.hex().removeprefix("0x") in dev_keys():
+            raise ConfigError(
+                f"refusing a public development key on chain {chain_id}: "
+                f"give the {role} its own key"
+            )
+        deployment = Deployment.load(deployment_path or default_path(chain_id))
+        if deployment.chain_id != chain_id:
+            raise ConfigError(
+                f"the deployment file is for chain {deployment.chain_id}, "
+                f"but {rpc_url} is chain {chain_id}"
+            )
+        marketplace = w3.eth.contract(
+            address=to_checksum_address(deployment.marketplace),
+            abi=artifact("ProofMarketplace").abi,
+        )
+        registry = w3.eth.contract(
+            address=to_checksum_address(deployment.registry),
+            abi=artifact("GeneratorRegistry").abi,
+        )
+        if not await w3.eth.get_code(marketplace.address):
+            raise ConfigError(
+                f"no contract at the marketplace address {deployment.marketplace} on chain "
+                f"{chain_id}: the deployment file is stale (redeploy or fix the path)"
+            )
+    except BaseException:
+        await w3.provider.disconnect()
+        raise
+    return Binding(w3, deployment, marketplace, registry)
+
+
+async def supervise(
+    name: str,
+    stage: Stage,
+    stop: asyncio.Event,
+    failures: dict[str, tuple[float, str]],
+    *,
+    fatal: tuple[type[KalypsoError], ...] = (ConfigError,),
+    logger: Any = None,
+) -> None:
+    """Run `stage` until `stop`; restart it after a pause when it fails recoverably.
+
+    A `fatal` error sets `stop` and propagates. Failures land in `failures` (stage ->
+    (unix time, error)) for `/health`.
+    """
+    log = logger or get_logger("kalypso.daemon")
+    while not stop.is_set():
+        try:
+            await stage(stop)
+        except fatal:
+            stop.set()
+            raise
+        except KalypsoError as exc:
+            failures[name] = (time.time(), str(exc))
+            log.warning("stage failed, restarting", stage=name, error=str(exc))
+        except Exception as exc:
+            failures[name] = (time.time(), repr(exc))
+            log.exception("stage crashed, restarting", stage=name)
+        await sleep_or_stop(stop, RESTART_PAUSE)
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the daemon's stop event rules."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def api_server(app: FastAPI, host: str, port: int, logger: Any) -> Any:
+    """Serve `app` on host:port for the duration of the block (port 0: no server)."""
+    if not port:
+        yield
+        return
+    server = _ApiServer(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    logger.info("api listening", url=f"http://{host}:{port}")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
