@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import enum
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +44,7 @@ class Binding:
     deployment: Deployment
     marketplace: Any
     registry: Any
+    token: Any
 
     async def close(self) -> None:
         await self.w3.provider.disconnect()
@@ -72,9 +75,12 @@ async def bind_deployment(
             address=to_checksum_address(deployment.marketplace),
             abi=artifact("ProofMarketplace").abi,
         )
-        registry = w3.eth.contract(
-            address=to_checksum_address(deployment.registry),
-            abi=artifact("GeneratorRegistry").abi,
+        registry, token = (
+            w3.eth.contract(address=to_checksum_address(address), abi=artifact(name).abi)
+            for name, address in (
+                ("GeneratorRegistry", deployment.registry),
+                ("Token", deployment.token),
+            )
         )
         if not await w3.eth.get_code(marketplace.address):
             raise ConfigError(
@@ -84,7 +90,7 @@ async def bind_deployment(
     except BaseException:
         await w3.provider.disconnect()
         raise
-    return Binding(w3, deployment, marketplace, registry)
+    return Binding(w3, deployment, marketplace, registry, token)
 
 
 async def supervise(
@@ -144,3 +150,18 @@ async def api_server(app: FastAPI, host: str, port: int, logger: Any) -> Any:
     finally:
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
+
+
+def jsonable(value: Any) -> Any:
+    """Views as JSON: bytes as 0x-hex, dataclasses and enums by value."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, dict):
+        return {str(jsonable(k)): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return value

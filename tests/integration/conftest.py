@@ -6,6 +6,7 @@ import pytest
 from web3.types import RPCEndpoint
 
 from kalypso.devnet import Anvil, DevnetSetup, deploy_devnet
+from tests.integration.world import World
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,3 +29,8 @@ def snapshot(devnet_chain: tuple[Anvil, DevnetSetup]) -> Iterator[None]:
     snap = w3.provider.make_request(RPCEndpoint("evm_snapshot"), [])["result"]
     yield
     w3.provider.make_request(RPCEndpoint("evm_revert"), [snap])
+
+
+@pytest.fixture
+def world(devnet_chain: tuple[Anvil, DevnetSetup]) -> World:
+    return World(*devnet_chain)

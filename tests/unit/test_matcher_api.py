@@ -13,8 +13,9 @@ from eth_utils import to_checksum_address
 from fastapi.testclient import TestClient
 
 from kalypso.chain import FollowerState
+from kalypso.daemon import jsonable
 from kalypso.matching import Outcome, RuleCheck
-from kalypso.matching.api import UNDECRYPTABLE, create_app, jsonable
+from kalypso.matching.api import UNDECRYPTABLE, create_app
 from kalypso.matching.config import MatcherConfig
 from kalypso.matching.feed import ChainView
 from kalypso.matching.metrics import MatcherMetrics

@@ -28,7 +28,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.role = role
-        self._lock = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115
+        self._lock: Any = open(path.with_name(path.name + ".lock"), "w")  # noqa: SIM115
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -43,9 +43,25 @@ class Journal:
         self.db.executescript(_META + schema)
         self._check_identity(identity)
 
+    @classmethod
+    def read_only(cls, path: Path) -> Any:
+        """The journal of a daemon that may be running, for reading (no lock taken)."""
+        if not path.is_file():
+            raise ConfigError(f"no journal at {path}: has the daemon run with this config?")
+        journal = cls.__new__(cls)
+        journal.path = path
+        journal._lock = None
+        journal.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+        return journal
+
+    def identity(self) -> dict[str, Any]:
+        text = self.get_meta("identity")
+        return dict(json.loads(text)) if text else {}
+
     def close(self) -> None:
         self.db.close()
-        self._lock.close()
+        if self._lock is not None:
+            self._lock.close()
 
     def _check_identity(self, identity: dict[str, Any]) -> None:
         wanted = json.dumps(identity, sort_keys=True)

@@ -9,8 +9,6 @@ GET /metrics                     Prometheus text format
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,27 +16,14 @@ from eth_utils import is_address, is_checksum_address, to_checksum_address
 from fastapi import FastAPI, HTTPException, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from kalypso.daemon import jsonable
+
 if TYPE_CHECKING:
     from kalypso.matching.daemon import Matcher
 
 #: A stage that failed within this many seconds makes /health answer "degraded".
 DEGRADED_FOR = 30.0
 UNDECRYPTABLE = "matching: cannot decrypt the secret (it waits until it expires)"
-
-
-def jsonable(value: Any) -> Any:
-    """Views as JSON: bytes as 0x-hex, dataclasses and enums by value."""
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-    if isinstance(value, dict):
-        return {str(jsonable(k)): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    return value
 
 
 def _request_id(text: str) -> bytes:

@@ -109,9 +109,7 @@ class Matcher:
     @classmethod
     async def open(cls, config: MatcherConfig, account: LocalAccount) -> Matcher:
         """Connect, load the deployment, check the key is authorized, open the journal."""
-        binding = await bind_deployment(
-            config.rpc_url, config.deployment, account, role="matcher"
-        )
+        binding = await bind_deployment(config.rpc_url, config.deployment, account, role="matcher")
         try:
             deployment = binding.deployment
             await check_authorized(binding.marketplace, account.address, config.markets)
@@ -277,7 +275,9 @@ class Matcher:
                     )
                 elif event.name == "TaskAssigned":
                     log.info(
-                        "task assigned", task_id=event["task_id"], generator=event["generator"]
+                        "task assigned",
+                        task_id="0x" + bytes(event["task_id"]).hex(),
+                        generator=event["generator"],
                     )
             for log_entry, reason in item.malformed:
                 self.metrics.malformed.inc()
@@ -354,4 +354,3 @@ async def check_authorized(marketplace: Any, address: str, markets: tuple[int, .
             f"{address} may not assign in market(s) {', '.join(map(str, missing))}: the "
             "owner must authorize it (set_market_matching_engine) or use another key"
         )
-

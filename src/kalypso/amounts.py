@@ -1,0 +1,32 @@
+"""Token amounts: integers in the token's base unit everywhere, shown in token units."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from kalypso.errors import ConfigError
+
+
+def format_amount(base: int, decimals: int = 18, symbol: str = "KAL") -> str:
+    """`1500000000000000000` → `1.5 KAL` (at most 6 decimals shown, never rounded to 0)."""
+    value = Decimal(base) / (Decimal(10) ** decimals)
+    text = f"{value:,.6f}".rstrip("0").rstrip(".")
+    if text == "0" and base:
+        text = f"{value:.{decimals}f}".rstrip("0")
+    return f"{text} {symbol}"
+
+
+def parse_amount(text: str | int, decimals: int = 18, symbol: str = "KAL") -> int:
+    """`"1.5 KAL"` or `"1.5"` (token units) → base units; an int is already base units."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    raw = str(text).strip()
+    if raw.upper().endswith(symbol.upper()):
+        raw = raw[: -len(symbol)].strip()
+    try:
+        value = Decimal(raw.replace(",", "").replace("_", "")) * (Decimal(10) ** decimals)
+    except InvalidOperation:
+        raise ConfigError(f"not an amount: {text!r} (write it like `1.5 {symbol}`)") from None
+    if value != value.to_integral_value() or value < 0:
+        raise ConfigError(f"{text!r} is not a whole number of base units, or is negative")
+    return int(value)

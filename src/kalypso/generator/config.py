@@ -1,0 +1,234 @@
+"""The generator node's configuration: one TOML file (`EXAMPLE` shows every key),
+overridable by the environment variables KALYPSO_RPC_URL and KALYPSO_DEPLOYMENT.
+
+The file is the truth about the operator's offers: at start the node registers,
+tops up its stake, sets its compute and joins (or updates, or leaves) markets until
+the chain says what the file says.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from kalypso.errors import ConfigError
+
+PROVERS = ("snarkjs", "command", "http")
+
+EXAMPLE = """\
+# generator.toml — keys marked (required) must be set
+rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
+# deployment = "~/.kalypso/deployments/31337.json"  # or KALYPSO_DEPLOYMENT; default by chain id
+# keystore = "generator.json"            # encrypted key (password: KALYPSO_GENERATOR_PASSWORD)
+                                         # or the key itself in KALYPSO_GENERATOR_KEY
+# state = "~/.kalypso/generator/31337-0xYou.sqlite"  # task journal; default by chain and key
+# encryption_key = "generator.x25519"    # from `kalypso key new`: private inputs are re-encrypted
+                                         # to it; without one the node takes public tasks only
+# reward_address = "0x…"                 # where earnings go; default: the generator's address
+stake = 1000000000000000000000           # (required) base units; topped up to this at start
+compute = 4                              # (required) declared compute units
+# max_parallel_proofs = 2                # proofs at once; default: the CPU count
+submit_margin = 5                        # seconds kept before a deadline to get a proof mined
+confirmations = 0                        # blocks to wait before trusting a log
+poll_interval = 0.5                      # seconds between looks at the chain
+max_log_range = 2000                     # blocks per eth_getLogs (public RPCs cap it)
+low_gas_balance = 50000000000000000      # wei; a warning below this (here 0.05 ETH)
+api_host = "127.0.0.1"
+api_port = 7400                          # health, tasks, pause/resume, /metrics; 0: off
+
+# One table per market, by name (from the deployment file) or by id.
+[markets.poseidon_preimage]
+price = 10000000000000000000             # (required) base units per proof
+proof_time = 60                          # (required) seconds promised per proof
+compute_per_request = 1
+prover = "snarkjs"                       # snarkjs | command | http
+circuit = "poseidon_preimage"            # a sample circuit, or give wasm, zkey and schema:
+# wasm = "build/circuit.wasm"
+# zkey = "build/circuit.zkey"
+# schema = "circuit.schema.json"         # which inputs are private, public signal order
+# solver = "square_root"                 # completes a task's inputs from its public signals
+# command = ["./my-prover", "--gpu"]     # prover = "command": see kalypso.provers.command
+# url = "http://127.0.0.1:3030"          # prover = "http": Kalypso's prover API
+# timeout = 600                          # seconds one proof may take at most
+"""
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """One market the node serves: its offer and how to prove it."""
+
+    market: str  # a name from the deployment file, or an id
+    price: int
+    proof_time: int
+    compute_per_request: int = 1
+    prover: str = "snarkjs"
+    circuit: str | None = None
+    wasm: Path | None = None
+    zkey: Path | None = None
+    schema: Path | None = None
+    solver: str | None = None
+    command: tuple[str, ...] | None = None
+    url: str | None = None
+    timeout: float = 600.0
+
+    def check(self, source: str) -> None:
+        where = f"{source}: market {self.market}"
+        if self.price < 0 or self.price >= 2**96:
+            raise ConfigError(f"{where}: price must be 0 to 2^96 - 1 base units")
+        if not 1 <= self.proof_time <= 86_400:
+            raise ConfigError(f"{where}: proof_time must be 1 to 86400 seconds")
+        if not 1 <= self.compute_per_request < 2**32:
+            raise ConfigError(f"{where}: compute_per_request must be at least 1")
+        if self.prover not in PROVERS:
+            raise ConfigError(f"{where}: prover must be one of {', '.join(PROVERS)}")
+        if not 0 < self.timeout < math.inf:
+            raise ConfigError(f"{where}: timeout must be positive")
+        if self.prover == "command" and not self.command:
+            raise ConfigError(f'{where}: prover "command" needs command = ["program", ...]')
+        if self.prover == "http" and not self.url:
+            raise ConfigError(f'{where}: prover "http" needs url = "http://…"')
+        if self.prover == "snarkjs" or self.prover == "http":
+            files = (self.wasm, self.zkey, self.schema)
+            if self.circuit is None and not all(files):
+                raise ConfigError(
+                    f"{where}: name a sample `circuit`, or give `wasm`, `zkey` and `schema`"
+                )
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    stake: int
+    compute: int
+    markets: tuple[MarketConfig, ...]
+    rpc_url: str = "http://127.0.0.1:8545"
+    deployment: Path | None = None
+    keystore: Path | None = None
+    state: Path | None = None
+    encryption_key: Path | None = None
+    reward_address: str | None = None
+    max_parallel_proofs: int = os.cpu_count() or 1
+    submit_margin: float = 5.0
+    confirmations: int = 0
+    poll_interval: float = 0.5
+    max_log_range: int = 2_000
+    low_gas_balance: int = 5 * 10**16
+    api_host: str = "127.0.0.1"
+    api_port: int = 7400
+
+    @classmethod
+    def load(cls, path: Path, env: dict[str, str] | None = None) -> GeneratorConfig:
+        """Read `path`, then apply `KALYPSO_RPC_URL` / `KALYPSO_DEPLOYMENT`."""
+        env = dict(os.environ) if env is None else env
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no generator config at {path}; `kalypso generator run --example` prints one"
+            ) from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        if "KALYPSO_RPC_URL" in env:
+            raw["rpc_url"] = env["KALYPSO_RPC_URL"]
+        if "KALYPSO_DEPLOYMENT" in env:
+            raw["deployment"] = env["KALYPSO_DEPLOYMENT"]
+        return cls.from_dict(raw, source=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> GeneratorConfig:
+        raw = dict(raw)
+        tables = raw.pop("markets", None)
+        if not isinstance(tables, dict) or not tables:
+            raise ConfigError(f"{source}: add at least one [markets.<name or id>] table")
+        markets = tuple(
+            _build(MarketConfig, {**table, "market": str(name)}, f"{source}: market {name}")
+            if isinstance(table, dict)
+            else _bad(source, f"markets.{name}", table)
+            for name, table in tables.items()
+        )
+        for market in markets:
+            market.check(source)
+        config: GeneratorConfig = _build(cls, {**raw, "markets": markets}, source)
+        config._check(source)
+        return config
+
+    def _check(self, source: str) -> None:
+        if not 0 < self.stake < 2**128:
+            raise ConfigError(f"{source}: stake must be positive (base units)")
+        if not 1 <= self.compute < 2**32:
+            raise ConfigError(f"{source}: compute must be at least 1")
+        if self.max_parallel_proofs < 1:
+            raise ConfigError(f"{source}: max_parallel_proofs must be at least 1")
+        if self.confirmations < 0 or self.max_log_range < 1:
+            raise ConfigError(f"{source}: confirmations ≥ 0 and max_log_range ≥ 1")
+        if not 0 < self.poll_interval < math.inf or not 0 <= self.submit_margin < math.inf:
+            raise ConfigError(f"{source}: poll_interval > 0 and submit_margin ≥ 0")
+        if not 0 <= self.api_port < 65536:
+            raise ConfigError(f"{source}: api_port must be a port number (0 turns the API off)")
+        for market in self.markets:
+            if market.compute_per_request > self.compute:
+                raise ConfigError(
+                    f"{source}: market {market.market} needs {market.compute_per_request} "
+                    f"compute per request, above the declared compute {self.compute}"
+                )
+        names = [m.market for m in self.markets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{source}: a market is listed twice")
+
+
+_PATHS = {"deployment", "keystore", "state", "encryption_key", "wasm", "zkey", "schema"}
+_INTS = {
+    "stake",
+    "compute",
+    "max_parallel_proofs",
+    "confirmations",
+    "max_log_range",
+    "low_gas_balance",
+    "api_port",
+    "price",
+    "proof_time",
+    "compute_per_request",
+}
+_FLOATS = {"submit_margin", "poll_interval", "timeout"}
+
+
+def _bad(source: str, name: str, value: Any) -> Any:
+    raise ConfigError(f"{source}: {name} has the wrong type ({value!r})")
+
+
+def _build(kind: Any, raw: dict[str, Any], source: str) -> Any:
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}")
+    missing = sorted(
+        f.name
+        for f in fields(kind)
+        if f.name not in raw and f.default is MISSING and f.default_factory is MISSING
+    )
+    if missing:
+        raise ConfigError(f"{source}: missing required key(s) {', '.join(missing)}")
+    return kind(**{name: _coerce(name, value, source) for name, value in raw.items()})
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    if name == "markets":
+        return value
+    if name in _PATHS:
+        return Path(value).expanduser() if isinstance(value, str) else _bad(source, name, value)
+    if name in _INTS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return _bad(source, name, value)
+        return value
+    if name in _FLOATS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return _bad(source, name, value)
+        return float(value)
+    if name == "command":
+        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+            return _bad(source, name, value)
+        return tuple(value)
+    return value if isinstance(value, str) else _bad(source, name, value)

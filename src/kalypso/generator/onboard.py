@@ -1,0 +1,185 @@
+"""Bring the chain in line with the generator's config: register, stake, compute, offers.
+
+Run at every start, so the file stays the truth: a changed price is an
+`update_offer`, a market removed from the file is left (the node could not prove its
+tasks), a raised stake is topped up. Stake is never lowered here: taking stake back
+is `kalypso generator exit` or an explicit unstake. Approvals are for exactly the
+amount a call pulls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kalypso.chain import TxSender
+from kalypso.errors import ConfigError
+from kalypso.generator.config import GeneratorConfig, MarketConfig
+from kalypso.logs import get_logger
+from kalypso.market import GeneratorStatus
+
+log = get_logger("kalypso.generator")
+
+ZERO_KEY = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class MarketTerms:
+    """What the node needs of a market's on-chain terms."""
+
+    market_id: int
+    verifier: str
+    input_verifier: str | None
+    penalty: int
+
+
+@dataclass(frozen=True)
+class Offer:
+    joined: bool
+    price: int
+    proof_time: int
+    compute_per_request: int
+    encryption_key: bytes
+
+
+async def market_terms(marketplace: Any, market_id: int) -> MarketTerms:
+    terms = await marketplace.functions.market(market_id).call()
+    input_verifier = str(terms[2])
+    return MarketTerms(
+        market_id,
+        verifier=str(terms[1]),
+        input_verifier=None if int(input_verifier, 16) == 0 else input_verifier,
+        penalty=int(terms[3]),
+    )
+
+
+async def resolve_markets(
+    marketplace: Any, names: dict[str, int], configs: tuple[MarketConfig, ...]
+) -> dict[int, tuple[MarketConfig, MarketTerms]]:
+    """Each configured market by id, with its terms; unknown ones are a `ConfigError`."""
+    count = int(await marketplace.functions.market_count().call())
+    resolved: dict[int, tuple[MarketConfig, MarketTerms]] = {}
+    for config in configs:
+        if config.market in names:
+            market_id = names[config.market]
+        elif config.market.isdigit():
+            market_id = int(config.market)
+        else:
+            known = ", ".join(sorted(names)) or "none"
+            raise ConfigError(
+                f"unknown market {config.market!r}: name one of the deployment's markets "
+                f"({known}) or give its id"
+            )
+        if market_id >= count:
+            raise ConfigError(
+                f"there is no market {market_id} (the marketplace has {count}); check the "
+                "config's [markets] tables and the deployment file"
+            )
+        if market_id in resolved:
+            raise ConfigError(f"market {market_id} is configured twice")
+        resolved[market_id] = (config, await market_terms(marketplace, market_id))
+    return resolved
+
+
+class Onboarding:
+    """The transactions that make the chain match the config."""
+
+    def __init__(
+        self,
+        config: GeneratorConfig,
+        sender: TxSender,
+        registry: Any,
+        token: Any,
+        on_gas: Any,
+    ) -> None:
+        self.config = config
+        self.sender = sender
+        self.registry = registry
+        self.token = token
+        self.address = sender.address
+        #: called with (what, wei) after every transaction
+        self.on_gas = on_gas
+
+    async def _send(self, what: str, call: Any) -> None:
+        receipt = await self.sender.send(call)
+        self.on_gas(what, int(receipt["gasUsed"]) * int(receipt.get("effectiveGasPrice", 0)))
+        log.info("onboarding", step=what, tx="0x" + bytes(receipt["transactionHash"]).hex())
+
+    async def _approve(self, amount: int) -> None:
+        balance = int(await self.token.functions.balanceOf(self.address).call())
+        if balance < amount:
+            raise ConfigError(
+                f"{self.address} holds {balance} token base units but the stake needs "
+                f"{amount} more: fund the generator's wallet or lower `stake`"
+            )
+        await self._send("approve", self.token.functions.approve(self.registry.address, amount))
+
+    async def stake_and_compute(self, markets: dict[int, tuple[MarketConfig, MarketTerms]]) -> None:
+        """Register, or top up the stake and set the declared compute."""
+        config = self.config
+        for market_id, (market, terms) in markets.items():
+            if terms.penalty > config.stake:
+                raise ConfigError(
+                    f"market {market.market} (id {market_id}) locks a penalty of "
+                    f"{terms.penalty} per task, above the whole stake {config.stake}: the "
+                    "node could never take a task there; raise `stake`"
+                )
+        g = await self.registry.functions.generators(self.address).call()
+        status, stake, used = GeneratorStatus(g[0]), int(g[3]), int(g[6])
+        declared = int(g[5])
+        if status == GeneratorStatus.EXITING:
+            raise ConfigError(
+                f"{self.address} has requested exit: finish with `kalypso generator exit`, "
+                "or use another key"
+            )
+        reward = config.reward_address or self.address
+        if status == GeneratorStatus.UNREGISTERED:
+            await self._approve(config.stake)
+            await self._send(
+                "register", self.registry.functions.register(reward, config.compute, config.stake)
+            )
+            return
+        if stake < config.stake:
+            await self._approve(config.stake - stake)
+            await self._send("add_stake", self.registry.functions.add_stake(config.stake - stake))
+        if declared != config.compute:
+            if config.compute < used:
+                log.warning(
+                    "compute kept: live tasks use more than the new value",
+                    declared=declared,
+                    wanted=config.compute,
+                )
+            else:
+                call = self.registry.functions.set_declared_compute(config.compute)
+                await self._send("set_declared_compute", call)
+
+    async def offers(
+        self,
+        markets: dict[int, tuple[MarketConfig, MarketTerms]],
+        market_count: int,
+        encryption_key: bytes | None,
+        *,
+        joined: bool,
+    ) -> None:
+        """Join or update every configured market (`joined`), or leave them all (a pause);
+        leave joined markets the config no longer names."""
+        functions = self.registry.functions
+        key = encryption_key or ZERO_KEY
+        for market_id in range(market_count):
+            offer = Offer(*await functions.offers(self.address, market_id).call())
+            if market_id not in markets or not joined:
+                if offer.joined:
+                    await self._send(f"leave_market {market_id}", functions.leave_market(market_id))
+                continue
+            market, _ = markets[market_id]
+            wanted = (market.price, market.proof_time, market.compute_per_request, key)
+            args = (market_id, *wanted)
+            if not offer.joined:
+                await self._send(f"join_market {market_id}", functions.join_market(*args))
+            elif (
+                offer.price,
+                offer.proof_time,
+                offer.compute_per_request,
+                offer.encryption_key,
+            ) != wanted:
+                await self._send(f"update_offer {market_id}", functions.update_offer(*args))
