@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from kalypso.errors import ConfigError
 
@@ -23,10 +23,14 @@ def parse_amount(text: str | int, decimals: int = 18, symbol: str = "KAL") -> in
     raw = str(text).strip()
     if raw.upper().endswith(symbol.upper()):
         raw = raw[: -len(symbol)].strip()
-    try:
-        value = Decimal(raw.replace(",", "").replace("_", "")) * (Decimal(10) ** decimals)
-    except InvalidOperation:
-        raise ConfigError(f"not an amount: {text!r} (write it like `1.5 {symbol}`)") from None
+    with localcontext() as exact:
+        exact.prec = 100  # 2^256 has 78 digits: no amount is ever rounded
+        try:
+            value = Decimal(raw.replace(",", "").replace("_", "")) * (Decimal(10) ** decimals)
+        except InvalidOperation:
+            value = Decimal("NaN")
+    if not value.is_finite():
+        raise ConfigError(f"not an amount: {text!r} (write it like `1.5 {symbol}`)")
     if value != value.to_integral_value() or value < 0:
         raise ConfigError(f"{text!r} is not a whole number of base units, or is negative")
     return int(value)

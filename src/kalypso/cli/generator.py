@@ -1,4 +1,5 @@
-"""`kalypso generator`: run a prover node, and look after it (status, pause, resume)."""
+"""`kalypso generator`: run a prover node, and look after it (status, pause, resume), and
+the operator's other chores (fetch, why, benchmark, exit: `kalypso.generator.operator`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from web3 import Web3
 from kalypso.amounts import format_amount
 from kalypso.deployment import Deployment, default_path
 from kalypso.errors import ChainError, ConfigError
+from kalypso.generator import operator
 from kalypso.generator.config import EXAMPLE, GeneratorConfig
 from kalypso.generator.journal import Phase, TaskJournal
 from kalypso.keys import load_account
@@ -202,3 +204,181 @@ def resume(config: ConfigPath) -> None:
     """Join the configured markets again."""
     _api(_config(config), "POST", "/resume")
     typer.echo("resumed: taking tasks again")
+
+
+MarketArg = Annotated[str, typer.Argument(help="The market: its name (deployment file) or id.")]
+
+
+@app.command("fetch")
+def fetch(
+    market: MarketArg,
+    config: ConfigPath,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            help="A directory or http(s) base URL holding <circuit>.wasm and <circuit>.zkey "
+            "(default: the package's sample circuit the metadata names)."
+        ),
+    ] = None,
+    dest: Annotated[
+        Path | None,
+        typer.Option(help="Where to write (default: ~/.kalypso/artifacts/<chain>/<market id>/)."),
+    ] = None,
+) -> None:
+    """Get a market's circuit artifacts and check them before joining: their SHA-256
+    against the market's metadata, and the zkey's verifying key against the on-chain
+    verifier's. Files that fail are deleted; nothing is written unless all pass. Prints
+    the `markets.<name>` table to paste into the config."""
+    shown = {"progress": False}
+
+    def progress(file: str, done: int, total: int | None) -> None:
+        of = f" of {total / 1e6:.1f} MB" if total else " MB"
+        typer.echo(f"\r  {file}: {done / 1e6:.1f}{of}  ", err=True, nl=False)
+        shown["progress"] = True
+
+    fetched = operator.fetch_artifacts(
+        _config(config), market, source=source, dest=dest, progress=progress
+    )
+    if shown["progress"]:
+        typer.echo(err=True)
+    typer.echo(
+        f"market {fetched.market_id}: wasm and zkey match the metadata's SHA-256 and the "
+        "zkey's verifying key is the on-chain verifier's"
+    )
+    typer.echo(f"wrote {fetched.wasm}\n      {fetched.zkey}\n      {fetched.schema}\n")
+    typer.echo("add to the config:\n")
+    typer.echo(fetched.snippet(), nl=False)
+
+
+@app.command("why")
+def why(
+    config: ConfigPath,
+    matcher: Annotated[
+        str | None,
+        typer.Option(
+            "--matcher",
+            help="The matcher's API (default: the deployment file's matcher_url, else "
+            f"{operator.DEFAULT_MATCHER_URL}).",
+        ),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Another generator (default: this node's key's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the matcher's answer.")] = False,
+) -> None:
+    """Why this generator gets (no) tasks, as the matcher sees it: its rank per market,
+    the rule it failed on recent requests, its reliability."""
+    report = operator.why(_config(config), matcher, address)
+    view = report.view
+    if as_json:
+        typer.echo(json.dumps(view, indent=2))
+        return
+
+    def amount(value: int) -> str:
+        return format_amount(value, report.token_decimals, report.token_symbol)
+
+    console.print(f"generator {view['generator']} ({view['status']}), as {report.url} sees it")
+    reliability = (
+        f"reliability {view['successes']} of {view['window']} (the score counts tasks "
+        "missing from the window as failures)"
+    )
+    console.print(
+        f"stake {amount(view['stake'])} ({amount(view['free_stake'])} free), compute "
+        f"{view['used_compute']} of {view['declared_compute']} in use; {reliability}",
+        highlight=False,
+    )
+    for o in view["offers"]:
+        console.print(
+            f"market {o['market_id']}: price {amount(o['price'])}, proof time "
+            f"{o['proof_time']} s, rank {o['rank']} of {o['offers_in_market']}"
+            + ("" if o["available"] else " [yellow](full)[/]"),
+            highlight=False,
+        )
+    for r in view["recent"]:
+        console.print(f"  {r['request_id'][:18]}… market {r['market_id']}: {r['verdict']}")
+    for finding in report.findings:
+        console.print(f"[bold]why:[/] {finding}", highlight=False)
+
+
+@app.command("benchmark")
+def benchmark(
+    market: MarketArg,
+    config: ConfigPath,
+    runs: Annotated[int, typer.Option(help="Proofs to make.")] = 5,
+    inputs: Annotated[
+        str | None,
+        typer.Option(help="Inputs as JSON, by circuit signal (default: the circuit's sample)."),
+    ] = None,
+    token_per_eth: Annotated[
+        float | None,
+        typer.Option("--token-per-eth", help="Tokens an ETH buys: prices break-even in tokens."),
+    ] = None,
+) -> None:
+    """Prove sample inputs with the market's configured prover and print the proof time
+    to offer and the break-even price of a proof at the current gas price."""
+    settings = _config(config)
+    given = None
+    if inputs is not None:
+        try:
+            given = json.loads(inputs)
+        except ValueError as exc:
+            raise ConfigError(f"--inputs is not JSON: {exc}") from None
+        if not isinstance(given, dict):
+            raise ConfigError('--inputs must be a JSON object: {"signal": value, ...}')
+    b = operator.benchmark(settings, market, runs=runs, inputs=given)
+    times = list(b.seconds)
+    console.print(
+        f"market {b.market_id}: {len(times)} proofs with {b.config.prover}: min "
+        f"{min(times):.2f} s, p50 {operator.quantile(times, 0.5):.2f} s, max {max(times):.2f} s "
+        "(the first includes starting the prover)"
+    )
+    console.print(
+        f"suggested proof_time = {b.suggested_proof_time}  (2 x p99 + submit_margin "
+        f"{settings.submit_margin:g} s, at least {operator.MIN_PROOF_TIME}; config: "
+        f"{b.config.proof_time})"
+    )
+    console.print(f"compute_per_request = {b.config.compute_per_request}")
+    console.print(
+        f"break-even price: {b.submit_gas:,} gas ({b.gas_source}) at "
+        f"{format_amount(b.gas_price_wei, 9, 'gwei')} = "
+        f"{format_amount(b.break_even_wei, 18, 'ETH')} a proof",
+        highlight=False,
+    )
+    if token_per_eth is not None:
+        tokens = b.break_even_tokens(token_per_eth)
+        console.print(
+            f"  = {format_amount(tokens, b.token_decimals, b.token_symbol)} ({tokens} base "
+            f"units) at {token_per_eth:g} {b.token_symbol}/ETH; config price: "
+            f"{format_amount(b.config.price, b.token_decimals, b.token_symbol)}",
+            highlight=False,
+        )
+
+
+@app.command("exit")
+def exit_(config: ConfigPath) -> None:
+    """Leave every market and request exit; run it again after the registry's unbonding
+    delay to withdraw the whole stake. Stop the node first (`kill -TERM` drains it)."""
+    settings = _config(config)
+    operator.refuse_if_running(settings)
+    if not settings.api_port:
+        typer.echo("the config turns the node's API off: make sure the node is stopped", err=True)
+    account = load_account(
+        os.environ.get("KALYPSO_GENERATOR_KEY"),
+        settings.keystore,
+        password=os.environ.get("KALYPSO_GENERATOR_PASSWORD"),
+        env_name="KALYPSO_GENERATOR_KEY",
+    )
+    step = operator.exit_generator(settings, account)
+    if step.left_markets:
+        typer.echo(f"left markets {', '.join(map(str, step.left_markets))}")
+    if step.step == "unregistered":
+        typer.echo(f"{step.address} is not registered: no stake to withdraw")
+    elif step.step == "requested" and step.withdrawable_at is not None:
+        typer.echo(
+            f"exit requested: the stake is withdrawable at "
+            f"{operator.format_time(step.withdrawable_at)} (unbonding delay {step.delay} s); "
+            "run `kalypso generator exit` again then"
+        )
+    else:
+        amount = format_amount(step.amount, step.token_decimals, step.token_symbol)
+        typer.echo(f"withdrew the whole stake: {amount} to {step.address}")

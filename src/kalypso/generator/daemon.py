@@ -191,9 +191,9 @@ class GeneratorNode:
 
     async def onboard(self) -> None:
         """Register, stake, and join (or, paused, leave) the configured markets."""
-        onboarding = self._onboarding()
-        await onboarding.stake_and_compute(self.resolved)
-        await self.set_offers(joined=not self.journal.paused)
+        active = await self._onboarding().stake_and_compute(self.resolved)
+        if active:
+            await self.set_offers(joined=not self.journal.paused)
 
     async def set_offers(self, *, joined: bool) -> None:
         count = int(await self.marketplace.functions.market_count().call())

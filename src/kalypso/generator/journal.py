@@ -192,10 +192,7 @@ class TaskJournal(Journal):
                         ),
                     )
                 elif event.name in SETTLED_BY:
-                    row = self.db.execute(
-                        "SELECT penalty FROM tasks WHERE task_id = ?", (task_id,)
-                    ).fetchone()
-                    if row is None:
+                    if self.get(task_id) is None:
                         continue  # assigned before the journal began (a fresh state file)
                     self.db.execute(
                         "UPDATE tasks SET phase = ?, settled_block = ?, payment = ?,"
@@ -204,7 +201,7 @@ class TaskJournal(Journal):
                             SETTLED_BY[event.name].value,
                             event.block_number,
                             str(event.args.get("payment", 0)),
-                            str(int(row[0]) + event.args.get("penalty", 0)),
+                            str(event.args.get("penalty", 0)),
                             time.time(),
                             task_id,
                         ),
@@ -221,7 +218,7 @@ class TaskJournal(Journal):
         with self.transaction():
             self.db.execute("DELETE FROM tasks WHERE assigned_block > ?", (to_block,))
             self.db.execute(
-                "UPDATE tasks SET phase = ?, settled_block = NULL, payment = 0"
+                "UPDATE tasks SET phase = ?, settled_block = NULL, payment = '0', penalty = '0'"
                 " WHERE settled_block > ?",
                 (Phase.SUBMITTED.value, to_block),
             )

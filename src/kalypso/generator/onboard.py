@@ -114,8 +114,9 @@ class Onboarding:
             )
         await self._send("approve", self.token.functions.approve(self.registry.address, amount))
 
-    async def stake_and_compute(self, markets: dict[int, tuple[MarketConfig, MarketTerms]]) -> None:
-        """Register, or top up the stake and set the declared compute."""
+    async def stake_and_compute(self, markets: dict[int, tuple[MarketConfig, MarketTerms]]) -> bool:
+        """Register, or top up the stake and set the declared compute. False when the
+        generator is exiting: it then only finishes its live tasks."""
         config = self.config
         for market_id, (market, terms) in markets.items():
             if terms.penalty > config.stake:
@@ -128,17 +129,19 @@ class Onboarding:
         status, stake, used = GeneratorStatus(g[0]), int(g[3]), int(g[6])
         declared = int(g[5])
         if status == GeneratorStatus.EXITING:
-            raise ConfigError(
-                f"{self.address} has requested exit: finish with `kalypso generator exit`, "
-                "or use another key"
+            log.warning(
+                "exit requested: finishing live tasks only; `kalypso generator exit` "
+                "withdraws the stake once unbonded",
+                address=self.address,
             )
+            return False
         reward = config.reward_address or self.address
         if status == GeneratorStatus.UNREGISTERED:
             await self._approve(config.stake)
             await self._send(
                 "register", self.registry.functions.register(reward, config.compute, config.stake)
             )
-            return
+            return True
         if stake < config.stake:
             await self._approve(config.stake - stake)
             await self._send("add_stake", self.registry.functions.add_stake(config.stake - stake))
@@ -152,6 +155,7 @@ class Onboarding:
             else:
                 call = self.registry.functions.set_declared_compute(config.compute)
                 await self._send("set_declared_compute", call)
+        return True
 
     async def offers(
         self,
