@@ -1,8 +1,8 @@
 """The lifecycle end to end on a local chain, with real Groth16 proofs, narrated step by step.
 
-The matching engine runs as its own process (`kalypso matcher`) and assigns every request;
-this process plays the requester and the generator (until the generator daemon lands) so
-each step can be shown with balances.
+The matching engine (`kalypso matcher`) and a generator node (`kalypso generator run`) run
+as their own processes; this one plays the requester (and, for the missed deadline, a
+generator that never proves) and shows each step with balances.
 """
 
 from __future__ import annotations
@@ -23,15 +23,14 @@ from rich.table import Table
 from kalypso.circuits import circuit
 from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.crypto import EncryptionKey, SecretContext, open_with, seal
+from kalypso.crypto import EncryptionKey, SecretContext, seal
 from kalypso.devnet import Anvil, DevnetSetup, deploy_devnet, dev_account, free_port
 from kalypso.errors import ChainError
+from kalypso.generator.process import GeneratorProcess
 from kalypso.market import RequestState, encode_signals, request_id
-from kalypso.market.events import marketplace_decoder
 from kalypso.matching.process import MatcherProcess
 from kalypso.provers import InvalidInputs
-from kalypso.provers.proof import Groth16Proof
-from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
+from kalypso.provers.snarkjs import SnarkjsWorker
 
 
 def kal(amount: int) -> str:
@@ -63,221 +62,179 @@ class Narrator:
         self.console.print(table)
 
 
-async def prove(prover: SnarkjsGroth16Prover, inputs: dict[str, int]) -> Groth16Proof:
-    result = await prover.prove(inputs)
-    assert isinstance(result, Groth16Proof), result
-    return result
-
-
-def wait_assigned(client: MarketplaceClient, posted: PostedRequest, timeout: float = 30) -> None:
-    """Until the matcher's assignment of `posted` is on-chain."""
+def wait_state(
+    client: MarketplaceClient, posted: PostedRequest, *states: RequestState, timeout: float = 60
+) -> RequestState:
+    """Until the request is in one of `states` (the daemons move it along)."""
     deadline = time.monotonic() + timeout
-    while client.task(posted).state != RequestState.ASSIGNED:
+    while (state := client.task(posted).state) not in states:
         if time.monotonic() > deadline:
-            raise ChainError(f"the matcher did not assign request 0x{posted.id.hex()} in time")
+            raise ChainError(
+                f"request 0x{posted.id.hex()} stayed {state.name}, not {[s.name for s in states]}"
+            )
         time.sleep(0.1)
+    return state
 
 
-def generator_secret(client: MarketplaceClient, posted: PostedRequest) -> bytes:
-    """The key envelope the matcher put in the request's `TaskAssigned` event."""
-    decoder = marketplace_decoder()
-    logs = client.w3.eth.get_logs(
-        {
-            "address": client.marketplace.address,
-            "fromBlock": posted.receipt["blockNumber"],
-            "topics": [None, "0x" + posted.id.hex()],
-        }
-    )
-    (event,) = [e for e in map(decoder.decode, logs) if e.name == "TaskAssigned"]
-    return bytes(event["generator_secret"])
+def generator_task(generator: GeneratorProcess, posted: PostedRequest) -> dict[str, Any]:
+    """The generator node's own record of the task (its API)."""
+    answer: dict[str, Any] = generator.status(f"/tasks/0x{posted.id.hex()}")
+    return answer
 
 
 async def run_lifecycle(
     client: MarketplaceClient,
     setup: DevnetSetup,
     matcher: MatcherProcess,
+    generator: GeneratorProcess,
     matcher_key: bytes,
     console: Console,
 ) -> None:
     markets = setup.deployment.markets
     preimage_market, root_market = markets["poseidon_preimage"], markets["square_root"]
-    generator, requester = dev_account(2), dev_account(3)
+    requester, lazy = dev_account(3), dev_account(4)
     n = Narrator(console, client)
     people: list[tuple[str, LocalAccount | str]] = [
         ("requester", requester),
-        ("generator", generator),
+        ("generator", generator.account),
         ("matching engine", setup.matcher),
         ("treasury", setup.owner.address),
     ]
-    generator_key = EncryptionKey.generate()  # the generator's key for private inputs
     chain_id = client.w3.eth.chain_id
-    worker = SnarkjsWorker()
-    preimage_prover = SnarkjsGroth16Prover.for_circuit("poseidon_preimage", worker=worker)
-    root_prover = SnarkjsGroth16Prover.for_circuit("square_root", worker=worker)
 
-    def assigned(market_id: int, signals: list[int], max_price: int) -> PostedRequest:
-        """A request of the requester, once the matcher has assigned it."""
-        posted = client.create_request(
+    def request(market_id: int, signals: list[int], max_price: int) -> PostedRequest:
+        return client.create_request(
             requester, market_id, encode_signals(signals), max_price=max_price, proof_time=120
         )
-        wait_assigned(client, posted)
-        return posted
 
-    def private(
-        market_id: int, signals: list[int], secret: dict[str, int], max_price: int
-    ) -> tuple[PostedRequest, bytes]:
+    def private(market_id: int, signals: list[int], secret: dict[str, int]) -> PostedRequest:
         """A request whose private signals are sealed to the matching engine's key."""
         salt = os.urandom(32)
         rid = request_id(chain_id, client.marketplace.address, requester.address, salt)
         plaintext = json.dumps(secret, sort_keys=True, separators=(",", ":")).encode()
-        sealed = seal(
-            plaintext, matcher_key, SecretContext(chain_id, client.marketplace.address, rid)
-        )
-        posted = client.create_request(
+        context = SecretContext(chain_id, client.marketplace.address, rid)
+        return client.create_request(
             requester,
             market_id,
             encode_signals(signals),
-            max_price=max_price,
+            max_price=25 * TOKEN_UNIT,
             proof_time=120,
-            encrypted_secret=sealed,
+            encrypted_secret=seal(plaintext, matcher_key, context),
             salt=salt,
         )
-        return posted, sealed
 
+    g = client.generator(generator.account.address)
+    n.say(
+        f"the generator node ({generator.account.address[:10]}…, its own process) registered "
+        f"itself from its config: {kal(g[3])} stake, {g[5]} units of compute"
+    )
+    n.detail(
+        f"it joined market {preimage_market} (poseidon_preimage) at 10 KAL and market "
+        f"{root_market} (square_root) at 5 KAL, proving within 60 s"
+    )
+    n.say(f"requester {requester.address[:10]}… deposits 300 KAL into the marketplace")
+    client.approve_all(requester)
+    client.deposit(requester, 300 * TOKEN_UNIT)
+    n.balances(people)
+
+    # -- a Poseidon preimage, private, proven with Groth16 and verified on-chain
+    worker = SnarkjsWorker()
     try:
-        n.say(f"generator {generator.address[:10]}… registers: 1,000 KAL stake, 8 units of compute")
-        client.approve_all(generator)
-        client.register(generator, stake=1_000 * TOKEN_UNIT, compute=8)
-        n.say(
-            f"it joins market {preimage_market} (poseidon_preimage) at 10 KAL and market "
-            f"{root_market} (square_root) at 5 KAL, proving within 60 s"
-        )
-        client.join_market(
-            generator,
-            preimage_market,
-            price=10 * TOKEN_UNIT,
-            proof_time=60,
-            encryption_key=generator_key.public_bytes,
-        )
-        client.join_market(generator, root_market, price=5 * TOKEN_UNIT, proof_time=60)
-        n.say(f"requester {requester.address[:10]}… deposits 300 KAL into the marketplace")
-        client.approve_all(requester)
-        client.deposit(requester, 300 * TOKEN_UNIT)
-        n.balances(people)
-
-        # -- a Poseidon preimage, proven with Groth16 and verified on-chain
         secret = {"preimage": 42}
         preflight = await worker.public_signals(circuit("poseidon_preimage").wasm, secret, 1)
-        assert not isinstance(preflight, InvalidInputs), preflight
-        n.say("requester asks for a proof that it knows a preimage of Poseidon hash")
-        n.detail(f"{preflight[0]} (max 25 KAL, within 120 s)")
-        first, sealed = private(preimage_market, preflight, secret, 25 * TOKEN_UNIT)
-        n.detail(
-            f"request 0x{first.id.hex()[:16]}…: 25 KAL escrowed; the preimage is sealed to the "
-            f"matching engine's key ({len(sealed)} bytes of ciphertext on-chain, bound to "
-            "this request)"
-        )
-        n.say("the matching engine (its own process) assigns it to the generator at its quote")
-        wait_assigned(client, first)
-        key_envelope = generator_secret(client, first)
-        n.detail(
-            f"deadline at block time {client.task(first).deadline}; 100 KAL of stake locked; "
-            f"the content key re-wrapped to the generator's key ({len(key_envelope)} bytes)"
-        )
-        n.detail(
-            "(the matcher here runs outside an enclave and could read the secret; the "
-            "Matching Engine Image closes that)"
-        )
-        context = SecretContext(chain_id, client.marketplace.address, first.id)
-        opened = json.loads(open_with(sealed, key_envelope, generator_key, context))
-        n.say("the generator opens the preimage and proves it with snarkjs (Groth16, BN254)")
-        started = time.perf_counter()
-        proof = await prove(preimage_prover, opened)
-        n.detail(f"proof in {time.perf_counter() - started:.2f} s")
-        receipt = client.submit_proof(generator, first, proof.calldata())
-        n.detail(
-            f"verified on-chain by the market's Groth16Verifier: block "
-            f"{receipt['blockNumber']}, {receipt['gasUsed']:,} gas; generator paid 10 KAL, "
-            "requester refunded 15 KAL, stake released"
-        )
-        n.balances(people)
-
-        # -- several proofs of one market in one batch
-        squares = [49, 64, 81]
-        n.say(f"requester asks for the square root of {squares[0]} (at most 10), offering 4 KAL")
-        low = client.create_request(
-            requester,
-            root_market,
-            encode_signals([squares[0], 10]),
-            max_price=4 * TOKEN_UNIT,
-            proof_time=120,
-        )
-        time.sleep(1)
-        why = matcher.status(f"/requests/0x{low.id.hex()}")
-        n.detail(f"the matcher's status endpoint says why it waits: {explain(why)}")
-        n.say("the requester raises its max price to 8 KAL; the matcher assigns it")
-        client.increase_max_price(requester, low, 8 * TOKEN_UNIT)
-        low = low.with_max_price(8 * TOKEN_UNIT)
-        wait_assigned(client, low)
-        n.say(f"requester asks for square roots of {squares[1:]} too, 8 KAL each")
-        batch = [low] + [assigned(root_market, [sq, 10], 8 * TOKEN_UNIT) for sq in squares[1:]]
-        n.say("the generator proves all three and submits them in one transaction")
-        proofs = [
-            await prove(root_prover, {"square": s, "max_root": 10, "root": int(s**0.5)})
-            for s in squares
-        ]
-        receipt = client.submit_proofs(
-            generator, list(zip(batch, [p.calldata() for p in proofs], strict=True))
-        )
-        n.detail(
-            f"one verify_batch (n + 3 pairings): {receipt['gasUsed']:,} gas, "
-            f"{receipt['gasUsed'] // len(batch):,} per proof"
-        )
-        n.balances(people)
-
-        # -- inputs that cannot be proven
-        n.say("a request for the square root of 10 (at most 10): no such integer exists")
-        invalid = assigned(root_market, [10, 10], 8 * TOKEN_UNIT)
-        verdict = await root_prover.prove({"square": 10, "max_root": 10, "root": 3})
-        assert isinstance(verdict, InvalidInputs)
-        n.detail(f"the prover finds no witness: {verdict.reason.splitlines()[0][:70]}")
-        client.submit_invalid_inputs(generator, invalid)
-        n.detail(
-            f"the market's input verifier agrees on-chain: task "
-            f"{client.task(invalid).state.name}; generator paid, rest refunded"
-        )
-
-        # -- a missed deadline
-        n.say("one more preimage request; this time the generator stays silent")
-        silent, _ = private(preimage_market, preflight, secret, 25 * TOKEN_UNIT)
-        wait_assigned(client, silent)
-        client.time_travel(121)
-        n.say("121 s later the deadline has passed: the matching engine slashes the task")
-        deadline = time.monotonic() + 30
-        while client.task(silent).state != RequestState.SLASHED:
-            if time.monotonic() > deadline:
-                raise ChainError("the matcher did not slash the overdue task")
-            time.sleep(0.1)
-        n.detail(
-            "requester refunded in full; the 100 KAL penalty goes half to the matching "
-            "engine (the bounty), half to the treasury"
-        )
-        n.balances(people)
-
-        n.say("the requester withdraws its whole internal balance")
-        client.withdraw(requester, client.balance(requester.address))
-        n.detail(f"requester holds {kal(client.token_balance(requester.address))} in its wallet")
-        states = [client.task(p).state for p in (first, *batch, invalid, silent)]
-        assert states == [RequestState.FULFILLED] * 4 + [
-            RequestState.INVALID_INPUTS,
-            RequestState.SLASHED,
-        ], states
-        console.print(
-            "[bold green]lifecycle complete[/]: real proofs verified on-chain (one and "
-            "a batch), invalid inputs settled, a missed deadline slashed"
-        )
     finally:
         await worker.close()
+    assert not isinstance(preflight, InvalidInputs), preflight
+    n.say("requester asks for a proof that it knows a preimage of Poseidon hash")
+    n.detail(f"{preflight[0]} (max 25 KAL, within 120 s)")
+    first = private(preimage_market, preflight, secret)
+    n.detail(
+        f"request 0x{first.id.hex()[:16]}…: 25 KAL escrowed; the preimage is sealed to the "
+        "matching engine's key and bound to this request"
+    )
+    n.say(
+        "the matching engine assigns it and re-wraps the key to the generator's; the "
+        "generator opens the preimage, proves it with snarkjs and submits the proof"
+    )
+    wait_state(client, first, RequestState.FULFILLED)
+    task = generator_task(generator, first)
+    n.detail(
+        f"proved in {task['proof_seconds']:.2f} s, verified on-chain by the market's "
+        f"Groth16Verifier; generator paid 10 KAL, requester refunded 15 KAL"
+    )
+    n.detail(
+        "(the matcher here runs outside an enclave and could read the secret; the "
+        "Matching Engine Image closes that)"
+    )
+    n.balances(people)
+
+    # -- a price too low, then raised; then proofs batched
+    squares = [49, 64, 81]
+    n.say(f"requester asks for the square root of {squares[0]} (at most 10), offering 4 KAL")
+    low = request(root_market, [squares[0], 10], 4 * TOKEN_UNIT)
+    time.sleep(1)
+    why = matcher.status(f"/requests/0x{low.id.hex()}")
+    n.detail(f"the matcher's status endpoint says why it waits: {explain(why)}")
+    n.say("the requester raises its max price to 8 KAL; the matcher assigns it")
+    client.increase_max_price(requester, low, 8 * TOKEN_UNIT)
+    low = low.with_max_price(8 * TOKEN_UNIT)
+    n.say(f"requester asks for square roots of {squares[1:]} too, 8 KAL each")
+    batch = [low] + [request(root_market, [sq, 10], 8 * TOKEN_UNIT) for sq in squares[1:]]
+    for posted in batch:
+        wait_state(client, posted, RequestState.FULFILLED)
+    hashes = {generator_task(generator, p)["transactions"][-1] for p in batch}
+    n.detail(
+        f"the generator found the roots and proved all three: {len(hashes)} transaction(s) "
+        "(proofs ready in the same round share one submit_proofs and one verify_batch)"
+    )
+    n.balances(people)
+
+    # -- inputs that cannot be proven
+    n.say("a request for the square root of 10 (at most 10): no such integer exists")
+    invalid = request(root_market, [10, 10], 8 * TOKEN_UNIT)
+    wait_state(client, invalid, RequestState.INVALID_INPUTS)
+    reason = generator_task(generator, invalid)["error"]
+    n.detail(f"the generator finds no witness ({reason}) and claims it invalid")
+    n.detail("the market's input verifier agrees on-chain: generator paid, rest refunded")
+
+    # -- a missed deadline
+    n.say(
+        "the operator pauses the generator node (`kalypso generator pause`): it leaves its markets"
+    )
+    generator.post("/pause")
+    n.say("a second generator joins the preimage market at 8 KAL, but never proves anything")
+    client.approve_all(lazy)
+    client.register(lazy, stake=1_000 * TOKEN_UNIT, compute=8)
+    client.join_market(
+        lazy,
+        preimage_market,
+        price=8 * TOKEN_UNIT,
+        proof_time=60,
+        encryption_key=EncryptionKey.generate().public_bytes,
+    )
+    people.append(("lazy generator", lazy))
+    silent = private(preimage_market, preflight, secret)
+    wait_state(client, silent, RequestState.ASSIGNED)
+    n.detail(f"the matcher assigns request 0x{silent.id.hex()[:16]}… to it, the only offer left")
+    client.time_travel(121)
+    n.say("121 s later the deadline has passed: the matching engine slashes the task")
+    wait_state(client, silent, RequestState.SLASHED, timeout=30)
+    n.detail(
+        "requester refunded in full; the lazy generator's 100 KAL penalty goes half to the "
+        "matching engine (the bounty), half to the treasury"
+    )
+    generator.post("/resume")
+    n.detail("the operator resumes the generator node: it joins its markets again")
+    n.balances(people)
+
+    n.say("the requester withdraws its whole internal balance")
+    client.withdraw(requester, client.balance(requester.address))
+    n.detail(f"requester holds {kal(client.token_balance(requester.address))} in its wallet")
+    console.print(
+        "[bold green]lifecycle complete[/]: real proofs verified on-chain (one and a "
+        "batch), invalid inputs settled, a missed deadline slashed — by the matcher and "
+        "the generator running as daemons"
+    )
 
 
 def explain(status: dict[str, Any]) -> str:
@@ -313,18 +270,48 @@ def main(console: Console | None = None) -> None:
                 api_port=free_port(),
                 encryption_key=matcher_key.save(workdir / "matcher.x25519"),
             )
-            with console.status("starting the matching engine (kalypso matcher)…"):
-                matcher.start()
-            console.print(f"matching engine {setup.matcher.address} serving {matcher.url}")
-            client = MarketplaceClient(chain.web3(), setup.deployment)
+            generator = GeneratorProcess(
+                workdir,
+                rpc_url=chain.url,
+                deployment=deployment,
+                account=dev_account(2),
+                api_port=free_port(),
+                stake=1_000 * TOKEN_UNIT,
+                compute=8,
+                encryption_key=EncryptionKey.generate().save(workdir / "generator.x25519"),
+                markets={
+                    "poseidon_preimage": {
+                        "price": 10 * TOKEN_UNIT,
+                        "proof_time": 60,
+                        "circuit": "poseidon_preimage",
+                    },
+                    "square_root": {
+                        "price": 5 * TOKEN_UNIT,
+                        "proof_time": 60,
+                        "circuit": "square_root",
+                        "solver": "square_root",
+                    },
+                },
+            )
             try:
+                with console.status("starting the matching engine (kalypso matcher)…"):
+                    matcher.start()
+                console.print(f"matching engine {setup.matcher.address} serving {matcher.url}")
+                with console.status("starting a generator node (kalypso generator run)…"):
+                    generator.start()
+                console.print(f"generator node {generator.account.address} serving {generator.url}")
+                client = MarketplaceClient(chain.web3(), setup.deployment)
                 asyncio.run(
-                    run_lifecycle(client, setup, matcher, matcher_key.public_bytes, console)
+                    run_lifecycle(
+                        client, setup, matcher, generator, matcher_key.public_bytes, console
+                    )
                 )
             except Exception:
-                console.print(f"[dim]matcher log: {matcher.tail(5)}[/]", highlight=False)
+                for daemon in (matcher, generator):
+                    console.print(f"[dim]{daemon.name} log: {daemon.tail(5)}[/]", highlight=False)
                 raise
             finally:
+                generator.stop()
                 matcher.stop()
         finally:
             chain.stop()

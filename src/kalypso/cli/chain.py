@@ -33,7 +33,7 @@ def devnet(
     deployment: Annotated[
         Path | None,
         typer.Option(
-            help="Where to write the deployment file [default: ~/.kalypso/deployments/31337.json]."
+            help="Where to write the deployment file (default: ~/.kalypso/deployments/31337.json)."
         ),
     ] = None,
     unbonding_delay: Annotated[int, typer.Option(help="Generator unbonding delay, seconds.")] = 600,
@@ -123,7 +123,7 @@ def deploy(
         str | None,
         typer.Option(help="Payment token (an existing plain ERC20); default deploys one."),
     ] = None,
-    treasury: Annotated[str | None, typer.Option(help="Treasury [default: the deployer].")] = None,
+    treasury: Annotated[str | None, typer.Option(help="Treasury (default: the deployer).")] = None,
     market_creation_fee: Annotated[int, typer.Option(help="Fee in base units.")] = 0,
     unbonding_delay: Annotated[int, typer.Option(help="Generator unbonding delay, seconds.")] = 7
     * 86400,
@@ -132,7 +132,7 @@ def deploy(
     ] = False,
     out: Annotated[
         Path | None,
-        typer.Option(help="Deployment file [default: ~/.kalypso/deployments/<chain id>.json]."),
+        typer.Option(help="Deployment file (default: ~/.kalypso/deployments/<chain id>.json)."),
     ] = None,
 ) -> None:
     """Deploy Kalypso's contracts to any EVM chain and write the deployment file.

@@ -35,7 +35,7 @@ DeploymentPath = Annotated[
     Path | None,
     typer.Option(
         envvar="KALYPSO_DEPLOYMENT",
-        help="Deployment file [default: ~/.kalypso/deployments/<chain id>.json].",
+        help="Deployment file (default: ~/.kalypso/deployments/<chain id>.json).",
     ),
 ]
 CircuitName = Annotated[

@@ -1,0 +1,67 @@
+"""The operator commands' shared reads: the config's chain, a market by name or id, and
+a market's checked metadata."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from eth_utils import keccak
+from web3 import Web3
+
+from kalypso.contracts.client import MarketplaceClient
+from kalypso.deployment import Deployment, default_path
+from kalypso.errors import ChainError, ConfigError
+from kalypso.generator.config import GeneratorConfig
+from kalypso.market.audit import OnChainMarket
+
+
+def connect(settings: GeneratorConfig) -> MarketplaceClient:
+    """The config's chain and deployment, checked to belong together."""
+    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 60}))
+    try:
+        chain_id = w3.eth.chain_id
+    except Exception as exc:
+        raise ChainError(f"cannot reach {settings.rpc_url}: {exc}") from None
+    deployment = Deployment.load(settings.deployment or default_path(chain_id))
+    if deployment.chain_id != chain_id:
+        raise ConfigError(
+            f"the deployment file is for chain {deployment.chain_id}, "
+            f"but {settings.rpc_url} is chain {chain_id}"
+        )
+    return MarketplaceClient(w3, deployment)
+
+
+def market_id(client: MarketplaceClient, market: str) -> int:
+    """A market by the deployment's name for it, or by id."""
+    names = client.deployment.markets
+    if market in names:
+        found = names[market]
+    elif market.isdigit():
+        found = int(market)
+    else:
+        known = ", ".join(sorted(names)) or "none"
+        raise ConfigError(f"unknown market {market!r}: give an id or a name ({known})")
+    count = client.market_count()
+    if found >= count:
+        raise ConfigError(f"there is no market {found} (the marketplace has {count})")
+    return found
+
+
+def market_name(client: MarketplaceClient, market: int) -> str:
+    """The deployment's name for a market, else its id: a `[markets.…]` key."""
+    names = [n for n, i in client.deployment.markets.items() if i == market]
+    return names[0] if names else str(market)
+
+
+def metadata(market: OnChainMarket) -> dict[str, Any]:
+    """A market's metadata JSON, checked against the hash the chain holds."""
+    if keccak(market.metadata) != market.metadata_hash:
+        raise ConfigError(f"market {market.market_id}'s metadata does not match its on-chain hash")
+    try:
+        data = json.loads(market.metadata)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise ConfigError(f"market {market.market_id}'s metadata is not a JSON object")
+    return data
