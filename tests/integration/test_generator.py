@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from eth_account.signers.local import LocalAccount
 
@@ -258,3 +259,73 @@ async def test_a_stake_below_the_penalty_is_refused(world: World, tmp_path: Path
             await node.onboard()
     finally:
         await node.close()
+
+
+async def test_two_generators_share_a_burst_by_price_and_capacity(
+    world: World, tmp_path: Path
+) -> None:
+    def root_market(price: int) -> dict[str, dict[str, Any]]:
+        table = {"price": price, "proof_time": 60, "circuit": "square_root"}
+        return {"square_root": {**table, "solver": "square_root"}}
+
+    matcher = await Matcher.open(config_for(world, tmp_path), dev_account(1))
+    cheap_dir, dear_dir = tmp_path / "cheap", tmp_path / "dear"
+    cheap = await GeneratorNode.open(
+        generator_config(world, cheap_dir, root_market(2 * TOKEN_UNIT), compute=2),
+        dev_account(2),
+    )
+    dear = await GeneratorNode.open(
+        generator_config(world, dear_dir, root_market(6 * TOKEN_UNIT), compute=8),
+        dev_account(3),
+    )
+    stop = asyncio.Event()
+    tasks = [await run_until_ready(d, stop) for d in (matcher, cheap, dear)]
+    try:
+        burst = [
+            world.request(SQUARE_ROOT, max_price=8 * TOKEN_UNIT, value=v) for v in range(2, 12)
+        ]
+        for posted in burst:
+            await async_wait_for(settled(world, posted, RequestState.FULFILLED), 90, "the burst")
+        won = {
+            name: len(node.journal.tasks([Phase.CONFIRMED]))
+            for name, node in (("cheap", cheap), ("dear", dear))
+        }
+        assert won["cheap"] + won["dear"] == len(burst)
+        assert won["cheap"] >= 2 and won["dear"] >= 1, won  # the cheap one full, the rest spill
+        assert cheap.journal.totals().revenue == won["cheap"] * 2 * TOKEN_UNIT
+        assert dear.journal.totals().revenue == won["dear"] * 6 * TOKEN_UNIT
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        for daemon in (cheap, dear, matcher):
+            await daemon.close()
+
+
+async def test_pause_resume_and_metrics_over_the_api(world: World, daemons: Daemons) -> None:
+    from kalypso.generator.api import create_app
+
+    node, client = daemons.node, world.client
+    transport = httpx.ASGITransport(app=create_app(node))  # on this loop, like uvicorn
+    async with httpx.AsyncClient(transport=transport, base_url="http://node") as api:
+        assert (await api.get("/health")).json()["status"] == "ok"
+        assert (await api.post("/pause")).json() == {"paused": True}
+        assert not client.registry.functions.offers(node.address, SQUARE_ROOT).call()[0]
+        waiting = world.request(SQUARE_ROOT, max_price=8 * TOKEN_UNIT, value=3)
+        await asyncio.sleep(1)
+        assert world.state(waiting) == RequestState.OPEN  # no offer: nobody takes it
+        assert (await api.get("/health")).json()["paused"] is True
+        assert (await api.post("/resume")).json() == {"paused": False}
+        await async_wait_for(
+            lambda: (t := node.journal.get(waiting.id)) is not None and t.phase == Phase.CONFIRMED,
+            60,
+            "the proof",
+        )
+        tasks = (await api.get("/tasks", params={"phase": "confirmed"})).json()
+        assert [t["task_id"] for t in tasks] == ["0x" + waiting.id.hex()]
+        one = await api.get(f"/tasks/0x{waiting.id.hex()}")
+        assert one.json()["phase"] == "confirmed"
+        assert (await api.get("/tasks/0x1234")).status_code == 404
+        assert (await api.get("/tasks", params={"phase": "nope"})).status_code == 400
+        metrics = (await api.get("/metrics")).text
+    assert 'kalypso_generator_tasks{phase="confirmed"} 1.0' in metrics
+    assert "kalypso_generator_revenue 5e+18" in metrics

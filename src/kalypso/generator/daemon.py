@@ -135,6 +135,8 @@ class GeneratorNode:
         #: task ids in a settlement transaction being waited for
         self.sending: set[bytes] = set()
         self.waiters: set[asyncio.Task[None]] = set()
+        #: tasks whose batch reverted once: they are sent alone from then on
+        self.solo: set[bytes] = set()
         self.slots = asyncio.Semaphore(config.max_parallel_proofs)
         self.work = asyncio.Event()  # new tasks to prove
         self.results = asyncio.Event()  # proofs or verdicts to submit
@@ -503,7 +505,8 @@ class GeneratorNode:
         units: list[tuple[str, list[Task]]] = []
         for task in tasks:
             if task.phase == Phase.READY:
-                if task.proof is not None and len(task.proof) <= BATCH_PROOF_BYTES:
+                batchable = task.proof is not None and len(task.proof) <= BATCH_PROOF_BYTES
+                if batchable and task.id not in self.solo:
                     batches[task.market_id].append(task)
                 else:
                     units.append(("proof", [task]))
@@ -563,6 +566,8 @@ class GeneratorNode:
             receipt = await self.sender.wait(pending)
         except ContractError as exc:  # reverted on-chain: raced by a settlement or deadline
             log.warning("settlement reverted", action=action, tasks=len(tasks), error=str(exc))
+            if len(tasks) > 1:
+                self.solo.update(ids)  # one bad item sinks a batch: find it alone
             for task in tasks:
                 self.journal.move(task.id, RETRY_PHASE[action], only_from=[Phase.SUBMITTED])
         except KalypsoError as exc:  # dropped, or the node failed: send again
