@@ -93,15 +93,15 @@ def proofs_submitted(world: World, posted: PostedRequest) -> int:
     return len([e for e in world.events("ProofSubmitted") if e["task_id"] == posted.id])
 
 
-async def test_a_prover_that_crashes_hangs_or_lies_fails_cleanly_and_others_are_served(
+async def test_a_prover_that_crashes_hangs_garbles_or_forges_fails_cleanly_and_others_are_served(
     world: World, matcher: Matcher, tmp_path: Path
 ) -> None:
     with generator_process(world, tmp_path, timeout=10, compute=8) as node:
-        crash, hang, garbage, good = (root_request(world, r) for r in (2, 3, 4, 5))
+        crash, hang, garbage, forged, good = (root_request(world, r) for r in (2, 3, 4, 6, 5))
         await async_wait_for(
             lambda: world.state(good) == RequestState.FULFILLED, 60, "the good proof"
         )
-        for bad in (crash, hang, garbage):
+        for bad in (crash, hang, garbage, forged):
             await async_wait_for(in_phase(tmp_path, bad, Phase.DISCARDED), 60, "a hand-back")
             assert world.state(bad) == RequestState.OPEN  # back in the book, not slashed
         assert node.process is not None and node.process.poll() is None

@@ -361,6 +361,7 @@ class GeneratorNode:
             await self._prove_task(task)
         except ChainError as exc:  # fetching or checking: the next round tries again
             log.warning("task waits for the chain", task_id=task.tag, error=str(exc))
+            self.journal.move(task.id, Phase.FETCHED, only_from=[Phase.PROVING])
             await asyncio.sleep(RETRY_PAUSE)
         except asyncio.CancelledError:
             raise
@@ -434,12 +435,15 @@ class GeneratorNode:
         self.metrics.proof_seconds.observe(seconds)
         proof = result.calldata()
         if not await self._verifies(task, proof):
+            # Never sent, never retried: handing it back costs less than the slash waiting
+            # for it, and frees the request for a generator whose artifacts are right.
             log.error(
-                "the market's verifier rejects the prover's proof: the task fails (check "
-                "the prover's artifacts against the market: `kalypso market audit`)",
+                "the market's verifier rejects the prover's proof: handing the task back; "
+                "check the prover's artifacts against the market (`kalypso generator fetch`)",
                 task_id=task.tag,
             )
-            self.journal.move(task.id, Phase.FAILED, error="the verifier rejected the proof")
+            self.metrics.failed.labels("proof").inc()
+            self.journal.move(task.id, Phase.DISCARDING, error="the verifier rejected the proof")
             return
         self.journal.move(task.id, Phase.READY, proof=proof, proof_seconds=seconds)
         log.info("proof ready", task_id=task.tag, seconds=round(seconds, 3))

@@ -1,8 +1,8 @@
 """A `command` prover of the square_root circuit that misbehaves on purpose, by input:
 
-square 4: crashes (exit 3); square 9: hangs; square 16: prints garbage; anything else:
-a real Groth16 proof, after sleeping KALYPSO_TEST_PROVER_SLEEP seconds (default 0).
-Each run appends the square to KALYPSO_TEST_PROVER_LOG, if set.
+square 4: crashes (exit 3); square 9: hangs; square 16: prints garbage; square 36: a
+forged proof (right public signals, A and C swapped) that the verifier rejects; anything
+else: a real Groth16 proof, after sleeping KALYPSO_TEST_PROVER_SLEEP seconds (default 0).
 """
 
 from __future__ import annotations
@@ -32,9 +32,6 @@ async def prove(inputs: dict[str, str]) -> dict[str, object]:
 def main() -> None:
     inputs = json.load(sys.stdin)["inputs"]
     square = int(inputs["square"])
-    if log := os.environ.get("KALYPSO_TEST_PROVER_LOG"):
-        with open(log, "a") as out:
-            out.write(f"{square}\n")
     if square == 4:
         print("boom", file=sys.stderr)
         sys.exit(3)
@@ -44,7 +41,11 @@ def main() -> None:
         print("this is not a proof")
         return
     time.sleep(float(os.environ.get("KALYPSO_TEST_PROVER_SLEEP", "0")))
-    print(json.dumps(asyncio.run(prove(inputs))))
+    answer = asyncio.run(prove(inputs))
+    if square == 36:
+        proof: dict[str, object] = answer["proof"]  # type: ignore[assignment]
+        proof["pi_a"], proof["pi_c"] = proof["pi_c"], proof["pi_a"]
+    print(json.dumps(answer))
 
 
 if __name__ == "__main__":
