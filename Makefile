@@ -49,6 +49,7 @@ bench: setup
 	$(PY) bench/provers.py
 	$(PY) bench/matching.py
 	$(PY) bench/crypto.py
+	$(PY) bench/e2e.py
 
 clean:
 	rm -rf $(VENV) node_modules src/kalypso/contracts/build .pytest_cache .mypy_cache .ruff_cache
