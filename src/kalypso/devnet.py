@@ -22,6 +22,7 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.types import TxReceipt
 
+from kalypso.chain.rpc import sync_web3
 from kalypso.circuits import circuit
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT, DeployParams, deploy_web3
@@ -109,7 +110,7 @@ class Anvil:
             args += ["--block-time", str(self.block_time)]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        w3 = Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 2}))
+        w3 = sync_web3(self.url, 2)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -127,7 +128,7 @@ class Anvil:
         stop_process(self.process, timeout=5)
 
     def web3(self) -> Web3:
-        return Web3(Web3.HTTPProvider(self.url, request_kwargs={"timeout": 30}))
+        return sync_web3(self.url, 30)
 
     def __enter__(self) -> Anvil:
         return self.start()

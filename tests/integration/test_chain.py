@@ -254,6 +254,18 @@ async def test_a_request_is_found_by_its_id_as_committed_now(
     assert found.public_inputs == posted.public_inputs and found.encrypted_secret == b""
     stored = client.marketplace.functions.request_hash(posted.id).call()
     assert found.request.commitment() == bytes(stored)
+    head = chain.web3().eth.block_number
+    for window in (1, 2, 1000):  # read backwards in capped windows: the same answer
+        windowed = await find_request(
+            aw3,
+            d.marketplace,
+            marketplace_decoder(),
+            posted.id,
+            from_block=d.deploy_block,
+            to_block=head,
+            max_range=window,
+        )
+        assert windowed == found
     missing = await find_request(
         aw3, d.marketplace, marketplace_decoder(), b"\x01" * 32, from_block=d.deploy_block
     )

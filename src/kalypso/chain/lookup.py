@@ -8,6 +8,7 @@ after a crash) rebuilds it from `RequestCreated` and any later `MaxPriceIncrease
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from web3 import AsyncWeb3
@@ -41,21 +42,39 @@ async def find_request(
     request_id: bytes,
     *,
     from_block: int,
+    to_block: int | None = None,
+    max_range: int | None = None,
 ) -> RequestRecord | None:
-    """The request `request_id` of `marketplace`, or None if no `RequestCreated` names it."""
-    query: Any = {
-        "fromBlock": from_block,
-        "toBlock": "latest",
-        "address": marketplace,
-        "topics": [None, "0x" + request_id.hex()],
-    }
-    logs = await retrying(lambda: w3.eth.get_logs(query), what="eth_getLogs")
+    """The request `request_id` of `marketplace`, or None if no `RequestCreated` names it
+    between `from_block` and `to_block` (default: the head).
+
+    With `max_range` the logs are read backwards from `to_block` in windows of that many
+    blocks (endpoints cap `eth_getLogs` ranges), stopping at the window that holds the
+    creation: a recent request costs one call however old the deployment is.
+    """
+    if max_range is None or to_block is None:
+        windows = [(from_block, to_block)]
+    else:
+        windows = [
+            (max(from_block, end - max_range + 1), end)
+            for end in range(to_block, from_block - 1, -max_range)
+        ]
     events: list[DecodedEvent] = []
-    for log in logs:
-        try:
-            events.append(decoder.decode(log))
-        except MalformedLogError:
-            continue  # not one of ours (or garbage from the endpoint): the id decides below
+    for start, end in windows:
+        query: Any = {
+            "fromBlock": start,
+            "toBlock": "latest" if end is None else end,
+            "address": marketplace,
+            "topics": [None, "0x" + request_id.hex()],
+        }
+        logs = await retrying(partial(w3.eth.get_logs, query), what="eth_getLogs")
+        for log in logs:
+            try:
+                events.append(decoder.decode(log))
+            except MalformedLogError:
+                continue  # not one of ours (or garbage from the endpoint): the id decides below
+        if any(e.name == "RequestCreated" for e in events):
+            break
     events.sort(key=lambda e: (e.block_number, e.log_index))
     created = [e for e in events if e.name == "RequestCreated" and e["request_id"] == request_id]
     if not created:

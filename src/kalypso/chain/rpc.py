@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
-from web3 import AsyncHTTPProvider, AsyncWeb3
+import requests
+from web3 import AsyncHTTPProvider, AsyncWeb3, Web3
 from web3.exceptions import (
     ProviderConnectionError,
     RequestTimedOut,
@@ -102,3 +103,17 @@ async def connect(
             f"{expected_chain_id}: point at the right RPC or deployment file"
         )
     return w3
+
+
+def sync_web3(url: str, timeout: float = 60) -> Web3:
+    """A blocking `Web3` with its own HTTP session.
+
+    web3.py guards its session cache with one lock for every provider, sync and async,
+    in the process; an `AsyncWeb3` takes it from a thread and gives it back on the event
+    loop. A blocking call made on that loop (a test, a CLI command beside a daemon) that
+    needs the lock would then wait forever. An explicit session never takes it.
+    """
+    provider = Web3.HTTPProvider(
+        url, request_kwargs={"timeout": timeout}, session=requests.Session()
+    )
+    return Web3(provider)

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from web3 import Web3
 
+from kalypso.chain.rpc import sync_web3
 from kalypso.contracts.deploy import DeployParams, deploy_web3
 from kalypso.crypto import EncryptionKey
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
@@ -140,7 +141,7 @@ def deploy(
     Refuses the public development keys on any chain but the devnet (31337).
     """
     account = load_account(private_key, keystore)
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    w3 = sync_web3(rpc_url)
     try:
         chain_id = w3.eth.chain_id
     except Exception as exc:

@@ -16,6 +16,7 @@ from rich.table import Table
 from web3 import Web3
 
 from kalypso.amounts import format_amount
+from kalypso.chain.rpc import sync_web3
 from kalypso.deployment import Deployment, default_path
 from kalypso.errors import ChainError, ConfigError
 from kalypso.generator import operator
@@ -89,7 +90,7 @@ def _journal_path(settings: GeneratorConfig, chain_id: int) -> Path:
 
 def status_report(settings: GeneratorConfig) -> dict[str, Any]:
     """Tasks, stake and profitability, from the journal and the chain."""
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 30}))
+    w3 = sync_web3(settings.rpc_url, 30)
     try:
         chain_id = w3.eth.chain_id
     except Exception as exc:

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 
+from kalypso.chain.rpc import sync_web3
 from kalypso.circuits import Circuit, circuit, load_schema, sample_ptau, sha256_file
 from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
 from kalypso.contracts.client import MarketplaceClient
@@ -49,7 +50,7 @@ PtauPath = Annotated[Path | None, typer.Option(help="Powers-of-tau transcript (.
 
 
 def connect(rpc_url: str, deployment: Path | None) -> MarketplaceClient:
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    w3 = sync_web3(rpc_url)
     try:
         chain_id = w3.eth.chain_id
     except Exception as exc:

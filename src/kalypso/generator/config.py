@@ -31,8 +31,11 @@ rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
 # reward_address = "0x…"                 # where earnings go; default: the generator's address
 stake = 1000000000000000000000           # (required) base units; topped up to this at start
 compute = 4                              # (required) declared compute units
-# max_parallel_proofs = 2                # proofs at once; default: the CPU count
+# max_parallel_proofs = 2                # command/http proofs at once; default: the CPU count
+                                         # (snarkjs proves one at a time on every core)
 submit_margin = 5                        # seconds kept before a deadline to get a proof mined
+batch_window = 2                         # at most this long a ready proof waits for others
+                                         # of its market, to share one submit_proofs; 0: never
 confirmations = 0                        # blocks to wait before trusting a log
 poll_interval = 0.5                      # seconds between looks at the chain
 max_log_range = 2000                     # blocks per eth_getLogs (public RPCs cap it)
@@ -112,6 +115,7 @@ class GeneratorConfig:
     reward_address: str | None = None
     max_parallel_proofs: int = os.cpu_count() or 1
     submit_margin: float = 5.0
+    batch_window: float = 2.0
     confirmations: int = 0
     poll_interval: float = 0.5
     max_log_range: int = 2_000
@@ -164,8 +168,10 @@ class GeneratorConfig:
             raise ConfigError(f"{source}: max_parallel_proofs must be at least 1")
         if self.confirmations < 0 or self.max_log_range < 1:
             raise ConfigError(f"{source}: confirmations ≥ 0 and max_log_range ≥ 1")
-        if not 0 < self.poll_interval < math.inf or not 0 <= self.submit_margin < math.inf:
-            raise ConfigError(f"{source}: poll_interval > 0 and submit_margin ≥ 0")
+        if not 0 < self.poll_interval < math.inf or not all(
+            0 <= v < math.inf for v in (self.submit_margin, self.batch_window)
+        ):
+            raise ConfigError(f"{source}: poll_interval > 0, submit_margin and batch_window ≥ 0")
         if not 0 <= self.api_port < 65536:
             raise ConfigError(f"{source}: api_port must be a port number (0 turns the API off)")
         for market in self.markets:
@@ -192,7 +198,7 @@ _INTS = {
     "proof_time",
     "compute_per_request",
 }
-_FLOATS = {"submit_margin", "poll_interval", "timeout"}
+_FLOATS = {"submit_margin", "batch_window", "poll_interval", "timeout"}
 
 
 def _bad(source: str, name: str, value: Any) -> Any:

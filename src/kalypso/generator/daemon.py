@@ -6,7 +6,8 @@ Stages under one supervisor, each `async def ...(stop)`:
   slashed) and writes them with the follower's cursor to the journal in one
   transaction;
 - **prove**: fetches each new task's request, opens its private inputs, and proves it
-  within the time its deadline leaves (at most `max_parallel_proofs` at once). A
+  within the time its deadline leaves (snarkjs one at a time: its worker already uses
+  every core; command and HTTP provers `max_parallel_proofs` at once). A
   task that cannot be finished in time any more is handed back (`discard`: a reduced
   penalty instead of a slash); a prover crash is retried while time allows;
 - **submit**: proofs ready for one market go in one `submit_proofs`, each checked
@@ -24,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
@@ -40,7 +39,6 @@ from kalypso.daemon import Binding, Stage, bind_deployment, sleep_or_stop, super
 from kalypso.errors import (
     ChainError,
     ConfigError,
-    ContractError,
     DecryptionError,
     KalypsoError,
     ProverError,
@@ -51,6 +49,7 @@ from kalypso.generator.journal import Phase, Task, TaskJournal
 from kalypso.generator.metrics import GeneratorMetrics
 from kalypso.generator.onboard import MarketTerms, Onboarding, resolve_markets
 from kalypso.generator.proving import MarketProver, build_prover, check_reachable
+from kalypso.generator.submitter import RETRY_PHASE, Submitter
 from kalypso.logs import get_logger
 from kalypso.market.events import marketplace_decoder
 from kalypso.provers import InvalidInputs
@@ -60,15 +59,10 @@ log = get_logger("kalypso.generator")
 
 #: the events that name this generator as their third indexed topic
 EVENTS = ("TaskAssigned", "ProofSubmitted", "InvalidInputsProven", "TaskDiscarded", "TaskSlashed")
-#: `submit_proofs` takes at most this many proofs, each of at most BATCH_PROOF_BYTES
-MAX_PROOF_BATCH = 16
-BATCH_PROOF_BYTES = 256
 #: a crashed prover is retried this often while the deadline allows
 MAX_ATTEMPTS = 3
 RETRY_PAUSE = 1.0
 WATCH_INTERVAL = 10.0
-#: what a settlement transaction does -> the phase it leaves when it does not land
-RETRY_PHASE = {"proof": Phase.READY, "invalid": Phase.INVALID, "discard": Phase.DISCARDING}
 
 
 def state_path(config: GeneratorConfig, chain_id: int, address: str) -> Path:
@@ -132,16 +126,14 @@ class GeneratorNode:
         self.failures: dict[str, tuple[float, str]] = {}
         #: task id -> its proving coroutine
         self.proving: dict[bytes, asyncio.Task[None]] = {}
-        #: task ids in a settlement transaction being waited for
-        self.sending: set[bytes] = set()
-        self.waiters: set[asyncio.Task[None]] = set()
-        #: tasks whose batch reverted once: they are sent alone from then on
-        self.solo: set[bytes] = set()
+        #: snarkjs markets share the one worker; other provers run side by side
+        self.snarkjs_slot = asyncio.Semaphore(1)
         self.slots = asyncio.Semaphore(config.max_parallel_proofs)
         self.work = asyncio.Event()  # new tasks to prove
         self.results = asyncio.Event()  # proofs or verdicts to submit
         self.draining = False
         self.gas_balance = 0
+        self.submitter = Submitter(self)
 
     # ---- start and stop
 
@@ -215,6 +207,8 @@ class GeneratorNode:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Onboard, recover, then run the stages until `stop` is set."""
+        if any(p.config.prover == "snarkjs" for p in self.provers.values()):
+            await self.worker.warm()  # the first task should not pay node's start-up
         await self.onboard()
         await self.recover(stop)
         if stop.is_set():
@@ -230,7 +224,7 @@ class GeneratorNode:
         stages: dict[str, Stage] = {
             "follow": self.follow,
             "prove": self.prove_stage,
-            "submit": self.submit_stage,
+            "submit": self.submitter.run,
             "watch": self.watch,
         }
         tasks = [
@@ -243,7 +237,7 @@ class GeneratorNode:
             await asyncio.gather(*tasks)
         finally:
             # What is cut short is in the journal: the next start resumes it.
-            running = [*tasks, *self.proving.values(), *self.waiters]
+            running = [*tasks, *self.proving.values(), *self.submitter.cancel()]
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
@@ -272,6 +266,7 @@ class GeneratorNode:
         block = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
         self.head, self._head_time = int(block["number"]), int(block["timestamp"])
         self._head_read = time.monotonic()
+        self.submitter.clock.saw(self.head)
 
     # ---- recovery
 
@@ -386,6 +381,8 @@ class GeneratorNode:
                 self.follower.decoder,
                 task.id,
                 from_block=self.deployment.deploy_block,
+                to_block=task.assigned_block,
+                max_range=self.config.max_log_range,
             )
             if record is None:
                 raise ChainError(f"no RequestCreated for task {task.tag} (yet)")
@@ -400,7 +397,8 @@ class GeneratorNode:
         secret = self._open_secret(task)
         if secret is None and task.encrypted_secret:
             return
-        async with self.slots:
+        slot = self.snarkjs_slot if prover.config.prover == "snarkjs" else self.slots
+        async with slot:  # the clock starts once the prover is free: proof_seconds is proving
             budget = task.deadline - self.chain_now() - self.config.submit_margin
             if budget <= 0:
                 self.journal.move(task.id, Phase.DISCARDING, error="no time left to prove")
@@ -487,126 +485,6 @@ class GeneratorNode:
             return bool(await retrying(call.call, what="eth_call"))
         except ContractLogicError:
             return False
-
-    # ---- submit
-
-    async def submit_stage(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self.results.clear()
-            ready = [
-                t
-                for t in self.journal.tasks([Phase.READY, Phase.INVALID, Phase.DISCARDING])
-                if t.id not in self.sending
-            ]
-            for unit in self._units(ready):
-                await self._send_unit(unit)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.results.wait(), self.config.poll_interval)
-
-    def _units(self, tasks: list[Task]) -> list[tuple[str, list[Task]]]:
-        """Settlement transactions: proofs batched per market, the rest one by one."""
-        batches: dict[int, list[Task]] = defaultdict(list)
-        units: list[tuple[str, list[Task]]] = []
-        for task in tasks:
-            if task.phase == Phase.READY:
-                batchable = task.proof is not None and len(task.proof) <= BATCH_PROOF_BYTES
-                if batchable and task.id not in self.solo:
-                    batches[task.market_id].append(task)
-                else:
-                    units.append(("proof", [task]))
-            elif task.phase == Phase.INVALID:
-                has_verifier = self.markets[task.market_id].input_verifier is not None
-                units.append(("invalid" if has_verifier else "discard", [task]))
-            else:
-                units.append(("discard", [task]))
-        for batch in batches.values():
-            for i in range(0, len(batch), MAX_PROOF_BATCH):
-                units.append(("proof", batch[i : i + MAX_PROOF_BATCH]))
-        return units
-
-    def _call(self, action: str, tasks: list[Task]) -> Any:
-        functions = self.marketplace.functions
-        items = [
-            (t.id, t.request.as_tuple() if t.request else None, t.public_inputs, t.proof)
-            for t in tasks
-        ]
-        if action == "proof" and len(items) > 1:
-            return functions.submit_proofs(items)
-        task_id, request, inputs, proof = items[0]
-        if action == "proof":
-            return functions.submit_proof(task_id, request, inputs, proof)
-        if action == "invalid":
-            return functions.submit_invalid_inputs(task_id, request, inputs, b"")
-        return functions.discard(task_id, request)
-
-    async def _send_unit(self, unit: tuple[str, list[Task]]) -> None:
-        action, tasks = unit
-        ids = [t.id for t in tasks]
-
-        async def sent(tx: Any) -> None:
-            self.journal.record_sent(ids, tx, action)
-
-        try:
-            pending = await self.sender.submit(self._call(action, tasks), on_sent=sent)
-        except ContractError as exc:
-            if len(tasks) > 1:
-                log.warning("batch would revert; sending one by one", reason=exc.reason)
-                for task in tasks:
-                    await self._send_unit((action, [task]))
-                return
-            self._refused(action, tasks[0], exc)
-            return
-        except ChainError as exc:
-            log.warning("could not send; will retry", action=action, error=str(exc))
-            return
-        self.sending.update(ids)
-        waiter = asyncio.create_task(self._wait_unit(action, tasks, pending))
-        self.waiters.add(waiter)
-        waiter.add_done_callback(self.waiters.discard)
-
-    async def _wait_unit(self, action: str, tasks: list[Task], pending: Any) -> None:
-        ids = [t.id for t in tasks]
-        try:
-            receipt = await self.sender.wait(pending)
-        except ContractError as exc:  # reverted on-chain: raced by a settlement or deadline
-            log.warning("settlement reverted", action=action, tasks=len(tasks), error=str(exc))
-            if len(tasks) > 1:
-                self.solo.update(ids)  # one bad item sinks a batch: find it alone
-            for task in tasks:
-                self.journal.move(task.id, RETRY_PHASE[action], only_from=[Phase.SUBMITTED])
-        except KalypsoError as exc:  # dropped, or the node failed: send again
-            log.warning("settlement not mined; will resend", action=action, error=str(exc))
-            for task in tasks:
-                self.journal.move(task.id, RETRY_PHASE[action], only_from=[Phase.SUBMITTED])
-        else:
-            fee = int(receipt["gasUsed"]) * int(receipt.get("effectiveGasPrice", 0))
-            self.journal.add_gas(ids, fee)
-            log.info(
-                "settlement mined",
-                action=action,
-                tasks=len(tasks),
-                gas=int(receipt["gasUsed"]),
-                block=int(receipt["blockNumber"]),
-            )
-        finally:
-            self.sending.difference_update(ids)
-            self.results.set()
-
-    def _refused(self, action: str, task: Task, exc: ContractError) -> None:
-        """A settlement the contract refuses before anything is sent: never a retry loop."""
-        log.error(
-            "settlement refused by the contract",
-            task_id=task.tag,
-            action=action,
-            reason=exc.reason,
-        )
-        if action == "invalid":  # the input verifier disagrees: hand the task back
-            self.journal.move(
-                task.id, Phase.DISCARDING, error=f"invalid-inputs claim: {exc.reason}"
-            )
-        else:
-            self.journal.move(task.id, Phase.FAILED, error=exc.reason)
-            self.metrics.failed.labels(action).inc()
 
     # ---- watch
 

@@ -218,12 +218,20 @@ class SnarkjsWorker:
             raise ProverError(f"snarkjs could not compute the witness: {answer['error']}")
         return [int(s) for s in answer["publicSignals"]]
 
+    async def warm(self) -> None:
+        """Start node and snarkjs now, so the first proof does not pay for it."""
+        async with self._lock:
+            await self._ensure()
+
+    async def _ensure(self) -> _Process:
+        if self._process is None or not self._process.alive:
+            await self._discard()
+            self._process = await _Process.start(self.node)
+        return self._process
+
     async def _request(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         async with self._lock:
-            if self._process is None or not self._process.alive:
-                await self._discard()
-                self._process = await _Process.start(self.node)
-            process = self._process
+            process = await self._ensure()
             try:
                 async with asyncio.timeout(timeout):
                     answer = await process.request(payload)

@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from eth_utils import keccak
-from web3 import Web3
 
+from kalypso.chain.rpc import sync_web3
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.deployment import Deployment, default_path
 from kalypso.errors import ChainError, ConfigError
@@ -18,7 +18,7 @@ from kalypso.market.audit import OnChainMarket
 
 def connect(settings: GeneratorConfig) -> MarketplaceClient:
     """The config's chain and deployment, checked to belong together."""
-    w3 = Web3(Web3.HTTPProvider(settings.rpc_url, request_kwargs={"timeout": 60}))
+    w3 = sync_web3(settings.rpc_url)
     try:
         chain_id = w3.eth.chain_id
     except Exception as exc:
