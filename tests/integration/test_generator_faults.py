@@ -132,7 +132,7 @@ async def test_killed_with_its_proof_in_the_pool_it_waits_and_never_resubmits(
     node = generator_process(world, tmp_path).start()
     w3 = world.w3
     try:
-        posted = root_request(world, 6)
+        posted = root_request(world, 12)
         await async_wait_for(lambda: world.state(posted) == RequestState.ASSIGNED, 30, "it")
         rpc(w3, "evm_setAutomine", False)  # the proof will wait in the pool
         await async_wait_for(in_phase(tmp_path, posted, Phase.SUBMITTED), 30, "the submission")
