@@ -23,12 +23,13 @@ from rich.table import Table
 from kalypso.circuits import circuit
 from kalypso.contracts.web3tx import deploy, send
 from kalypso.devnet import Anvil, dev_account
+from kalypso.market import VerifyContext
 from kalypso.provers.proof import Groth16Proof, batch_arguments, verifier_args
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "verify.json"
 FIXTURES = ROOT / "tests" / "fixtures" / "square_root_proofs.json"
-CTX = (31337, 0, b"\x00" * 32, "0x" + "00" * 20, b"\x00" * 32)
+CTX = VerifyContext.sample().as_tuple()
 TX_BASE = 21_000
 SINGLE_GOAL = 210_000
 BATCH_GOAL = 60_000

@@ -18,6 +18,8 @@ market_creation_fee: public(uint256)
 matching_engines: public(HashMap[address, bool])
 # market id => engine => allowed for this market
 market_matching_engines: public(HashMap[uint256, HashMap[address, bool]])
+# checks enclave attestations of invalid inputs; set once
+enclave_registry: public(address)
 
 
 event TreasurySet:
@@ -31,6 +33,10 @@ event MarketCreationFeeSet:
 event MatchingEngineSet:
     engine: indexed(address)
     allowed: bool
+
+
+event EnclaveRegistrySet:
+    registry: indexed(address)
 
 
 event MarketMatchingEngineSet:
@@ -94,6 +100,20 @@ def set_market_matching_engine(market_id: uint256, engine: address, allowed: boo
     assert engine != empty(address), "config: zero address"
     self.market_matching_engines[market_id][engine] = allowed
     log MarketMatchingEngineSet(market_id=market_id, engine=engine, allowed=allowed)
+
+
+@external
+def set_enclave_registry(registry: address):
+    """
+    @notice Set, once, the enclave registry that checks attestations of
+            invalid inputs (it is bound to this marketplace in turn).
+    @param registry The EnclaveRegistry.
+    """
+    ownable._check_owner()
+    assert self.enclave_registry == empty(address), "config: enclave registry already set"
+    assert registry.is_contract, "config: enclave registry not a contract"
+    self.enclave_registry = registry
+    log EnclaveRegistrySet(registry=registry)
 
 
 @internal

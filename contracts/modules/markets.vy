@@ -25,6 +25,10 @@ INPUTS_BOUND: constant(uint256) = 2048
 MAX_SIGNALS: constant(uint256) = 30
 METADATA_BOUND: constant(uint256) = 4096
 PROOF_BOUND: constant(uint256) = 4096
+# image kinds, for `market_image`
+GENERATOR_IMAGE: constant(uint256) = 0
+INPUT_VERIFICATION_IMAGE: constant(uint256) = 1
+PROOF_VERIFICATION_IMAGE: constant(uint256) = 2
 
 
 struct MarketParams:
@@ -122,6 +126,7 @@ def create_market(
         task_id=empty(bytes32),
         generator=msg.sender,
         inputs_hash=keccak256(sample_inputs),
+        assigned_at=block.timestamp,
     )
     assert staticcall IVerifier(params.verifier).verify(ctx, sample_inputs, sample_proof), "markets: sample proof rejected"
 
@@ -177,6 +182,40 @@ def market(market_id: uint256) -> Market:
         public_inputs_count=info.public_inputs_count,
         metadata_hash=info.metadata_hash,
     )
+
+
+@external
+@view
+def market_creator(market_id: uint256) -> address:
+    """
+    @notice Who created a market (it may revoke the market's images).
+    @param market_id The market.
+    @return The creator, or the zero address for an unknown market.
+    """
+    return self._info[market_id].creator
+
+
+@external
+@view
+def market_image(market_id: uint256, kind: uint256) -> bytes32:
+    """
+    @notice One of a market's enclave image ids, read alone (one slot).
+    @param market_id The market.
+    @param kind 0 Generator, 1 Input Verification, 2 Proof Verification.
+    @return The image id, or zero when the market has none of that kind.
+    """
+    return self._image(market_id, kind)
+
+
+@internal
+@view
+def _image(market_id: uint256, kind: uint256) -> bytes32:
+    if kind == GENERATOR_IMAGE:
+        return self._info[market_id].generator_image
+    if kind == INPUT_VERIFICATION_IMAGE:
+        return self._info[market_id].input_verification_image
+    assert kind == PROOF_VERIFICATION_IMAGE, "markets: bad image kind"
+    return self._info[market_id].proof_verification_image
 
 
 @internal

@@ -18,6 +18,7 @@
 from ..interfaces import IVerifier
 from ..interfaces import IInputVerifier
 from ..interfaces import IGeneratorRegistry
+from ..interfaces import IEnclaveRegistry
 from . import escrow
 from . import config
 from . import markets
@@ -41,6 +42,8 @@ MAX_PROOF_BATCH: constant(uint256) = 16
 BATCH_PROOF_BOUND: constant(uint256) = 256
 BATCH_SIGNALS: constant(uint256) = MAX_PROOF_BATCH * markets.MAX_SIGNALS
 MAX_PRICE: constant(uint256) = 2**96 - 1
+# the secret hash of a request with public inputs only
+NO_SECRET_HASH: constant(bytes32) = keccak256(b"")
 BPS: constant(uint256) = 10000
 # Share of a task's penalty paid when its generator hands it back.
 DISCARD_PENALTY_BPS: constant(uint256) = 2000
@@ -409,25 +412,38 @@ def submit_proofs(items: DynArray[ProofItem, MAX_PROOF_BATCH]):
 def submit_invalid_inputs(task_id: bytes32, request: Request, public_inputs: Bytes[markets.INPUTS_BOUND], evidence: Bytes[markets.PROOF_BOUND]):
     """
     @notice The assigned generator shows, before the deadline, that the
-            inputs cannot be proven: through the market's input verifier,
-            or with an attestation of an authorized enclave image. The task
-            is cancelled, the generator paid its price, the rest refunded.
+            inputs cannot be proven. The task is cancelled, the generator
+            paid its price, the rest refunded. The evidence is read by, in
+            this order:
+            - for a request with private inputs in a market with a
+              Generator Image: an `InputsInvalid` attestation of that image
+              (the only party that saw the private inputs);
+            - the market's on-chain input verifier, if it has one;
+            - an `InputsInvalid` attestation of its Input Verification
+              Image.
     @param task_id The task (= request id).
     @param request Its fields, as in `RequestCreated`.
     @param public_inputs The request's public inputs, exactly.
-    @param evidence What the input verifier or attestation check reads.
+    @param evidence What the input verifier reads, or the attestation's
+           65-byte signature.
     """
     task: TaskState = self._live_task(task_id, request, public_inputs)
     generator: address = staticcall REGISTRY.generator_at(task.generator_index)
     assert msg.sender == generator, "requests: not the generator"
     input_verifier: address = markets._input_verifier(request.market_id)
-    ctx: IVerifier.VerifyContext = self._context(task_id, request, generator)
-    if input_verifier != empty(address):
+    ctx: IVerifier.VerifyContext = self._context(task_id, request, generator, task)
+    image: bytes32 = empty(bytes32)
+    if request.secret_hash != NO_SECRET_HASH:
+        image = markets._image(request.market_id, markets.GENERATOR_IMAGE)
+    if image == empty(bytes32) and input_verifier != empty(address):
         assert staticcall IInputVerifier(input_verifier).inputs_invalid(ctx, public_inputs, evidence), "requests: inputs not shown invalid"
     else:
-        # The enclave attestation path is checked by the attestation
-        # verifier, added with the enclave registry.
-        raise "requests: no invalid-input path"
+        if image == empty(bytes32):
+            image = markets._image(request.market_id, markets.INPUT_VERIFICATION_IMAGE)
+        assert image != empty(bytes32), "requests: no invalid-input path"
+        enclaves: address = config.enclave_registry
+        assert enclaves != empty(address), "requests: no enclave registry"
+        assert staticcall IEnclaveRegistry(enclaves).attested_invalid(ctx, image, evidence), "requests: inputs not shown invalid"
 
     self._finish(task_id, TaskState(state=INVALID_INPUTS, generator_index=task.generator_index, deadline=task.deadline, price=task.price, compute=0))
     reward: address = self._pay_out(task, markets._penalty(request.market_id))
@@ -618,7 +634,7 @@ def _settle_proof(task_id: bytes32, request: Request, public_inputs: Bytes[marke
     escrow._credit(reward, task.price)
     escrow._credit(request.refund_address, refund)
     log ProofSubmitted(task_id=task_id, market_id=request.market_id, generator=generator, payment=task.price, refund=refund, proof=proof)
-    return self._context(task_id, request, generator)
+    return self._context(task_id, request, generator, task)
 
 
 @internal
@@ -654,13 +670,14 @@ def _release(task: TaskState, penalty: uint256, forfeit: uint256, missed: bool) 
 
 @internal
 @view
-def _context(task_id: bytes32, request: Request, generator: address) -> IVerifier.VerifyContext:
+def _context(task_id: bytes32, request: Request, generator: address, task: TaskState) -> IVerifier.VerifyContext:
     return IVerifier.VerifyContext(
         chain_id=chain.id,
         market_id=request.market_id,
         task_id=task_id,
         generator=generator,
         inputs_hash=request.inputs_hash,
+        assigned_at=task.deadline - request.proof_time,
     )
 
 

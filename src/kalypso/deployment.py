@@ -27,6 +27,8 @@ class Deployment:
     marketplace: str
     token_symbol: str
     token_decimals: int
+    #: The EnclaveRegistry (attestations, enclave keys).
+    enclave_registry: str | None = None
     version: str = CONTRACTS_VERSION
     #: Verifiers and input verifiers deployed beside the contracts, by name.
     verifiers: dict[str, str] = field(default_factory=dict)

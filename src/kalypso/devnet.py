@@ -95,9 +95,15 @@ class Anvil:
     """An anvil process on a local port; a context manager that stops it on exit."""
 
     def __init__(
-        self, port: int | None = None, *, block_time: float | None = None, log: Path | None = None
+        self,
+        port: int | None = None,
+        *,
+        block_time: float | None = None,
+        log: Path | None = None,
+        chain_id: int = DEVNET_CHAIN_ID,
     ) -> None:
         self.port = port or free_port()
+        self.chain_id = chain_id
         self.url = f"http://127.0.0.1:{self.port}"
         self.block_time = block_time
         self.log = log
@@ -105,7 +111,7 @@ class Anvil:
 
     def start(self, timeout: float = 15) -> Anvil:
         args = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port)]
-        args += ["--chain-id", str(DEVNET_CHAIN_ID), "--mnemonic", DEV_MNEMONIC, "--silent"]
+        args += ["--chain-id", str(self.chain_id), "--mnemonic", DEV_MNEMONIC, "--silent"]
         if self.block_time:
             args += ["--block-time", str(self.block_time)]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115

@@ -8,6 +8,7 @@
     │   ├── DeploymentError         a deployment file is missing, stale or for another chain
     │   └── TransactionDroppedError a sent transaction was never mined (its nonce went elsewhere)
     ├── DecryptionError             a private input does not open (wrong key, tampered) (ValueError)
+    ├── AttestationError            an attestation document or statement fails a check (ValueError)
     ├── ProverError                 a prover plugin failed (crashed, bad answer, unreachable)
     │   └── ProverTimeout           a proof took longer than the plugin's timeout (TimeoutError)
     └── ContractError               a contract reverted; `.reason` is its reason string
@@ -70,6 +71,12 @@ class DecryptionError(KalypsoError, ValueError):
     """A private input does not open: wrong key, tampered bytes, or bound to another request."""
 
     code = "K-CRY-001"
+
+
+class AttestationError(KalypsoError, ValueError):
+    """An enclave attestation does not verify: wrong issuer, image, age, or tampered."""
+
+    code = "K-ENC-001"
 
 
 class ProverError(KalypsoError):
@@ -145,6 +152,11 @@ REASONS: dict[str, _Rule] = {
     # config: owner settings
     "config: zero address": (InvalidArgumentError, "give a non-zero address"),
     "config: zero treasury": (InvalidArgumentError, "give a non-zero treasury"),
+    "config: enclave registry already set": (InvalidStateError, "the enclave registry is set once"),
+    "config: enclave registry not a contract": (
+        InvalidArgumentError,
+        "deploy the EnclaveRegistry first",
+    ),
     "ownable: caller is not the owner": (UnauthorizedError, "only the owner may do this"),
     "ownable_2step: caller is not the new owner": (
         UnauthorizedError,
@@ -156,6 +168,7 @@ REASONS: dict[str, _Rule] = {
         "every public input must be below the BN254 scalar field modulus",
     ),
     "markets: input verifier not a contract": (InvalidArgumentError, "deploy the input verifier"),
+    "markets: bad image kind": (InvalidArgumentError, "image kinds are 0, 1 and 2"),
     "markets: inputs too large": (
         InvalidInputsError,
         "inline public inputs are capped at 1024 bytes; pass larger ones by reference",
@@ -196,7 +209,11 @@ REASONS: dict[str, _Rule] = {
     "requests: mixed markets": (InvalidArgumentError, "batch proofs of one market only"),
     "requests: no invalid-input path": (
         InvalidStateError,
-        "this market has no on-chain input verifier; use an enclave attestation",
+        "this market has neither an input verifier nor an image that attests invalid inputs",
+    ),
+    "requests: no enclave registry": (
+        InvalidStateError,
+        "the deployment has no enclave registry; the owner must set it",
     ),
     "requests: not a matching engine": (
         UnauthorizedError,
@@ -297,6 +314,77 @@ REASONS: dict[str, _Rule] = {
         InvalidInputsError,
         "give exactly the circuit's public signals as uint256[]",
     ),
+    # enclave registry and attestations
+    "enclaves: attestation not newer": (
+        InvalidArgumentError,
+        "a refresh needs a newer attestation than the registered one",
+    ),
+    "enclaves: attestation too old": (
+        InvalidArgumentError,
+        "attest the enclave again: the statement is past the registry's MAX_AGE",
+    ),
+    "enclaves: attested in the future": (
+        InvalidArgumentError,
+        "the statement's timestamp (milliseconds) is ahead of the chain: check the clock",
+    ),
+    "enclaves: bad signature": (InvalidArgumentError, "give a 65-byte, low-s signature"),
+    "enclaves: enclave key expired": (
+        InvalidStateError,
+        "the enclave's key is past the registry's MAX_AGE: it must attest again",
+    ),
+    "enclaves: encryption key taken": (
+        InvalidArgumentError,
+        "another enclave registered this encryption key",
+    ),
+    "enclaves: image not authorized": (
+        UnauthorizedError,
+        "the market does not list this image id: compare it with `kalypso market show`",
+    ),
+    "enclaves: image revoked": (
+        UnauthorizedError,
+        "the market's creator revoked this image for tasks assigned after the revocation",
+    ),
+    "enclaves: key registered otherwise": (
+        InvalidArgumentError,
+        "this signing key is registered with another image or encryption key",
+    ),
+    "enclaves: no batches, submit one by one": (
+        InvalidArgumentError,
+        "attested proofs go one by one through submit_proof",
+    ),
+    "enclaves: no change pending": (InvalidStateError, "propose an authority first"),
+    "enclaves: no proof verification image": (
+        InvalidStateError,
+        "the market has no Proof Verification Image to attest its proofs",
+    ),
+    "enclaves: no such image": (InvalidStateError, "the market has no image of that kind"),
+    "enclaves: not a matching engine enclave": (
+        NotFoundError,
+        "no registered Matching Engine enclave has this signing key",
+    ),
+    "enclaves: not an authorized enclave": (
+        ProofRejectedError,
+        "the attestation is not signed by a registered key of the market's image",
+    ),
+    "enclaves: not signed by the authority": (
+        UnauthorizedError,
+        "the statement must be signed by the registry's attestation authority",
+    ),
+    "enclaves: not the market creator": (
+        UnauthorizedError,
+        "only the market's creator may revoke its images",
+    ),
+    "enclaves: timelock not passed": (
+        InvalidStateError,
+        "a new authority applies AUTHORITY_DELAY seconds after it is proposed",
+    ),
+    "enclaves: unknown market": (NotFoundError, "list markets with `kalypso market list`"),
+    "enclaves: wrong chain": (InvalidArgumentError, "the context is for another chain"),
+    "enclaves: zero authority": (InvalidArgumentError, "give an authority address"),
+    "enclaves: zero image": (InvalidArgumentError, "give an image id"),
+    "enclaves: zero key": (InvalidArgumentError, "give both the signing and encryption key"),
+    "enclaves: zero marketplace": (InvalidArgumentError, "deploy with the marketplace address"),
+    "enclaves: zero max age": (InvalidArgumentError, "keys need a positive MAX_AGE"),
     # test contracts
     "mock: bad batch": (InvalidArgumentError, "give one input and one proof per batch item"),
     "mock: bad proof": (

@@ -19,11 +19,11 @@ from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.contracts.web3tx import deploy
 from kalypso.devnet import Anvil, deploy_devnet, dev_account
 from kalypso.errors import ProofRejectedError
-from kalypso.market import RequestState
+from kalypso.market import RequestState, VerifyContext
 from kalypso.provers.proof import Groth16Proof, batch_arguments, verifier_args
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "square_root_proofs.json"
-CTX = (31337, 0, b"\x00" * 32, "0x" + "00" * 20, b"\x00" * 32)
+CTX = VerifyContext.sample().as_tuple()
 
 
 @pytest.fixture(scope="module")

@@ -180,6 +180,7 @@ struct VerifyContext:
     task_id: bytes32
     generator: address
     inputs_hash: bytes32
+    assigned_at: uint256
 
 @external
 @view

@@ -7,7 +7,7 @@ import pytest
 from kalypso import errors
 from kalypso.contracts import CONTRACTS, MAX_CODE_SIZE, artifact, sources_dir
 
-REASON = re.compile(r'"((?:escrow|config|markets|requests|registry|groth16|mock): [^"]+)"')
+REASON = re.compile(r'"((?:escrow|config|markets|requests|registry|groth16|enclaves|mock): [^"]+)"')
 
 
 @pytest.mark.parametrize("name", list(CONTRACTS))

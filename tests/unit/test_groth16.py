@@ -11,7 +11,7 @@ from py_ecc.bn128 import FQ, G1, add, neg
 
 from kalypso.circuits import circuit
 from kalypso.contracts import source_path
-from kalypso.market import BN254_SCALAR_FIELD, encode_signals
+from kalypso.market import BN254_SCALAR_FIELD, VerifyContext, encode_signals
 from kalypso.provers.proof import (
     BN254_BASE_FIELD,
     Groth16Proof,
@@ -20,7 +20,7 @@ from kalypso.provers.proof import (
 )
 from tests.zk import prove, snarkjs_verifies
 
-CTX = (31337, 0, b"\x00" * 32, "0x" + "00" * 20, b"\x00" * 32)
+CTX = VerifyContext.sample().as_tuple()
 
 
 def deploy(name: str) -> Any:
@@ -157,7 +157,7 @@ def test_two_bad_proofs_that_cancel_out_in_a_plain_sum_revert(root_verifier: Any
 
 def test_batch_contexts_do_not_change_the_verdict(root_verifier: Any) -> None:
     proofs = [root(3), root(4)]
-    other = (1, 2, b"\x07" * 32, "0x" + "11" * 20, b"\x09" * 32)
+    other = (1, 2, b"\x07" * 32, "0x" + "11" * 20, b"\x09" * 32, 5)
     assert verify_batch(root_verifier, proofs, [other, CTX])
 
 

@@ -19,6 +19,7 @@ from kalypso.contracts.deploy import DeployParams, deploy_web3
 from kalypso.crypto import EncryptionKey
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
 from kalypso.devnet import Anvil, deploy_devnet, dev_keys
+from kalypso.enclave import DEV_AUTHORITY
 from kalypso.errors import ChainError, ConfigError
 from kalypso.keys import load_account
 from kalypso.matching.process import MatcherProcess
@@ -131,6 +132,19 @@ def deploy(
     test_verifiers: Annotated[
         bool, typer.Option(help="Also deploy the test verifier and threshold input verifier.")
     ] = False,
+    attestation_authority: Annotated[
+        str | None,
+        typer.Option(
+            help="Address that signs enclave statements (required off the devnet; the devnet "
+            "uses the public dev authority)."
+        ),
+    ] = None,
+    enclave_max_age: Annotated[
+        int, typer.Option(help="Seconds an enclave key stays valid after its attestation.")
+    ] = 86400,
+    authority_delay: Annotated[
+        int, typer.Option(help="Timelock before a new attestation authority applies, seconds.")
+    ] = 2 * 86400,
     out: Annotated[
         Path | None,
         typer.Option(help="Deployment file (default: ~/.kalypso/deployments/<chain id>.json)."),
@@ -138,7 +152,8 @@ def deploy(
 ) -> None:
     """Deploy Kalypso's contracts to any EVM chain and write the deployment file.
 
-    Refuses the public development keys on any chain but the devnet (31337).
+    Refuses the public development keys, and the public dev attestation authority, on any
+    chain but the devnet (31337).
     """
     account = load_account(private_key, keystore)
     w3 = sync_web3(rpc_url)
@@ -151,12 +166,23 @@ def deploy(
             f"refusing to deploy to chain {chain_id} with a public development key; "
             "use your own key (--keystore)"
         )
+    if chain_id != DEVNET_CHAIN_ID and (
+        attestation_authority is None
+        or Web3.to_checksum_address(attestation_authority) == DEV_AUTHORITY
+    ):
+        raise ConfigError(
+            f"chain {chain_id} needs its own attestation authority: the dev authority's key is "
+            "public; give --attestation-authority ADDRESS"
+        )
     params = DeployParams(
         treasury=Web3.to_checksum_address(treasury or account.address),
         market_creation_fee=market_creation_fee,
         unbonding_delay=unbonding_delay,
         token=token,
         test_verifiers=test_verifiers,
+        attestation_authority=attestation_authority,
+        enclave_max_age=enclave_max_age,
+        authority_delay=authority_delay,
     )
     with console.status(f"deploying to chain {chain_id}…"):
         deployment = deploy_web3(w3, account, params)
@@ -165,7 +191,8 @@ def deploy(
         f"[bold green]deployed[/] to chain {chain_id} from block {deployment.deploy_block}"
     )
     console.print(f"  marketplace {deployment.marketplace}\n  registry    {deployment.registry}")
-    console.print(f"  token       {deployment.token}\n  deployment  {path}")
+    console.print(f"  token       {deployment.token}\n  enclaves    {deployment.enclave_registry}")
+    console.print(f"  deployment  {path}")
     console.print("Next: authorize a matching engine (set_matching_engine) and create markets.")
 
 

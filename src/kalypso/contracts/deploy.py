@@ -33,6 +33,22 @@ class DeployParams:
     token_symbol: str = "KAL"
     #: Also deploy the test verifier and threshold input verifier.
     test_verifiers: bool = True
+    #: Signs enclave statements; None: the devnet's public dev authority.
+    attestation_authority: str | None = None
+    #: The Matching Engine image id; None: this package's image (`kalypso enclave matcher`).
+    matching_engine_image: bytes | None = None
+    #: Seconds an enclave key stays valid after its attestation.
+    enclave_max_age: int = 86400
+    #: Seconds before a new attestation authority applies.
+    authority_delay: int = 2 * 86400
+
+    def enclave_args(self) -> tuple[str, bytes, int, int]:
+        """(authority, Matching Engine image, max age, delay) for `EnclaveRegistry`."""
+        from kalypso.enclave import DEV_AUTHORITY, ImageKind, image_id
+
+        image = self.matching_engine_image or image_id(ImageKind.MATCHING_ENGINE, {})
+        authority = self.attestation_authority or DEV_AUTHORITY
+        return authority, image, self.enclave_max_age, self.authority_delay
 
 
 def deploy_web3(w3: Web3, account: LocalAccount, params: DeployParams) -> Deployment:
@@ -60,6 +76,10 @@ def deploy_web3(w3: Web3, account: LocalAccount, params: DeployParams) -> Deploy
         params.market_creation_fee,
     )
     send(w3, account, registry.functions.set_marketplace(marketplace.address))
+    enclaves, _ = deploy(
+        w3, account, "EnclaveRegistry", marketplace.address, *params.enclave_args()
+    )
+    send(w3, account, marketplace.functions.set_enclave_registry(enclaves.address))
     verifiers: dict[str, str] = {}
     if params.test_verifiers:
         verifiers["mock_verifier"] = deploy(w3, account, "MockVerifier")[0].address
@@ -72,6 +92,7 @@ def deploy_web3(w3: Web3, account: LocalAccount, params: DeployParams) -> Deploy
         token=token.address,
         registry=registry.address,
         marketplace=marketplace.address,
+        enclave_registry=enclaves.address,
         token_symbol=token.functions.symbol().call(),
         token_decimals=token.functions.decimals().call(),
         version=CONTRACTS_VERSION,
@@ -88,12 +109,21 @@ class BoaDeployment:
     token: Any
     registry: Any
     marketplace: Any
+    enclaves: Any
     mock_verifier: Any
     input_verifier: Any
 
 
-def deploy_boa(*, market_creation_fee: int = 0, unbonding_delay: int = 7 * 86400) -> BoaDeployment:
-    """Deploy everything in the current titanoboa environment, from the Vyper sources."""
+def deploy_boa(
+    *,
+    market_creation_fee: int = 0,
+    unbonding_delay: int = 7 * 86400,
+    enclaves: DeployParams | None = None,
+) -> BoaDeployment:
+    """Deploy everything in the current titanoboa environment, from the Vyper sources.
+
+    `enclaves` gives the enclave registry's settings (by default the devnet's).
+    """
     import boa
 
     owner = boa.env.eoa
@@ -108,6 +138,11 @@ def deploy_boa(*, market_creation_fee: int = 0, unbonding_delay: int = 7 * 86400
         token.address, registry.address, treasury, market_creation_fee
     )
     registry.set_marketplace(marketplace.address)
+    settings = enclaves or DeployParams(treasury=str(treasury))
+    enclave_registry = boa.load_partial(str(source_path("EnclaveRegistry"))).deploy(
+        marketplace.address, *settings.enclave_args()
+    )
+    marketplace.set_enclave_registry(enclave_registry.address)
     mock_verifier = boa.load_partial(str(source_path("MockVerifier"))).deploy()
     input_verifier = boa.load_partial(str(source_path("ThresholdInputVerifier"))).deploy(
         SAMPLE_INPUT_LIMIT
@@ -118,6 +153,7 @@ def deploy_boa(*, market_creation_fee: int = 0, unbonding_delay: int = 7 * 86400
         token=token,
         registry=registry,
         marketplace=marketplace,
+        enclaves=enclave_registry,
         mock_verifier=mock_verifier,
         input_verifier=input_verifier,
     )

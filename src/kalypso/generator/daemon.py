@@ -51,6 +51,7 @@ from kalypso.generator.onboard import MarketTerms, Onboarding, resolve_markets
 from kalypso.generator.proving import MarketProver, build_prover, check_reachable
 from kalypso.generator.submitter import RETRY_PHASE, Submitter
 from kalypso.logs import get_logger
+from kalypso.market import VerifyContext
 from kalypso.market.events import marketplace_decoder
 from kalypso.provers import InvalidInputs
 from kalypso.provers.snarkjs import SnarkjsWorker
@@ -465,13 +466,16 @@ class GeneratorNode:
         self.journal.move(task.id, Phase.DISCARDING, error=reason)
         return None
 
-    def _context(self, task: Task) -> tuple[int, int, bytes, str, bytes]:
-        return (
+    def _context(self, task: Task) -> VerifyContext:
+        """The verifier's context of a task whose request is fetched."""
+        assert task.request is not None
+        return VerifyContext(
             self.deployment.chain_id,
             task.market_id,
             task.id,
             self.address,
             keccak(task.public_inputs),
+            task.deadline - task.request.proof_time,
         )
 
     async def _verifies(self, task: Task, proof: bytes) -> bool:
@@ -480,7 +484,7 @@ class GeneratorNode:
             address=to_checksum_address(self.markets[task.market_id].verifier),
             abi=artifact("Groth16Verifier").abi,
         )
-        call = verifier.functions.verify(self._context(task), task.public_inputs, proof)
+        call = verifier.functions.verify(self._context(task).as_tuple(), task.public_inputs, proof)
         try:
             return bool(await retrying(call.call, what="eth_call"))
         except ContractLogicError:

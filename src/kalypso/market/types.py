@@ -112,6 +112,27 @@ class TaskState:
 
 
 @dataclass(frozen=True)
+class VerifyContext:
+    """`IVerifier.VerifyContext`: the task a market's verifier judges a proof for."""
+
+    chain_id: int
+    market_id: int
+    task_id: bytes
+    generator: str
+    inputs_hash: bytes
+    #: the task's deadline minus its request's proof time
+    assigned_at: int
+
+    @classmethod
+    def sample(cls, chain_id: int = 31337) -> VerifyContext:
+        """A context with no task, as for a market's sample proof."""
+        return cls(chain_id, 0, b"\x00" * 32, "0x" + "00" * 20, b"\x00" * 32, 0)
+
+    def as_tuple(self) -> tuple[int, int, bytes, str, bytes, int]:
+        return astuple(self)
+
+
+@dataclass(frozen=True)
 class MarketParams:
     """`markets.MarketParams`: a market's immutable terms."""
 
