@@ -9,6 +9,9 @@ ROOT=$PWD
 SNARKJS="node $ROOT/node_modules/snarkjs/build/cli.cjs"
 POWER=12
 CIRCUITS=(poseidon_preimage square_root)
+# Also set up for PLONK (a universal setup from the same ptau: no phase-2 contribution):
+# the proofs of the market verified off-chain by the Proof Verification Image.
+PLONK=(square_root)
 OUT=circuits/build
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -39,7 +42,13 @@ for name in "${CIRCUITS[@]}"; do
     $SNARKJS zkey export verificationkey "$OUT/$name.zkey" "$OUT/$name.vkey.json"
 done
 
+for name in "${PLONK[@]}"; do
+    echo "== $name (PLONK)"
+    $SNARKJS plonk setup "$OUT/$name.r1cs" "$OUT/pot${POWER}_final.ptau" "$OUT/$name.plonk.zkey"
+    $SNARKJS zkey export verificationkey "$OUT/$name.plonk.zkey" "$OUT/$name.plonk.vkey.json"
+done
+
 echo "== sample proofs (markets check one at creation)"
 node circuits/samples.cjs
-"$ROOT/.venv/bin/python" -m kalypso.circuits.manifest "$OUT" --beacon "$BEACON" --iterations $ITERATIONS --power $POWER
+"$ROOT/.venv/bin/python" -m kalypso.circuits.manifest "$OUT" --beacon "$BEACON" --iterations $ITERATIONS --power $POWER --plonk "${PLONK[@]}"
 echo "== done: $OUT/manifest.json"

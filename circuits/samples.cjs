@@ -9,5 +9,10 @@ const fs = require("fs");
       input, `circuits/build/${name}.wasm`, `circuits/build/${name}.zkey`);
     fs.writeFileSync(`circuits/build/${name}.sample.json`, JSON.stringify({ input, proof, public: publicSignals }, null, 1) + "\n");
   }
+  for (const name of ["square_root"]) {  // the PLONK circuits of build.sh
+    const { proof, publicSignals } = await snarkjs.plonk.fullProve(
+      samples[name], `circuits/build/${name}.wasm`, `circuits/build/${name}.plonk.zkey`);
+    fs.writeFileSync(`circuits/build/${name}.plonk.sample.json`, JSON.stringify({ input: samples[name], proof, public: publicSignals }, null, 1) + "\n");
+  }
   process.exit(0);
 })();

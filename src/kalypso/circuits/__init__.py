@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from kalypso.errors import ConfigError
+from kalypso.provers.plonk import PlonkProof
 from kalypso.provers.proof import Groth16Proof
 
 
@@ -177,6 +178,40 @@ def circuit(name: str) -> Circuit:
         sample=files["sample"],
         hashes=dict(entry["sha256"]),
         transcript_sha256=manifest()["ptau"]["sha256"],
+    )
+
+
+@dataclass(frozen=True)
+class PlonkArtifacts:
+    """A sample circuit's PLONK setup (same wasm and ptau as its Groth16 one)."""
+
+    name: str
+    zkey: Path
+    vkey: Path
+    sample: Path
+    #: kind ("zkey", "vkey", "sample") -> SHA-256
+    hashes: dict[str, str]
+
+    def vkey_json(self) -> dict[str, Any]:
+        return dict(json.loads(self.vkey.read_text()))
+
+    def sample_proof(self) -> PlonkProof:
+        data = json.loads(self.sample.read_text())
+        return PlonkProof.from_snarkjs(data["proof"], data["public"])
+
+
+def plonk(name: str) -> PlonkArtifacts:
+    """The PLONK artifacts of a sample circuit, checked against the manifest's hashes."""
+    entries = manifest().get("plonk", {})
+    if name not in entries:
+        raise ConfigError(f"circuit {name!r} has no PLONK setup; known: {', '.join(entries)}")
+    folder, entry = build_dir(), entries[name]
+    files = {kind: folder / file for kind, file in entry["files"].items()}
+    for kind, path in files.items():
+        if not path.is_file() or sha256_file(path) != entry["sha256"][kind]:
+            raise ConfigError(f"{path} is missing or does not match its recorded hash")
+    return PlonkArtifacts(
+        name, files["zkey"], files["vkey"], files["sample"], dict(entry["sha256"])
     )
 
 

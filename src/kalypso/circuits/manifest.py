@@ -18,6 +18,7 @@ def main() -> None:
     parser.add_argument("--beacon", required=True)
     parser.add_argument("--iterations", type=int, required=True)
     parser.add_argument("--power", type=int, required=True)
+    parser.add_argument("--plonk", nargs="*", default=[], help="circuits also set up for PLONK")
     args = parser.parse_args()
     out: Path = args.build_dir
     schemas = json.loads((out.parent / "circuits.json").read_text())
@@ -46,8 +47,18 @@ def main() -> None:
             "beacon_iterations_exp": args.iterations,
         },
         "circuits": circuits,
+        "plonk": {name: _plonk_entry(out, name) for name in args.plonk},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def _plonk_entry(out: Path, name: str) -> dict[str, object]:
+    files = {
+        "zkey": f"{name}.plonk.zkey",
+        "vkey": f"{name}.plonk.vkey.json",
+        "sample": f"{name}.plonk.sample.json",
+    }
+    return {"files": files, "sha256": {k: sha256_file(out / f) for k, f in files.items()}}
 
 
 if __name__ == "__main__":

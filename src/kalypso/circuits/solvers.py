@@ -28,3 +28,7 @@ def square_root(inputs: Mapping[str, int]) -> dict[str, int] | InvalidInputs:
     if root > max_root:
         return InvalidInputs(f"the root of {square} is {root}, above max_root {max_root}")
     return {"root": root}
+
+
+#: The built-in solvers, by circuit name.
+SOLVERS = {"square_root": square_root}

@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.console import Console
 
-from kalypso.cli import chain, generator, keys, market, matcher
+from kalypso.cli import chain, enclave, generator, keys, market, matcher
 from kalypso.errors import KalypsoError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(market.app, name="market")
 app.command("matcher")(matcher.matcher)
 app.add_typer(generator.app, name="generator")
 app.add_typer(keys.app, name="key")
+app.add_typer(enclave.app, name="enclave")
 
 
 def main() -> None:

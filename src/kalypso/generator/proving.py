@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from kalypso.circuits import circuit, load_schema
+from kalypso.circuits.solvers import SOLVERS
 from kalypso.errors import ConfigError
 from kalypso.generator.config import MarketConfig
 from kalypso.market import decode_signals
@@ -33,7 +34,7 @@ from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
 #: (public inputs by name) -> the private inputs that complete them, or a verdict
 Solver = Callable[[Mapping[str, int]], Mapping[str, int] | InvalidInputs]
 
-BUILTIN_SOLVERS = {"square_root": "kalypso.circuits.solvers:square_root"}
+BUILTIN_SOLVERS = {name: f"kalypso.circuits.solvers:{name}" for name in SOLVERS}
 
 
 @dataclass

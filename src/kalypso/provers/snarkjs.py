@@ -201,9 +201,60 @@ class SnarkjsWorker:
     async def prove(
         self, wasm: Path, zkey: Path, inputs: Mapping[str, Any], *, timeout: float
     ) -> Groth16Proof | InvalidInputs:
+        answer = await self.prove_json(wasm, zkey, inputs, timeout=timeout)
+        if isinstance(answer, InvalidInputs):
+            return answer
+        try:
+            return Groth16Proof.from_snarkjs(*answer)
+        except ConfigError as exc:
+            raise ProverError(
+                f"the snarkjs worker answered something that is not a proof: {exc}"
+            ) from exc
+
+    async def prove_json(
+        self,
+        wasm: Path,
+        zkey: Path,
+        inputs: Mapping[str, Any],
+        *,
+        timeout: float,
+        protocol: str = "groth16",
+    ) -> tuple[dict[str, Any], list[str]] | InvalidInputs:
+        """snarkjs' `proof.json` and `public.json` of `inputs`, or `InvalidInputs`."""
         # Converted before taking the lock: a bad value raises without touching the worker.
         payload = {"wasm": str(wasm), "zkey": str(zkey), "input": wire_inputs(inputs)}
-        return _answer(await self._request(payload, timeout))
+        answer = await self._request({**payload, "protocol": protocol}, timeout)
+        if "error" in answer:
+            if answer.get("kind") == "witness":
+                return InvalidInputs(str(answer["error"]))
+            raise ProverError(
+                f"snarkjs could not prove: {answer['error']}; check that the wasm and zkey "
+                "belong to the same circuit and are readable"
+            )
+        if not isinstance(answer.get("proof"), dict) or not isinstance(
+            answer.get("publicSignals"), list
+        ):
+            raise ProverError("the snarkjs worker answered something that is not a proof")
+        return answer["proof"], [str(s) for s in answer["publicSignals"]]
+
+    async def verify(
+        self,
+        protocol: str,
+        vkey: Mapping[str, Any],
+        proof: Mapping[str, Any],
+        public: list[str],
+        *,
+        timeout: float = 60,
+    ) -> bool:
+        """Whether snarkjs accepts `proof` of `public` under `vkey` (a proof that does not
+        parse is not accepted)."""
+        payload = {"op": "verify", "protocol": protocol, "vkey": dict(vkey)}
+        answer = await self._request(
+            {**payload, "proof": dict(proof), "publicSignals": public}, timeout
+        )
+        if "error" in answer:
+            raise ProverError(f"snarkjs could not verify: {answer['error']}")
+        return answer.get("valid") is True
 
     async def public_signals(
         self, wasm: Path, inputs: Mapping[str, Any], n_public: int, *, timeout: float = 60
@@ -316,19 +367,3 @@ class SnarkjsGroth16Prover:
     async def close(self) -> None:
         if self._owns_worker:
             await self.worker.close()
-
-
-def _answer(answer: Mapping[str, Any]) -> Groth16Proof | InvalidInputs:
-    if "error" in answer:
-        if answer.get("kind") == "witness":
-            return InvalidInputs(str(answer["error"]))
-        raise ProverError(
-            f"snarkjs could not prove: {answer['error']}; check that the wasm and zkey "
-            "belong to the same circuit and are readable"
-        )
-    try:
-        return Groth16Proof.from_snarkjs(answer["proof"], answer["publicSignals"])
-    except (KeyError, ConfigError) as exc:
-        raise ProverError(
-            f"the snarkjs worker answered something that is not a proof: {exc}"
-        ) from exc

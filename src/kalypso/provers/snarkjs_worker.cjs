@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-// A long-lived snarkjs Groth16 prover: kalypso.provers.snarkjs starts one and reuses it,
-// so no proof pays node's start-up, snarkjs' loading or the curve's set-up again.
+// A long-lived snarkjs prover (Groth16 or PLONK): kalypso.provers.snarkjs starts one and
+// reuses it, so no proof pays node's start-up, snarkjs' loading or the curve's set-up again.
 //
 // Protocol: one JSON object a line each way.
-//   stdin   {"id": <any>, "wasm": "<path>", "zkey": "<path>", "input": {<signal>: <value>}}
+//   stdin   {"id": <any>, "wasm": "<path>", "zkey": "<path>", "input": {<signal>: <value>},
+//            "protocol": "groth16" (default) | "plonk"}
 //        or {"id": <any>, "op": "public", "wasm": "<path>", "n_public": <n>, "input": {...}}
 //           (a preflight: the public signals of the witness, no proof)
+//        or {"id": <any>, "op": "verify", "protocol": ..., "vkey": {<verification key>},
+//            "proof": {<proof.json>}, "publicSignals": [<decimal>...]}
 //   stdout  {"id": <id>, "proof": <snarkjs proof.json>, "publicSignals": [<decimal>...]}
 //        or {"id": <id>, "publicSignals": [<decimal>...]}   (for "public")
+//        or {"id": <id>, "valid": true | false}             (for "verify")
 //        or {"id": <id>, "error": "<message>", "kind": "witness" | "prover"}
 // "witness": no witness exists for the input (an assert failed, an input is missing,
 // extra or not a number) — the inputs are invalid, not the prover. "prover": anything
@@ -84,10 +88,12 @@ async function prove(request) {
     if (request.input === null || typeof request.input !== "object" || Array.isArray(request.input)) {
         return { id, error: "input must be a JSON object of signal values", kind: "witness" };
     }
+    const scheme = protocolOf(request);
+    if (!scheme) return { id, error: "protocol must be groth16 or plonk", kind: "prover" };
     const { wtns, files, failure } = await witnessOf(request, ["wasm", "zkey"]);
     if (failure) return failure;
     try {
-        const { proof, publicSignals } = await snarkjs.groth16.prove(files.zkey, wtns);
+        const { proof, publicSignals } = await scheme.prove(files.zkey, wtns);
         return { id, proof, publicSignals };
     } catch (err) {
         return { id, error: message(err), kind: "prover" };
@@ -127,8 +133,32 @@ async function publicSignals(request) {
     return { id, publicSignals: witness.slice(1, 1 + request.n_public).map(String) };
 }
 
+function protocolOf(request) {
+    const name = request.protocol === undefined ? "groth16" : request.protocol;
+    return name === "groth16" || name === "plonk" ? snarkjs[name] : null;
+}
+
+// A proof checked against a verification key: {valid}. A proof that does not even parse
+// is invalid, not an error of the worker.
+async function verify(request) {
+    const { id } = request;
+    const scheme = protocolOf(request);
+    if (!scheme) return { id, error: "protocol must be groth16 or plonk", kind: "prover" };
+    const { vkey, proof, publicSignals } = request;
+    if (!vkey || typeof vkey !== "object" || !proof || typeof proof !== "object" || !Array.isArray(publicSignals)) {
+        return { id, error: "a verify request needs vkey, proof and publicSignals", kind: "prover" };
+    }
+    try {
+        return { id, valid: (await scheme.verify(vkey, publicSignals, proof)) === true };
+    } catch (err) {
+        return { id, valid: false };
+    }
+}
+
 function handle(request) {
-    return request.op === "public" ? publicSignals(request) : prove(request);
+    if (request.op === "public") return publicSignals(request);
+    if (request.op === "verify") return verify(request);
+    return prove(request);
 }
 
 function reply(obj) {
