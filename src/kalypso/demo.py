@@ -20,16 +20,26 @@ from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
-from kalypso.circuits import circuit
+from kalypso.circuits import circuit, plonk
 from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.crypto import EncryptionKey, SecretContext, seal
-from kalypso.devnet import Anvil, DevnetSetup, deploy_devnet, dev_account, free_port
+from kalypso.devnet import (
+    ATTESTED_MARKET,
+    Anvil,
+    DevnetSetup,
+    deploy_devnet,
+    dev_account,
+    free_port,
+)
+from kalypso.enclave.process import EnclaveProcess, matching_engine_key
 from kalypso.errors import ChainError
 from kalypso.generator.process import GeneratorProcess
 from kalypso.market import RequestState, encode_signals, request_id
+from kalypso.market.attested import split_attested_proof
 from kalypso.matching.process import MatcherProcess
 from kalypso.provers import InvalidInputs
+from kalypso.provers.plonk import PlonkProof
 from kalypso.provers.snarkjs import SnarkjsWorker
 
 
@@ -87,7 +97,6 @@ async def run_lifecycle(
     setup: DevnetSetup,
     matcher: MatcherProcess,
     generator: GeneratorProcess,
-    matcher_key: bytes,
     console: Console,
 ) -> None:
     markets = setup.deployment.markets
@@ -101,6 +110,9 @@ async def run_lifecycle(
         ("treasury", setup.owner.address),
     ]
     chain_id = client.w3.eth.chain_id
+    # The key to seal to comes from the enclave registry; the matcher only names its enclave.
+    enclave = matcher.status("/health")["enclave"]
+    matcher_key = matching_engine_key(client.w3, setup.deployment, enclave)
 
     def request(market_id: int, signals: list[int], max_price: int) -> PostedRequest:
         return client.create_request(
@@ -129,8 +141,9 @@ async def run_lifecycle(
         f"itself from its config: {kal(g[3])} stake, {g[5]} units of compute"
     )
     n.detail(
-        f"it joined market {preimage_market} (poseidon_preimage) at 10 KAL and market "
-        f"{root_market} (square_root) at 5 KAL, proving within 60 s"
+        f"it joined market {preimage_market} (poseidon_preimage, proven inside its Generator "
+        f"Image enclave) at 10 KAL, {root_market} (square_root) at 5 KAL and "
+        f"{markets[ATTESTED_MARKET]} ({ATTESTED_MARKET}) at 6 KAL, proving within 60 s"
     )
     n.say(f"requester {requester.address[:10]}… deposits 300 KAL into the marketplace")
     client.approve_all(requester)
@@ -150,11 +163,13 @@ async def run_lifecycle(
     first = private(preimage_market, preflight, secret)
     n.detail(
         f"request 0x{first.id.hex()[:16]}…: 25 KAL escrowed; the preimage is sealed to the "
-        "matching engine's key and bound to this request"
+        f"Matching Engine enclave's key (read from the enclave registry for {enclave[:10]}…) "
+        "and bound to this request"
     )
     n.say(
-        "the matching engine assigns it and re-wraps the key to the generator's; the "
-        "generator opens the preimage, proves it with snarkjs and submits the proof"
+        "the matcher assigns it; its enclave checks the generator's key on-chain and "
+        "re-wraps the content key to it; the generator opens the preimage, proves it with "
+        "snarkjs and submits the proof"
     )
     wait_state(client, first, RequestState.FULFILLED)
     task = generator_task(generator, first)
@@ -163,8 +178,8 @@ async def run_lifecycle(
         f"Groth16Verifier; generator paid 10 KAL, requester refunded 15 KAL"
     )
     n.detail(
-        "(the matcher here runs outside an enclave and could read the secret; the "
-        "Matching Engine Image closes that)"
+        "(the matcher process never held the key; but on a devnet the 'enclave' is a plain "
+        "process attested by a public dev key, so this shows the flow, not confidentiality)"
     )
     n.balances(people)
 
@@ -197,23 +212,54 @@ async def run_lifecycle(
     n.detail(f"the generator finds no witness ({reason}) and claims it invalid")
     n.detail("the market's input verifier agrees on-chain: generator paid, rest refunded")
 
+    # -- a private preimage that does not match its hash
+    n.say("a private request whose sealed preimage (43) does not hash to the requested hash")
+    mismatch = private(preimage_market, preflight, {"preimage": 43})
+    wait_state(client, mismatch, RequestState.INVALID_INPUTS)
+    n.detail(
+        "only the Generator Image sees the preimage: it finds no proof of the requested hash "
+        "and signs an InputsInvalid attestation, which the marketplace checks against the "
+        "enclave registry; generator paid, rest refunded, the preimage never left the enclave"
+    )
+
+    # -- a market verified off-chain by the Proof Verification Image
+    attested_market = markets[ATTESTED_MARKET]
+    n.say(
+        f"market {attested_market} ({ATTESTED_MARKET}) takes PLONK proofs, which no contract "
+        "here verifies: its Proof Verification Image checks them off-chain"
+    )
+    plonk_request = request(attested_market, [144, 20], 8 * TOKEN_UNIT)
+    wait_state(client, plonk_request, RequestState.FULFILLED)
+    raw, _ = split_attested_proof(proof_of(client, plonk_request))
+    proof = PlonkProof.from_calldata(raw, plonk_request.public_inputs)
+    worker = SnarkjsWorker()
+    try:
+        ok = await worker.verify("plonk", plonk("square_root").vkey_json(), *proof.to_snarkjs())
+    finally:
+        await worker.close()
+    n.detail(
+        "the generator proved with PLONK, the enclave signed ProofValid over the proof's hash, "
+        f"and the requester decodes the real proof from ProofSubmitted: snarkjs says {ok}"
+    )
+    unprovable = request(attested_market, [50, 20], 8 * TOKEN_UNIT)
+    wait_state(client, unprovable, RequestState.INVALID_INPUTS)
+    n.detail(
+        "a square root of 50 in the same market: the Input Verification Image attests that no "
+        "root exists, and the generator is paid for showing it"
+    )
+    n.balances(people)
+
     # -- a missed deadline
     n.say(
         "the operator pauses the generator node (`kalypso generator pause`): it leaves its markets"
     )
     generator.post("/pause")
-    n.say("a second generator joins the preimage market at 8 KAL, but never proves anything")
+    n.say("a second generator joins the square_root market at 4 KAL, but never proves anything")
     client.approve_all(lazy)
     client.register(lazy, stake=1_000 * TOKEN_UNIT, compute=8)
-    client.join_market(
-        lazy,
-        preimage_market,
-        price=8 * TOKEN_UNIT,
-        proof_time=60,
-        encryption_key=EncryptionKey.generate().public_bytes,
-    )
+    client.join_market(lazy, root_market, price=4 * TOKEN_UNIT, proof_time=60)
     people.append(("lazy generator", lazy))
-    silent = private(preimage_market, preflight, secret)
+    silent = request(root_market, [49, 10], 8 * TOKEN_UNIT)
     wait_state(client, silent, RequestState.ASSIGNED)
     n.detail(f"the matcher assigns request 0x{silent.id.hex()[:16]}… to it, the only offer left")
     client.time_travel(121)
@@ -232,9 +278,18 @@ async def run_lifecycle(
     n.detail(f"requester holds {kal(client.token_balance(requester.address))} in its wallet")
     console.print(
         "[bold green]lifecycle complete[/]: real proofs verified on-chain (one and a "
-        "batch), invalid inputs settled, a missed deadline slashed — by the matcher and "
-        "the generator running as daemons"
+        "batch) and off-chain by an enclave, invalid inputs settled three ways (on-chain "
+        "verifier, Generator Image, Input Verification Image), a missed deadline slashed — "
+        "by the matcher, the generator and four enclave images running as processes"
     )
+
+
+def proof_of(client: MarketplaceClient, posted: PostedRequest) -> bytes:
+    """The proof bytes of a request's `ProofSubmitted` event, as the SDK reads them."""
+    events = client.marketplace.events.ProofSubmitted.get_logs(
+        from_block=0, argument_filters={"task_id": posted.id}
+    )
+    return bytes(events[-1]["args"]["proof"])
 
 
 def explain(status: dict[str, Any]) -> str:
@@ -261,14 +316,35 @@ def main(console: Console | None = None) -> None:
                 f"chain {chain.url} (id {setup.deployment.chain_id}); "
                 f"marketplace {setup.deployment.marketplace}"
             )
-            matcher_key = EncryptionKey.generate()
+            markets = setup.deployment.markets
+
+            def enclave_process(image: str, operator: int, **kw: Any) -> EnclaveProcess:
+                return EnclaveProcess(
+                    workdir,
+                    image,
+                    rpc_url=chain.url,
+                    deployment=deployment,
+                    operator=dev_account(operator),  # anvil's 6-9: gas only, no role
+                    port=free_port(),
+                    **kw,
+                )
+
+            enclave = enclave_process("matcher", 6)
+            enclaves = [
+                enclave,
+                enclave_process(
+                    "generator", 7, market=markets["poseidon_preimage"], circuit="poseidon_preimage"
+                ),
+                enclave_process("pvs", 8, market=markets[ATTESTED_MARKET], circuit="square_root"),
+                enclave_process("ivs", 9, market=markets[ATTESTED_MARKET], circuit="square_root"),
+            ]
             matcher = MatcherProcess(
                 workdir,
                 rpc_url=chain.url,
                 deployment=deployment,
                 account=setup.matcher,
                 api_port=free_port(),
-                encryption_key=matcher_key.save(workdir / "matcher.x25519"),
+                enclave_url=enclave.url,
             )
             generator = GeneratorProcess(
                 workdir,
@@ -283,7 +359,8 @@ def main(console: Console | None = None) -> None:
                     "poseidon_preimage": {
                         "price": 10 * TOKEN_UNIT,
                         "proof_time": 60,
-                        "circuit": "poseidon_preimage",
+                        "prover": "enclave",
+                        "url": enclaves[1].url,
                     },
                     "square_root": {
                         "price": 5 * TOKEN_UNIT,
@@ -291,9 +368,25 @@ def main(console: Console | None = None) -> None:
                         "circuit": "square_root",
                         "solver": "square_root",
                     },
+                    ATTESTED_MARKET: {
+                        "price": 6 * TOKEN_UNIT,
+                        "proof_time": 60,
+                        "circuit": "square_root",
+                        "solver": "square_root",
+                        "proof_system": "plonk",
+                        "proof_attestor": enclaves[2].url,
+                        "input_attestor": enclaves[3].url,
+                    },
                 },
             )
             try:
+                for process in enclaves:
+                    with console.status(f"starting the {process.name} (kalypso enclave)…"):
+                        process.start()
+                    console.print(
+                        f"{process.name} {process.signing_key}: keys made at start, attested "
+                        "by the dev authority, registered on-chain"
+                    )
                 with console.status("starting the matching engine (kalypso matcher)…"):
                     matcher.start()
                 console.print(f"matching engine {setup.matcher.address} serving {matcher.url}")
@@ -301,17 +394,15 @@ def main(console: Console | None = None) -> None:
                     generator.start()
                 console.print(f"generator node {generator.account.address} serving {generator.url}")
                 client = MarketplaceClient(chain.web3(), setup.deployment)
-                asyncio.run(
-                    run_lifecycle(
-                        client, setup, matcher, generator, matcher_key.public_bytes, console
-                    )
-                )
+                asyncio.run(run_lifecycle(client, setup, matcher, generator, console))
             except Exception:
-                for daemon in (matcher, generator):
+                for daemon in (*enclaves, matcher, generator):
                     console.print(f"[dim]{daemon.name} log: {daemon.tail(5)}[/]", highlight=False)
                 raise
             finally:
                 generator.stop()
                 matcher.stop()
+                for process in enclaves:
+                    process.stop()
         finally:
             chain.stop()

@@ -18,7 +18,6 @@ from types import TracebackType
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 from web3 import Web3
 from web3.types import TxReceipt
 
@@ -157,6 +156,8 @@ class DevnetSetup:
 #: inputs >= 1,000,000 provably invalid through the threshold input verifier.
 SAMPLE_MARKET = "mock"
 SAMPLE_PENALTY = 100 * TOKEN_UNIT
+#: The square_root market whose PLONK proofs the Proof Verification Image attests.
+ATTESTED_MARKET = "square_root_plonk"
 FUND_AMOUNT = 100_000 * TOKEN_UNIT
 
 
@@ -173,6 +174,11 @@ def deploy_devnet(w3: Web3, *, unbonding_delay: int = 600) -> DevnetSetup:
     for name, market in create_circuit_markets(client, owner).items():
         markets[name] = market.market_id
         verifiers[f"{name}_verifier"] = market.verifier
+    from kalypso.market.attested import create_plonk_market  # it imports the daemons' code
+
+    markets[ATTESTED_MARKET] = create_plonk_market(
+        client, owner, "square_root", name=ATTESTED_MARKET, slashing_penalty=SAMPLE_PENALTY
+    )
     funded = [dev_account(i) for i in range(1, 6)]
     for account in funded:
         client.transfer(owner, account.address, FUND_AMOUNT)
@@ -201,19 +207,20 @@ def create_sample_market(
     return market_id, receipt
 
 
-#: Stands for the Generator Image id until enclave images are built (their ids are the
-#: hash of the image's measured code and configuration).
-DEV_GENERATOR_IMAGE = keccak(b"kalypso/dev-generator-image")
-
-
 def create_circuit_markets(
     client: MarketplaceClient, owner: LocalAccount
 ) -> dict[str, Groth16Market]:
     """The sample circuits' markets, with real Groth16 verifiers.
 
-    poseidon_preimage: a private preimage, so invalid inputs are shown by the Generator
-    Image; square_root: public inputs can be unprovable, decided by an on-chain verifier.
+    poseidon_preimage: a private preimage, proven in the Generator Image (`kalypso enclave
+    generator`), which also attests invalid ones; square_root: public inputs can be
+    unprovable, decided by an on-chain verifier. The PLONK market of square_root
+    (`ATTESTED_MARKET`, created after these) is verified by the Proof Verification Image.
     """
+    from kalypso.enclave.generator import GeneratorImage  # it imports the daemons' code
+    from kalypso.enclave.images import ImageKind, image_id
+
+    generator_image = image_id(ImageKind.GENERATOR, GeneratorImage.config_for("poseidon_preimage"))
     input_verifier, _ = deploy(client.w3, owner, "SquareRootInputVerifier")
     return {
         "poseidon_preimage": create_groth16_market(
@@ -222,7 +229,7 @@ def create_circuit_markets(
             circuit("poseidon_preimage"),
             name="poseidon_preimage",
             slashing_penalty=SAMPLE_PENALTY,
-            generator_image=DEV_GENERATOR_IMAGE,
+            generator_image=generator_image,
         ),
         "square_root": create_groth16_market(
             client,

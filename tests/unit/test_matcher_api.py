@@ -55,7 +55,7 @@ class StandIn:
     head_time: int = NOW
     state: FollowerState = field(default_factory=lambda: FollowerState(101))
     started: float = field(default_factory=time.time)
-    encryption_key: Any = None
+    keeper: Any = None
     failures: dict[str, tuple[float, str]] = field(default_factory=dict)
     deployment: Any = field(default_factory=lambda: SimpleNamespace(chain_id=31337))
     account: Any = field(default_factory=lambda: SimpleNamespace(address=ENGINE))
@@ -105,6 +105,7 @@ def test_health_reports_the_daemon(client: TestClient, matcher: StandIn) -> None
         "address": ENGINE,
         "markets": "all",
         "encryption_key": None,
+        "enclave": None,
         "head": 120,
         "next_block": 101,
         "lag_blocks": 20,

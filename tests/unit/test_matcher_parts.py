@@ -234,6 +234,10 @@ def test_example_sets_every_uncommented_key_to_its_default() -> None:
 def test_example_commented_keys_are_valid_once_uncommented() -> None:
     uncommented = re.sub(r"^# (\w+ = )", r"\1", EXAMPLE, flags=re.MULTILINE)
     raw = tomllib.loads(uncommented)
+    enclave = {"enclave_url": raw.pop("enclave_url")}  # an alternative to encryption_key
+    with pytest.raises(ConfigError, match="not both"):
+        MatcherConfig.from_dict(raw | enclave)
+    assert MatcherConfig.from_dict({**enclave}).enclave_url == "http://127.0.0.1:7310"
     config = MatcherConfig.from_dict(raw)
     changed = {
         f.name

@@ -1,4 +1,4 @@
-"""`kalypso enclave matcher|pvs|ivs`: run an enclave image as a service."""
+"""`kalypso enclave matcher|generator|pvs|ivs`: run an enclave image as a service."""
 
 from __future__ import annotations
 
@@ -106,3 +106,20 @@ def ivs(
     It decides with the circuit's solver whether a task's public inputs can be proven
     and signs InputsInvalid attestations when not (POST /check)."""
     _run("ivs", rpc_url, deployment, keystore, market, circuit, host, port)
+
+
+@app.command("generator")
+def generator(
+    rpc_url: RpcUrl,
+    market: Market,
+    circuit: Circuit = "poseidon_preimage",
+    deployment: DeploymentOpt = None,
+    keystore: Keystore = None,
+    host: Host = "127.0.0.1",
+    port: Port = 7303,
+) -> None:
+    """Generator Image: proves private-input tasks.
+
+    Its encryption key is the generator's offer key in the market; it opens the secret,
+    proves with snarkjs, and signs InputsInvalid when no proof exists (POST /prove)."""
+    _run("generator", rpc_url, deployment, keystore, market, circuit, host, port)

@@ -27,10 +27,9 @@ from web3 import Web3
 from kalypso.contracts.web3tx import bind
 from kalypso.crypto import SecretContext, can_open, rewrap
 from kalypso.enclave.images import ImageKind
-from kalypso.enclave.service import Enclave, _hex
+from kalypso.enclave.service import Enclave, _hex, request_from_json
 from kalypso.enclave.verdicts import _json
 from kalypso.errors import DecryptionError
-from kalypso.market import Request
 
 GENERATOR_IMAGE_KIND = 0
 
@@ -73,17 +72,7 @@ class MatchingEngineImage:
             body = await _json(request)
             ctx, envelope = context(body)
             try:
-                fields = body["request"]
-                request_fields = Request(
-                    int(fields["market_id"]),
-                    Web3.to_checksum_address(fields["requester"]),
-                    Web3.to_checksum_address(fields["refund_address"]),
-                    int(fields["max_price"]),
-                    int(fields["proof_time"]),
-                    int(fields["expiry"]),
-                    _hex(fields["inputs_hash"], 32),
-                    _hex(fields["secret_hash"], 32),
-                )
+                request_fields = request_from_json(body["request"])
                 generator = Web3.to_checksum_address(body["generator"])
                 recipient = _hex(body["recipient"], 32)
             except (KeyError, TypeError, ValueError) as exc:

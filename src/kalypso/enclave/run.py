@@ -11,6 +11,7 @@ from eth_account.signers.local import LocalAccount
 from kalypso.chain.rpc import sync_web3
 from kalypso.circuits import circuit, plonk
 from kalypso.deployment import Deployment, default_path
+from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.matching_engine import MatchingEngineImage
 from kalypso.enclave.service import Enclave, Image
 from kalypso.enclave.verdicts import InputVerificationImage, ProofVerificationImage
@@ -29,6 +30,8 @@ def build_image(kind: str, circuit_name: str | None, worker: SnarkjsWorker) -> I
         raise ConfigError(f"the {kind} image needs --circuit")
     if kind == "pvs":
         return ProofVerificationImage("plonk", plonk(circuit_name).vkey_json(), worker)
+    if kind == "generator":
+        return GeneratorImage(circuit_name, worker)
     return InputVerificationImage(circuit_name, circuit(circuit_name).public_signals)
 
 

@@ -35,6 +35,7 @@ from kalypso.enclave.images import ImageKind, image_id
 from kalypso.enclave.statements import Domain, TaskAttestation
 from kalypso.errors import ConfigError, KalypsoError
 from kalypso.logs import get_logger
+from kalypso.market import Request
 
 log = get_logger("kalypso.enclave")
 
@@ -95,6 +96,20 @@ def _hex(value: Any, size: int | None = None) -> bytes:
     if size is not None and len(raw) != size:
         raise ValueError(f"expected {size} bytes, got {len(raw)}")
     return raw
+
+
+def request_from_json(fields: Any) -> Request:
+    """A request's committed fields from JSON (`jsonable(request)`)."""
+    return Request(
+        int(fields["market_id"]),
+        Web3.to_checksum_address(fields["requester"]),
+        Web3.to_checksum_address(fields["refund_address"]),
+        int(fields["max_price"]),
+        int(fields["proof_time"]),
+        int(fields["expiry"]),
+        _hex(fields["inputs_hash"], 32),
+        _hex(fields["secret_hash"], 32),
+    )
 
 
 class Enclave:
@@ -192,7 +207,12 @@ class Enclave:
 
         @app.get("/health")
         def health() -> dict[str, Any]:
-            return {"ok": self.attestation is not None, "image": self.image.kind.value}
+            return {
+                "status": "ok" if self.attestation is not None else "starting",
+                "image": self.image.kind.value,
+                "address": self.operator.address,  # who pays its registrations
+                "signing_key": self.identity.address,
+            }
 
         self.image.routes(app, self)
         return app

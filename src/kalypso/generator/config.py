@@ -17,7 +17,7 @@ from typing import Any
 
 from kalypso.errors import ConfigError
 
-PROVERS = ("snarkjs", "command", "http")
+PROVERS = ("snarkjs", "command", "http", "enclave")
 
 EXAMPLE = """\
 # generator.toml — keys marked (required) must be set
@@ -48,14 +48,19 @@ api_port = 7400                          # health, tasks, pause/resume, /metrics
 price = 10000000000000000000             # (required) base units per proof
 proof_time = 60                          # (required) seconds promised per proof
 compute_per_request = 1
-prover = "snarkjs"                       # snarkjs | command | http
+prover = "snarkjs"                       # snarkjs | command | http | enclave
 circuit = "poseidon_preimage"            # a sample circuit, or give wasm, zkey and schema:
 # wasm = "build/circuit.wasm"
 # zkey = "build/circuit.zkey"
 # schema = "circuit.schema.json"         # which inputs are private, public signal order
 # solver = "square_root"                 # completes a task's inputs from its public signals
 # command = ["./my-prover", "--gpu"]     # prover = "command": see kalypso.provers.command
-# url = "http://127.0.0.1:3030"          # prover = "http": Kalypso's prover API
+# url = "http://127.0.0.1:3030"          # prover = "http": Kalypso's prover API; prover =
+                                         # "enclave": a Generator Image (`kalypso enclave
+                                         # generator`) proves the tasks, with its own key
+# proof_system = "groth16"               # or "plonk" (snarkjs; a sample circuit's PLONK setup)
+# proof_attestor = "http://127.0.0.1:7301"  # a Proof Verification Image attests each proof
+# input_attestor = "http://127.0.0.1:7302"  # an Input Verification Image attests invalid inputs
 # timeout = 600                          # seconds one proof may take at most
 """
 
@@ -76,6 +81,9 @@ class MarketConfig:
     solver: str | None = None
     command: tuple[str, ...] | None = None
     url: str | None = None
+    proof_system: str = "groth16"
+    proof_attestor: str | None = None
+    input_attestor: str | None = None
     timeout: float = 600.0
 
     def check(self, source: str) -> None:
@@ -92,8 +100,12 @@ class MarketConfig:
             raise ConfigError(f"{where}: timeout must be positive")
         if self.prover == "command" and not self.command:
             raise ConfigError(f'{where}: prover "command" needs command = ["program", ...]')
-        if self.prover == "http" and not self.url:
-            raise ConfigError(f'{where}: prover "http" needs url = "http://…"')
+        if self.prover in ("http", "enclave") and not self.url:
+            raise ConfigError(f'{where}: prover "{self.prover}" needs url = "http://…"')
+        if self.proof_system not in ("groth16", "plonk"):
+            raise ConfigError(f'{where}: proof_system must be "groth16" or "plonk"')
+        if self.proof_system == "plonk" and (self.prover != "snarkjs" or self.circuit is None):
+            raise ConfigError(f'{where}: PLONK proofs need prover = "snarkjs" and a sample circuit')
         if self.prover == "snarkjs" or self.prover == "http":
             files = (self.wasm, self.zkey, self.schema)
             if self.circuit is None and not all(files):

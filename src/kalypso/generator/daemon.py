@@ -193,7 +193,18 @@ class GeneratorNode:
     async def set_offers(self, *, joined: bool) -> None:
         count = int(await self.marketplace.functions.market_count().call())
         key = self.encryption_key.public_bytes if self.encryption_key else None
-        await self._onboarding().offers(self.resolved, count, key, joined=joined)
+        keys = {m: key for m in self.resolved} | await self._enclave_keys()
+        await self._onboarding().offers(self.resolved, count, keys, joined=joined)
+
+    async def _enclave_keys(self) -> dict[int, bytes | None]:
+        """A market proven in a Generator Image takes the enclave's key as the offer key:
+        secrets are re-wrapped to it, and only it can open them."""
+        keys: dict[int, bytes | None] = {}
+        for market_id, prover in self.provers.items():
+            if prover.enclave is not None:
+                attestation = await prover.enclave.attestation()
+                keys[market_id] = bytes.fromhex(str(attestation["encryption_key"])[2:])
+        return keys
 
     async def pause(self) -> None:
         """No new tasks (leave the markets on-chain); live ones are finished."""
@@ -395,9 +406,11 @@ class GeneratorNode:
         if prover is None:  # a market left from the config while it had live tasks
             self.journal.move(task.id, Phase.DISCARDING, error="market no longer configured")
             return
-        secret = self._open_secret(task)
-        if secret is None and task.encrypted_secret:
-            return
+        secret = None
+        if prover.enclave is None:  # a Generator Image opens its tasks' secrets itself
+            secret = self._open_secret(task)
+            if secret is None and task.encrypted_secret:
+                return
         slot = self.snarkjs_slot if prover.config.prover == "snarkjs" else self.slots
         async with slot:  # the clock starts once the prover is free: proof_seconds is proving
             budget = task.deadline - self.chain_now() - self.config.submit_margin
@@ -412,7 +425,7 @@ class GeneratorNode:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(budget):
-                    result = await prover.prove(task.public_inputs, secret)
+                    result = await prover.prove_task(task, self.address, secret)
             except (TimeoutError, ProverTimeout):
                 log.warning("proof not ready in time; handing the task back", task_id=task.tag)
                 self.journal.move(task.id, Phase.DISCARDING, error="the proof took too long")
@@ -429,7 +442,9 @@ class GeneratorNode:
             seconds = time.monotonic() - started
         if isinstance(result, InvalidInputs):
             log.info("inputs cannot be proven", task_id=task.tag, reason=result.reason[:200])
-            self.journal.move(task.id, Phase.INVALID, error=result.reason[:500])
+            self.journal.move(
+                task.id, Phase.INVALID, error=result.reason[:500], proof=result.evidence or None
+            )
             return
         self.metrics.proof_seconds.observe(seconds)
         proof = result.calldata()

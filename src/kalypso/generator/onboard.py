@@ -161,14 +161,13 @@ class Onboarding:
         self,
         markets: dict[int, tuple[MarketConfig, MarketTerms]],
         market_count: int,
-        encryption_key: bytes | None,
+        encryption_keys: dict[int, bytes | None],
         *,
         joined: bool,
     ) -> None:
         """Join or update every configured market (`joined`), or leave them all (a pause);
         leave joined markets the config no longer names."""
         functions = self.registry.functions
-        key = encryption_key or ZERO_KEY
         for market_id in range(market_count):
             offer = Offer(*await functions.offers(self.address, market_id).call())
             if market_id not in markets or not joined:
@@ -176,6 +175,7 @@ class Onboarding:
                     await self._send(f"leave_market {market_id}", functions.leave_market(market_id))
                 continue
             market, _ = markets[market_id]
+            key = encryption_keys.get(market_id) or ZERO_KEY
             wanted = (market.price, market.proof_time, market.compute_per_request, key)
             args = (market_id, *wanted)
             if not offer.joined:

@@ -1,93 +1,101 @@
 """How the node proves one market's tasks: the prover plugin, the circuit's input schema,
-and an optional solver that completes a task's inputs.
-
-A task carries its public signals (snarkjs order) and maybe a secret (canonical JSON of
-private signals). The prover is given the circuit's *inputs* by name: the public
-signals that are inputs, the secret's values and what the solver computes. The proof
-must prove exactly the requested public signals; if the inputs give others (a secret
-that does not hash to the requested hash), no proof of the request exists: the inputs
-are invalid.
-"""
+and an optional solver that completes a task's inputs (`kalypso.provers.tasks`)."""
 
 from __future__ import annotations
 
 import importlib
-import json
 import shutil
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from kalypso.circuits import circuit, load_schema
+from kalypso.circuits import circuit, load_schema, plonk
 from kalypso.circuits.solvers import SOLVERS
-from kalypso.errors import ConfigError
+from kalypso.enclave.client import EnclaveClient
+from kalypso.errors import ConfigError, ProverError
 from kalypso.generator.config import MarketConfig
-from kalypso.market import decode_signals
+from kalypso.generator.journal import Task
 from kalypso.provers import InvalidInputs, Proof, Prover
 from kalypso.provers.command import CommandProver
 from kalypso.provers.http import HttpProver
+from kalypso.provers.plonk import SnarkjsPlonkProver
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
-
-#: (public inputs by name) -> the private inputs that complete them, or a verdict
-Solver = Callable[[Mapping[str, int]], Mapping[str, int] | InvalidInputs]
+from kalypso.provers.tasks import CircuitTasks, Solver
 
 BUILTIN_SOLVERS = {name: f"kalypso.circuits.solvers:{name}" for name in SOLVERS}
 
 
 @dataclass
 class MarketProver:
+    """A market's prover: the node's config for it and its `CircuitTasks`, or the
+    Generator Image (`enclave`) that proves its tasks whole; and the enclaves that attest
+    its proofs (`pvs`) and its invalid inputs (`ivs`), where the market wants them."""
+
     market_id: int
     config: MarketConfig
-    prover: Prover
+    #: None where a Generator Image proves
+    prover: Prover | None
     #: input name -> "public" | "private"; None for a prover that takes raw signals
     inputs: dict[str, str] | None
     public_signals: list[str] | None
     solver: Solver | None
+    enclave: EnclaveClient | None = None
+    pvs: EnclaveClient | None = None
+    ivs: EnclaveClient | None = None
+
+    @property
+    def tasks(self) -> CircuitTasks:
+        if self.prover is None:
+            raise ConfigError(f"market {self.config.market} is proven inside its Generator Image")
+        return CircuitTasks(self.prover, self.inputs, self.public_signals, self.solver)
 
     def prover_inputs(self, public_inputs: bytes, secret: bytes | None) -> dict[str, Any]:
-        """The inputs to prove a task with, by circuit input name."""
-        values: dict[str, Any] = {}
-        if self.inputs is not None and self.public_signals is not None:
-            signals = decode_signals(public_inputs)
-            if len(signals) != len(self.public_signals):
-                raise ConfigError(
-                    f"the task has {len(signals)} public signals, the circuit "
-                    f"{len(self.public_signals)}"
-                )
-            named = dict(zip(self.public_signals, signals, strict=True))
-            values = {n: v for n, v in named.items() if self.inputs.get(n) == "public"}
-        else:
-            values = {"public_inputs": "0x" + public_inputs.hex()}
-        if secret:
-            private = json.loads(secret)
-            if not isinstance(private, dict):
-                raise ConfigError("the task's secret is not a JSON object of private signals")
-            values.update(private)
-        return values
+        return self.tasks.prover_inputs(public_inputs, secret)
 
     async def prove(self, public_inputs: bytes, secret: bytes | None) -> Proof | InvalidInputs:
-        try:
-            inputs = self.prover_inputs(public_inputs, secret)
-        except (ConfigError, ValueError) as exc:
-            return InvalidInputs(f"the task's inputs do not fit the circuit: {exc}")
-        if self.solver is not None:
-            solved = self.solver(inputs)
-            if isinstance(solved, InvalidInputs):
-                return solved
-            inputs = {**inputs, **solved}
-        result = await self.prover.prove(inputs)
-        if isinstance(result, InvalidInputs) or result.public_inputs() == public_inputs:
+        return await self.tasks.prove(public_inputs, secret)
+
+    async def prove_task(
+        self, task: Task, generator: str, secret: bytes | None
+    ) -> Proof | InvalidInputs:
+        """Prove one task (in the Generator Image, or here with its opened `secret`) and
+        get the attestations the market needs. An enclave that disagrees with this node
+        (a proof it rejects, inputs it finds provable) is a `ProverError`."""
+        ref = {
+            "market_id": task.market_id,
+            "task_id": "0x" + task.id.hex(),
+            "generator": generator,
+            "public_inputs": "0x" + task.public_inputs.hex(),
+        }
+        result: Proof | InvalidInputs
+        if self.enclave is not None:
+            if task.request is None:
+                raise ProverError("the task's request is not fetched yet")
+            result = await self.enclave.prove(
+                ref, task.request, task.encrypted_secret, task.generator_secret
+            )
+        else:
+            result = await self.prove(task.public_inputs, secret)
+        if isinstance(result, InvalidInputs):
+            if result.evidence or self.ivs is None:
+                return result
+            attested = await self.ivs.attest_invalid(ref, result.reason)
+            if attested is None:
+                raise ProverError("the Input Verification Image finds the inputs provable")
+            return attested
+        if self.pvs is None:
             return result
-        return InvalidInputs(
-            "the inputs give other public signals than the request's (a secret that does "
-            "not match the public inputs)"
-        )
+        proof = await self.pvs.attest_proof(ref, result.calldata())
+        if proof is None:
+            raise ProverError("the Proof Verification Image rejects the prover's proof")
+        return proof
 
     async def close(self) -> None:
-        await self.prover.close()
+        for closable in (self.prover, self.enclave, self.pvs, self.ivs):
+            if closable is not None:
+                await closable.close()
 
 
 def load_solver(name: str) -> Solver:
@@ -130,10 +138,17 @@ def build_prover(market_id: int, config: MarketConfig, worker: SnarkjsWorker) ->
     """The market's prover, checked as far as it can be before any task: artifacts exist,
     the command is executable, the solver imports."""
     c = _circuit(config)
-    prover: Prover
+    prover: Prover | None = None
     if config.prover == "snarkjs":
         assert c is not None  # MarketConfig.check
-        prover = SnarkjsGroth16Prover(c.wasm, c.zkey, timeout=config.timeout, worker=worker)
+        if config.proof_system == "plonk":
+            assert config.circuit is not None
+            zkey = plonk(config.circuit).zkey
+            prover = SnarkjsPlonkProver(c.wasm, zkey, timeout=config.timeout, worker=worker)
+        else:
+            prover = SnarkjsGroth16Prover(c.wasm, c.zkey, timeout=config.timeout, worker=worker)
+    elif config.prover == "enclave":
+        pass  # the Generator Image proves
     elif config.prover == "command":
         assert config.command is not None
         program = config.command[0]
@@ -149,6 +164,10 @@ def build_prover(market_id: int, config: MarketConfig, worker: SnarkjsWorker) ->
             config.url, timeout=config.timeout, public_signals=c.public_signals if c else None
         )
     solver = load_solver(config.solver) if config.solver else None
+
+    def client(url: str | None) -> EnclaveClient | None:
+        return EnclaveClient(url, timeout=config.timeout) if url else None
+
     return MarketProver(
         market_id,
         config,
@@ -156,19 +175,28 @@ def build_prover(market_id: int, config: MarketConfig, worker: SnarkjsWorker) ->
         inputs=c.inputs if c else None,
         public_signals=c.public_signals if c else None,
         solver=solver,
+        enclave=client(config.url) if config.prover == "enclave" else None,
+        pvs=client(config.proof_attestor),
+        ivs=client(config.input_attestor),
     )
 
 
 async def check_reachable(config: MarketConfig) -> None:
-    """An HTTP prover must answer (anything) at start: a typo in its URL is a config error,
-    not a slashed task later."""
-    if config.prover != "http" or config.url is None:
-        return
+    """An HTTP prover or enclave must answer (anything) at start: a typo in its URL is a
+    config error, not a slashed task later."""
+    urls = [config.proof_attestor, config.input_attestor]
+    if config.prover in ("http", "enclave"):
+        urls.append(config.url)
+    for url in filter(None, urls):
+        await _answers(config, url)
+
+
+async def _answers(config: MarketConfig, url: str) -> None:
     try:
         async with httpx.AsyncClient(timeout=5) as client:
-            await client.get(config.url)
+            await client.get(url)
     except httpx.HTTPError as exc:
         raise ConfigError(
-            f"the prover of market {config.market} at {config.url} is unreachable "
+            f"the prover or enclave of market {config.market} at {url} is unreachable "
             f"({type(exc).__name__}): start it or fix `url`"
         ) from None

@@ -111,8 +111,9 @@ class Submitter:
                 else:
                     units.append(("proof", [task]))
             elif task.phase == Phase.INVALID:
-                has_verifier = self.node.markets[task.market_id].input_verifier is not None
-                units.append(("invalid" if has_verifier else "discard", [task]))
+                # evidence: an enclave's attestation, kept where a ready proof would be
+                shown = task.proof or self.node.markets[task.market_id].input_verifier
+                units.append(("invalid" if shown else "discard", [task]))
             else:
                 units.append(("discard", [task]))
         for market_id, batch in batches.items():
@@ -153,7 +154,7 @@ class Submitter:
         if action == "proof":
             return functions.submit_proof(task_id, request, inputs, proof)
         if action == "invalid":
-            return functions.submit_invalid_inputs(task_id, request, inputs, b"")
+            return functions.submit_invalid_inputs(task_id, request, inputs, proof or b"")
         return functions.discard(task_id, request)
 
     # ---- sending

@@ -59,8 +59,10 @@ def create_app(matcher: Matcher) -> FastAPI:
             "address": matcher.account.address,
             "markets": list(matcher.config.markets) if matcher.config.markets else "all",
             "encryption_key": (
-                "0x" + matcher.encryption_key.public_bytes.hex() if matcher.encryption_key else None
+                "0x" + matcher.keeper.public_key.hex() if matcher.keeper is not None else None
             ),
+            # the Matching Engine enclave: read its key from the enclave registry
+            "enclave": matcher.keeper.enclave if matcher.keeper is not None else None,
             "head": matcher.head,
             "next_block": matcher.state.next_block,
             "lag_blocks": max(0, matcher.head - matcher.state.next_block + 1),

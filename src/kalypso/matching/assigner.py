@@ -16,7 +16,6 @@ from eth_utils import event_abi_to_log_topic
 
 from kalypso.chain.sender import PendingTx, SentTx
 from kalypso.contracts import artifact
-from kalypso.crypto import rewrap
 from kalypso.errors import ChainError, KalypsoError
 from kalypso.logs import get_logger
 from kalypso.matching import Match
@@ -176,10 +175,12 @@ class Assigner:
             secret = self.m.view.secrets.get(m.request_id)
             wrapped = b""
             if secret:
-                assert self.m.encryption_key is not None  # the book only holds ones it can open
+                assert self.m.keeper is not None  # the book only holds ones it can open
                 context = self.m.secret_context(m.request_id)
                 try:
-                    wrapped = rewrap(secret, self.m.encryption_key, m.encryption_key, context)
+                    wrapped = self.m.keeper.rewrap(
+                        context, m.request, secret, m.generator, m.encryption_key
+                    )
                 except KalypsoError as exc:
                     log.warning(
                         "cannot wrap to the generator", generator=m.generator, error=str(exc)

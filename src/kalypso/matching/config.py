@@ -22,8 +22,11 @@ rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
 # keystore = "matcher.json"              # encrypted key (password: KALYPSO_MATCHER_PASSWORD)
                                          # or the key itself in KALYPSO_MATCHER_KEY
 # state = "~/.kalypso/matcher/31337.sqlite"  # orderbook journal; default by chain id and shard
-# encryption_key = "matcher.x25519"      # from `kalypso key new`: private inputs are sealed to it;
-                                         # without one, private requests are never assigned
+# enclave_url = "http://127.0.0.1:7310"  # a Matching Engine enclave (`kalypso enclave matcher`):
+                                         # it holds the key private inputs are sealed to
+# encryption_key = "matcher.x25519"      # or a key file (`kalypso key new`): this process then
+                                         # reads every secret; without either, private requests
+                                         # are never assigned
 confirmations = 0                        # blocks to wait before trusting a log
 poll_interval = 0.5                      # seconds between looks at the chain
 batch_size = 32                          # assignments per transaction (contract max 32)
@@ -43,6 +46,7 @@ class MatcherConfig:
     keystore: Path | None = None
     state: Path | None = None
     encryption_key: Path | None = None
+    enclave_url: str | None = None
     confirmations: int = 0
     poll_interval: float = 0.5
     batch_size: int = MAX_BATCH
@@ -100,6 +104,8 @@ class MatcherConfig:
             raise ConfigError(f"{source}: priority_fee_percent must be 100 to 1000")
         if not 0 <= self.api_port < 65536:
             raise ConfigError(f"{source}: api_port must be a port number (0 turns the API off)")
+        if self.encryption_key is not None and self.enclave_url is not None:
+            raise ConfigError(f"{source}: give encryption_key or enclave_url, not both")
         if self.markets is not None and (not self.markets or min(self.markets) < 0):
             raise ConfigError(f"{source}: markets must be a non-empty list of market ids")
 

@@ -29,7 +29,7 @@ from web3 import AsyncWeb3
 
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender
 from kalypso.chain.rpc import retrying
-from kalypso.crypto import EncryptionKey, SecretContext, can_open
+from kalypso.crypto import EncryptionKey, SecretContext
 from kalypso.daemon import Stage, bind_deployment, sleep_or_stop, supervise
 from kalypso.deployment import Deployment
 from kalypso.errors import (
@@ -45,6 +45,7 @@ from kalypso.matching.assigner import Assigner
 from kalypso.matching.config import MatcherConfig
 from kalypso.matching.feed import ChainView
 from kalypso.matching.metrics import MatcherMetrics
+from kalypso.matching.secrets import EnclaveKeeper, LocalKeeper, SecretKeeper
 from kalypso.matching.store import Inflight, MatcherStore
 
 log = get_logger("kalypso.matcher")
@@ -73,9 +74,13 @@ class Matcher:
         self.w3 = w3
         self.store = store
         self.metrics = MatcherMetrics()
-        self.encryption_key = (
-            EncryptionKey.load(config.encryption_key) if config.encryption_key else None
-        )
+        self.keeper: SecretKeeper | None = None
+        if config.encryption_key is not None:
+            self.keeper = LocalKeeper(EncryptionKey.load(config.encryption_key))
+        elif config.enclave_url is not None:
+            self.keeper = EnclaveKeeper(config.enclave_url)
+        #: request id -> whether its secret opens (asked once per process)
+        self._openable: dict[bytes, bool] = {}
         self.view = self._fresh_view()
         self.follower = LogFollower(
             w3,
@@ -178,12 +183,21 @@ class Matcher:
 
     def can_decrypt(self, request_id: bytes, secret: bytes) -> bool:
         """Test-decrypt a private request: one the matcher cannot open is never assigned."""
-        if self.encryption_key is None:
+        if self.keeper is None:
             return False
-        if can_open(secret, self.encryption_key, self.secret_context(request_id)):
-            return True
-        log.warning("private request not sealed to this matcher", request_id=request_id)
-        return False
+        if request_id not in self._openable:
+            openable = self.keeper.can_open(self.secret_context(request_id), secret)
+            if not openable:
+                log.warning("private request not sealed to this matcher", request_id=request_id)
+            self._openable[request_id] = openable
+        return self._openable[request_id]
+
+    def _test_decrypt(self, events: list[DecodedEvent]) -> None:
+        """Ask before journaling a batch: an enclave that cannot answer now raises, and
+        the batch is followed again, instead of its requests being dropped."""
+        for event in events:
+            if event.name == "RequestCreated" and event["encrypted_secret"]:
+                self.can_decrypt(event["request_id"], event["encrypted_secret"])
 
     def _replay(self) -> None:
         self.view = self._fresh_view()
@@ -259,6 +273,7 @@ class Matcher:
             self.sender.resync()  # our transactions in the undone blocks are gone
             self.metrics.reorgs.inc()
         else:
+            self._test_decrypt(item.events)
             self.store.append(item, state)
             self.state = state
             self.assigner.followed(state.next_block)

@@ -22,6 +22,7 @@ class MatcherProcess(DaemonProcess):
         api_port: int,
         poll_interval: float = 0.2,
         encryption_key: Path | None = None,
+        enclave_url: str | None = None,
     ) -> None:
         self.config = workdir / "matcher.toml"
         self.config.write_text(
@@ -31,6 +32,7 @@ class MatcherProcess(DaemonProcess):
             f"poll_interval = {poll_interval}\n"
             f"api_port = {api_port}\n"
             + (f'encryption_key = "{encryption_key}"\n' if encryption_key else "")
+            + (f'enclave_url = "{enclave_url}"\n' if enclave_url else "")
         )
         super().__init__(
             "matcher",

@@ -26,9 +26,11 @@ class Proof(Protocol):
 
 @dataclass(frozen=True)
 class InvalidInputs:
-    """The inputs cannot be proven (no witness exists); `reason` says why."""
+    """The inputs cannot be proven (no witness exists); `reason` says why. `evidence` is
+    what `submit_invalid_inputs` shows for it (an enclave's attestation), if anything."""
 
     reason: str
+    evidence: bytes = b""
 
 
 @runtime_checkable

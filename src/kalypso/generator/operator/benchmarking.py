@@ -144,7 +144,7 @@ async def _prove(mid: int, config: MarketConfig, inputs: dict[str, Any], runs: i
         seconds = []
         for _ in range(runs):
             start = time.perf_counter()
-            result = await prover.prover.prove(inputs)
+            result = await prover.tasks.prover.prove(inputs)
             seconds.append(time.perf_counter() - start)
             if isinstance(result, InvalidInputs):
                 raise ConfigError(f"the sample inputs are not provable: {result.reason}")
