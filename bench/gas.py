@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,12 @@ from rich.console import Console
 from rich.table import Table
 from web3.types import TxReceipt
 
+from kalypso.circuits import plonk
 from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import SAMPLE_INPUT_LIMIT, TOKEN_UNIT
+from kalypso.contracts.web3tx import bind, send
 from kalypso.devnet import (
+    ATTESTED_MARKET,
     SAMPLE_MARKET,
     Anvil,
     DevnetSetup,
@@ -55,7 +58,9 @@ from kalypso.devnet import (
     deploy_devnet,
     dev_account,
 )
+from kalypso.enclave import DEV_AUTHORITY_KEY, Authority, Domain, EnclaveIdentity, TaskAttestation
 from kalypso.market import encode_signals
+from kalypso.market.attested import attested_proof, sample_image_ids
 from kalypso.market.mock import mock_proof
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
@@ -187,11 +192,12 @@ class Bench:
         signals: Sequence[int] = VALID_SIGNALS,
         proof_time: int = PROOF_TIME,
         expiry_in: int = EXPIRY_IN,
+        market_id: int | None = None,
     ) -> PostedRequest:
         """Create a request; its receipt holds the gas of create_request."""
         posted = self.client.create_request(
             requester,
-            self.market_id,
+            self.market_id if market_id is None else market_id,
             encode_signals(list(signals)),
             max_price=MAX_PRICE,
             proof_time=proof_time,
@@ -391,6 +397,48 @@ def slashes(bench: Bench, requester: LocalAccount, generator: LocalAccount) -> N
     bench.record("slash (first: new slasher, first miss)", cold, ref="slash")
 
 
+def enclaves(bench: Bench, requester: LocalAccount, generator: LocalAccount) -> None:
+    """The attested PLONK market: an Input and a Proof Verification enclave register (and
+    one refreshes), then a proof attested by the PVS and invalid inputs attested by the
+    IVS settle. The raw proof is the committed PLONK sample (768 bytes, 24 words)."""
+    deployment = bench.setup.deployment
+    market = deployment.markets[ATTESTED_MARKET]
+    registry = bind(bench.client.w3, "EnclaveRegistry", str(deployment.enclave_registry))
+    domain = Domain(deployment.chain_id, str(deployment.enclave_registry))
+    authority = Authority(DEV_AUTHORITY_KEY)
+    pvs_image, ivs_image = sample_image_ids("square_root")
+
+    def register(identity: EnclaveIdentity, image: bytes) -> int:
+        a = authority.attest(identity, image, "bench", domain, now_ms=bench.client.now() * 1000)
+        s = a.statement
+        call = registry.functions.register(
+            market, s.signing_key, s.encryption_key, s.image_id, s.timestamp_ms, a.signature
+        )
+        return gas_used(send(bench.client.w3, bench.owner, call))
+
+    pvs, ivs = EnclaveIdentity(), EnclaveIdentity()
+    bench.record("register enclave (first key)", register(pvs, pvs_image))
+    register(ivs, ivs_image)
+    bench.client.time_travel(60)
+    bench.record("register enclave (refresh)", register(pvs, pvs_image))
+
+    bench.client.join_market(generator, market, price=OFFER_PRICE, proof_time=OFFER_PROOF_TIME)
+    sample = plonk("square_root").sample_proof()
+    task = bench.new_request(requester, signals=sample.public_signals, market_id=market)
+    bench.assign(task, generator)
+    raw = sample.calldata()
+    verdict = TaskAttestation(market, task.id, generator.address, keccak(task.public_inputs))
+    signature = pvs.sign(domain, replace(verdict, proof_hash=keccak(raw)))
+    receipt = bench.client.submit_proof(generator, task, attested_proof(raw, signature))
+    bench.record("submit_proof (attested by the PVS)", gas_used(receipt), ref="submit_proof")
+
+    task = bench.new_request(requester, signals=(50, 10), market_id=market)
+    bench.assign(task, generator)
+    verdict = TaskAttestation(market, task.id, generator.address, keccak(task.public_inputs))
+    receipt = bench.client.submit_invalid_inputs(generator, task, ivs.sign(domain, verdict))
+    bench.record("submit_invalid_inputs (attested by the IVS)", gas_used(receipt))
+
+
 def escrow_withdraw(bench: Bench, account: LocalAccount) -> None:
     bench.record("withdraw (escrow)", gas_used(bench.client.withdraw(account, KAL)))
 
@@ -459,6 +507,7 @@ def measure(bench: Bench) -> None:
     batches(bench, requester, generators)
     invalid_inputs_and_discard(bench, requester, generators[1])
     slashes(bench, requester, generators[2])
+    enclaves(bench, requester, generators[3])
     escrow_withdraw(bench, requester)
     generator_exit(bench, leaving)
 

@@ -32,7 +32,7 @@ from kalypso.devnet import (
     dev_account,
     free_port,
 )
-from kalypso.enclave.process import EnclaveProcess, matching_engine_key
+from kalypso.enclave.process import devnet_enclaves, matching_engine_key
 from kalypso.errors import ChainError
 from kalypso.generator.process import GeneratorProcess
 from kalypso.market import RequestState, encode_signals, request_id
@@ -316,28 +316,8 @@ def main(console: Console | None = None) -> None:
                 f"chain {chain.url} (id {setup.deployment.chain_id}); "
                 f"marketplace {setup.deployment.marketplace}"
             )
-            markets = setup.deployment.markets
-
-            def enclave_process(image: str, operator: int, **kw: Any) -> EnclaveProcess:
-                return EnclaveProcess(
-                    workdir,
-                    image,
-                    rpc_url=chain.url,
-                    deployment=deployment,
-                    operator=dev_account(operator),  # anvil's 6-9: gas only, no role
-                    port=free_port(),
-                    **kw,
-                )
-
-            enclave = enclave_process("matcher", 6)
-            enclaves = [
-                enclave,
-                enclave_process(
-                    "generator", 7, market=markets["poseidon_preimage"], circuit="poseidon_preimage"
-                ),
-                enclave_process("pvs", 8, market=markets[ATTESTED_MARKET], circuit="square_root"),
-                enclave_process("ivs", 9, market=markets[ATTESTED_MARKET], circuit="square_root"),
-            ]
+            started = devnet_enclaves(workdir, chain.url, deployment, setup.deployment.markets)
+            enclave, enclaves = started["matcher"], list(started.values())
             matcher = MatcherProcess(
                 workdir,
                 rpc_url=chain.url,

@@ -112,7 +112,7 @@ def test_ctrl_c_stops_the_devnet_cleanly(devnet: tuple[str, Path, subprocess.Pop
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
     assert "devnet ready" in out and "devnet stopped" in out
-    assert "sealing key  0x" in out
+    assert "ME enclave   0x" in out
     assert "KALYPSO_RPC_URL" in out
     with pytest.raises(Exception):  # noqa: B017 — the chain is gone
         Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2})).eth.chain_id  # noqa: B018

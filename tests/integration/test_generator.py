@@ -77,8 +77,8 @@ class Daemons:
     def __init__(self, matcher: Matcher, node: GeneratorNode) -> None:
         self.matcher = matcher
         self.node = node
-        assert matcher.encryption_key is not None
-        self.matcher_key = matcher.encryption_key.public_bytes
+        assert matcher.keeper is not None
+        self.matcher_key = matcher.keeper.public_key
 
 
 async def run_until_ready(daemon: Any, stop: asyncio.Event) -> asyncio.Task[None]:

@@ -16,10 +16,10 @@ from web3 import Web3
 
 from kalypso.chain.rpc import sync_web3
 from kalypso.contracts.deploy import DeployParams, deploy_web3
-from kalypso.crypto import EncryptionKey
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
 from kalypso.devnet import Anvil, deploy_devnet, dev_keys
 from kalypso.enclave import DEV_AUTHORITY
+from kalypso.enclave.process import EnclaveProcess, devnet_enclaves
 from kalypso.errors import ChainError, ConfigError
 from kalypso.keys import load_account
 from kalypso.matching.process import MatcherProcess
@@ -53,18 +53,25 @@ def devnet(
     with console.status(f"starting anvil on port {port} and deploying…"):
         chain.start()
     engine: MatcherProcess | None = None
-    sealing_key = EncryptionKey.generate()
+    enclaves: dict[str, EnclaveProcess] = {}
+    workdir = Path(tempfile.mkdtemp(prefix="kalypso-devnet-"))
     try:
         setup = deploy_devnet(chain.web3(), unbonding_delay=unbonding_delay)
         if matcher:
-            workdir = Path(tempfile.mkdtemp(prefix="kalypso-devnet-"))
+            deployment_file = setup.deployment.save(workdir / "deployment.json")
+            enclaves = devnet_enclaves(
+                workdir, chain.url, deployment_file, setup.deployment.markets
+            )
+            for process in enclaves.values():
+                with console.status(f"starting the {process.name}…"):
+                    process.start()
             engine = MatcherProcess(
                 workdir,
                 rpc_url=chain.url,
-                deployment=setup.deployment.save(workdir / "deployment.json"),
+                deployment=deployment_file,
                 account=setup.matcher,
                 api_port=matcher_port,
-                encryption_key=sealing_key.save(workdir / "matcher.x25519"),
+                enclave_url=enclaves["matcher"].url,
             )
             with console.status("starting the matching engine…"):
                 engine.start()
@@ -80,8 +87,17 @@ def devnet(
         console.print(f"  matcher key  dev account 1 ({setup.matcher.address})")
         if engine is not None:
             console.print(f"  matcher      {engine.url} (log {engine.log})")
-            key = sealing_key.public_bytes.hex()
-            console.print(f"  sealing key  0x{key} (X25519: seal private inputs to it)")
+            me = enclaves["matcher"].signing_key
+            console.print(
+                f"  ME enclave   {me}: seal private inputs to the key the enclave registry "
+                "gives for it (matching_engine_key)"
+            )
+            for name, process in enclaves.items():
+                console.print(f"  enclave      {name} at {process.url}")
+            console.print(
+                "  [dim](dev enclaves are plain processes attested by a public dev key: "
+                "not confidential; see docs/trust-model.md)[/]"
+            )
         console.print(f"  deployment   {out}")
         console.print("\nFunded dev accounts (100,000 KAL each; public keys, devnet only):")
         for account in setup.funded:
@@ -98,14 +114,17 @@ def devnet(
             while not stopped.wait(0.5):
                 if chain.process and chain.process.poll() is not None:
                     raise ChainError(f"anvil exited with code {chain.process.returncode}")
-                if engine and engine.process and engine.process.poll() is not None:
-                    raise ChainError(f"the matcher exited: {engine.tail()}")
+                for daemon in [*enclaves.values(), *([engine] if engine else [])]:
+                    if daemon.process and daemon.process.poll() is not None:
+                        raise ChainError(f"the {daemon.name} exited: {daemon.tail()}")
         except KeyboardInterrupt:
             pass
     finally:
         if engine is not None:
             engine.stop()
-            shutil.rmtree(engine.workdir, ignore_errors=True)
+        for process in enclaves.values():
+            process.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
         chain.stop()
         console.print("devnet stopped")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 from eth_account.signers.local import LocalAccount
@@ -62,3 +63,33 @@ def matching_engine_key(w3: Web3, deployment: Deployment, enclave: str) -> bytes
     except ContractLogicError as exc:
         raise error_from_reason(reason_of(exc)) from None
     return bytes(key)
+
+
+def devnet_enclaves(
+    workdir: Path, rpc_url: str, deployment_path: Path, markets: dict[str, int]
+) -> dict[str, EnclaveProcess]:
+    """The devnet's four images, not started: the Matching Engine, the Generator Image of
+    poseidon_preimage, and the Proof and Input Verification Images of the PLONK market.
+    Anvil's accounts 6 to 9 pay their registrations (gas only, no other role)."""
+    from kalypso.devnet import ATTESTED_MARKET, dev_account, free_port
+
+    def process(image: str, operator: int, **kw: Any) -> EnclaveProcess:
+        return EnclaveProcess(
+            workdir,
+            image,
+            rpc_url=rpc_url,
+            deployment=deployment_path,
+            operator=dev_account(operator),
+            port=free_port(),
+            **kw,
+        )
+
+    attested = markets[ATTESTED_MARKET]
+    return {
+        "matcher": process("matcher", 6),
+        "generator": process(
+            "generator", 7, market=markets["poseidon_preimage"], circuit="poseidon_preimage"
+        ),
+        "pvs": process("pvs", 8, market=attested, circuit="square_root"),
+        "ivs": process("ivs", 9, market=attested, circuit="square_root"),
+    }
