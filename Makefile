@@ -49,6 +49,7 @@ bench: setup
 	$(PY) bench/provers.py
 	$(PY) bench/matching.py
 	$(PY) bench/crypto.py
+	$(PY) bench/enclave.py
 	$(PY) bench/e2e.py
 
 clean:
