@@ -22,6 +22,7 @@ from ethereum.ercs import IERC20
 from snekmate.auth import ownable
 from snekmate.auth import ownable_2step
 from .interfaces import IMarketDirectory
+from .interfaces import IEnclaveRegistry
 from .interfaces import IStakeVault
 
 initializes: ownable
@@ -305,7 +306,9 @@ def join_market(market_id: uint256, price: uint256, proof_time: uint256, compute
     @param price Price per proof, in the token's base unit.
     @param proof_time Seconds the caller promises per proof.
     @param compute_per_request Compute one task of this market takes.
-    @param encryption_key X25519 key private inputs are re-encrypted to.
+    @param encryption_key X25519 key private inputs are re-encrypted to;
+           in a market with a Generator Image, a registered key of that
+           image (or zero: no private tasks).
     """
     assert self._get(msg.sender).status == ACTIVE, "registry: not active"
     assert market_id < staticcall IMarketDirectory(self.marketplace).market_count(), "registry: unknown market"
@@ -563,6 +566,8 @@ def _set_offer(market_id: uint256, price: uint256, proof_time: uint256, compute_
     assert proof_time > 0 and proof_time <= MAX_PROOF_TIME, "registry: bad proof time"
     assert compute_per_request > 0, "registry: bad compute"
     assert compute_per_request <= self._get(msg.sender).declared_compute, "registry: compute above declared"
+    if encryption_key != empty(bytes32):
+        self._check_key(market_id, encryption_key)
     self._offer[msg.sender][market_id] = 1 | (price << 8) | (proof_time << 104) | (compute_per_request << 136)
     if self._offer_key[msg.sender][market_id] != encryption_key:
         self._offer_key[msg.sender][market_id] = encryption_key
@@ -575,6 +580,21 @@ def _set_offer(market_id: uint256, price: uint256, proof_time: uint256, compute_
         compute_per_request=compute_per_request,
         encryption_key=encryption_key,
     )
+
+
+@internal
+@view
+def _check_key(market_id: uint256, encryption_key: bytes32):
+    """
+    @dev Private inputs of a market with a Generator Image are re-wrapped
+         to the offer key: it must be a registered, unexpired key of that
+         image, or the generator's node would hold them in the clear.
+    """
+    image: bytes32 = staticcall IMarketDirectory(self.marketplace).market_image(market_id, 0)
+    if image == empty(bytes32):
+        return
+    enclaves: address = staticcall IMarketDirectory(self.marketplace).enclave_registry()
+    assert enclaves != empty(address) and staticcall IEnclaveRegistry(enclaves).is_enclave_key(encryption_key, market_id, image), "registry: key not of the generator image"
 
 
 @internal

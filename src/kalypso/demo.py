@@ -26,6 +26,7 @@ from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.crypto import EncryptionKey, SecretContext, seal
 from kalypso.devnet import (
     ATTESTED_MARKET,
+    ENCLAVE_MARKET,
     Anvil,
     DevnetSetup,
     deploy_devnet,
@@ -100,7 +101,7 @@ async def run_lifecycle(
     console: Console,
 ) -> None:
     markets = setup.deployment.markets
-    preimage_market, root_market = markets["poseidon_preimage"], markets["square_root"]
+    preimage_market, root_market = markets[ENCLAVE_MARKET], markets["square_root"]
     requester, lazy = dev_account(3), dev_account(4)
     n = Narrator(console, client)
     people: list[tuple[str, LocalAccount | str]] = [
@@ -141,7 +142,7 @@ async def run_lifecycle(
         f"itself from its config: {kal(g[3])} stake, {g[5]} units of compute"
     )
     n.detail(
-        f"it joined market {preimage_market} (poseidon_preimage, proven inside its Generator "
+        f"it joined market {preimage_market} ({ENCLAVE_MARKET}, proven inside its Generator "
         f"Image enclave) at 10 KAL, {root_market} (square_root) at 5 KAL and "
         f"{markets[ATTESTED_MARKET]} ({ATTESTED_MARKET}) at 6 KAL, proving within 60 s"
     )
@@ -167,9 +168,10 @@ async def run_lifecycle(
         "and bound to this request"
     )
     n.say(
-        "the matcher assigns it; its enclave checks the generator's key on-chain and "
-        "re-wraps the content key to it; the generator opens the preimage, proves it with "
-        "snarkjs and submits the proof"
+        "the matcher assigns it; its enclave checks on-chain that the generator's key is a "
+        "registered Generator Image key and re-wraps the content key to it; the generator "
+        "node hands the task to that enclave, which opens the preimage and proves it with "
+        "snarkjs; the node submits the proof"
     )
     wait_state(client, first, RequestState.FULFILLED)
     task = generator_task(generator, first)
@@ -336,7 +338,7 @@ def main(console: Console | None = None) -> None:
                 compute=8,
                 encryption_key=EncryptionKey.generate().save(workdir / "generator.x25519"),
                 markets={
-                    "poseidon_preimage": {
+                    ENCLAVE_MARKET: {
                         "price": 10 * TOKEN_UNIT,
                         "proof_time": 60,
                         "prover": "enclave",

@@ -158,6 +158,8 @@ SAMPLE_MARKET = "mock"
 SAMPLE_PENALTY = 100 * TOKEN_UNIT
 #: The square_root market whose PLONK proofs the Proof Verification Image attests.
 ATTESTED_MARKET = "square_root_plonk"
+#: The poseidon_preimage market proven only inside its Generator Image.
+ENCLAVE_MARKET = "poseidon_preimage_enclave"
 FUND_AMOUNT = 100_000 * TOKEN_UNIT
 
 
@@ -212,10 +214,14 @@ def create_circuit_markets(
 ) -> dict[str, Groth16Market]:
     """The sample circuits' markets, with real Groth16 verifiers.
 
-    poseidon_preimage: a private preimage, proven in the Generator Image (`kalypso enclave
-    generator`), which also attests invalid ones; square_root: public inputs can be
-    unprovable, decided by an on-chain verifier. The PLONK market of square_root
-    (`ATTESTED_MARKET`, created after these) is verified by the Proof Verification Image.
+    poseidon_preimage: a private preimage opened by the generator's own key; its creator
+    declares every input provable (a sealed preimage that does not match its hash is the
+    requester's mistake, handed back by the generator). square_root: public inputs can be
+    unprovable, decided by an on-chain verifier. poseidon_preimage_enclave
+    (`ENCLAVE_MARKET`): the same circuit, proven only inside its Generator Image (`kalypso
+    enclave generator`), which also attests invalid preimages. The PLONK market of
+    square_root (`ATTESTED_MARKET`, created after these) is verified by the Proof
+    Verification Image.
     """
     from kalypso.enclave.generator import GeneratorImage  # it imports the daemons' code
     from kalypso.enclave.images import ImageKind, image_id
@@ -229,7 +235,7 @@ def create_circuit_markets(
             circuit("poseidon_preimage"),
             name="poseidon_preimage",
             slashing_penalty=SAMPLE_PENALTY,
-            generator_image=generator_image,
+            all_inputs_provable=True,
         ),
         "square_root": create_groth16_market(
             client,
@@ -238,5 +244,13 @@ def create_circuit_markets(
             name="square_root",
             slashing_penalty=SAMPLE_PENALTY,
             input_verifier=input_verifier.address,
+        ),
+        ENCLAVE_MARKET: create_groth16_market(
+            client,
+            owner,
+            circuit("poseidon_preimage"),
+            name=ENCLAVE_MARKET,
+            slashing_penalty=SAMPLE_PENALTY,
+            generator_image=generator_image,
         ),
     }

@@ -253,6 +253,11 @@ REASONS: dict[str, _Rule] = {
     ),
     "registry: compute in use": (InvalidStateError, "live tasks use more compute; wait for them"),
     "registry: generator exiting": (IneligibleGeneratorError, "the generator requested exit"),
+    "registry: key not of the generator image": (
+        UnauthorizedError,
+        "this market's private inputs go only to its Generator Image: offer the key of a "
+        "registered enclave of that image (`kalypso enclave generator`), or a zero key",
+    ),
     "registry: marketplace already set": (InvalidStateError, "the marketplace is set once"),
     "registry: marketplace not a contract": (InvalidArgumentError, "deploy the marketplace first"),
     "registry: not active": (InvalidStateError, "register (again) first"),

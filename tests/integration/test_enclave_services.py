@@ -14,18 +14,21 @@ from fastapi.testclient import TestClient
 
 from kalypso.circuits import circuit, plonk
 from kalypso.contracts.deploy import TOKEN_UNIT
+from kalypso.contracts.web3tx import send
 from kalypso.crypto import EncryptionKey, SecretContext, open_with, seal
+from kalypso.daemon import jsonable
 from kalypso.devnet import dev_account
 from kalypso.enclave import DEV_AUTHORITY, Attestation, EnclaveStatement, check_attestation
+from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.matching_engine import MatchingEngineImage
 from kalypso.enclave.service import Enclave
 from kalypso.enclave.verdicts import InputVerificationImage, ProofVerificationImage
-from kalypso.errors import ProofRejectedError
+from kalypso.errors import ProofRejectedError, UnauthorizedError
 from kalypso.market import RequestState, encode_signals, request_id
 from kalypso.market.attested import attested_proof, create_plonk_market, split_attested_proof
 from kalypso.provers.plonk import PlonkProof, SnarkjsPlonkProver
 from kalypso.provers.snarkjs import SnarkjsWorker
-from tests.integration.world import MOCK, POSEIDON, SQUARE_ROOT, World
+from tests.integration.world import ENCLAVE_POSEIDON, MOCK, SQUARE_ROOT, World
 
 PRICE = 5 * TOKEN_UNIT
 
@@ -180,17 +183,7 @@ def sealed(world: World, key: bytes, market: int, salt: bytes) -> tuple[Any, ...
         "request_id": "0x" + rid.hex(),
         "envelope": "0x" + envelope.hex(),
     }
-    r = posted.request
-    fields = {
-        "market_id": r.market_id,
-        "requester": r.requester,
-        "refund_address": r.refund_address,
-        "max_price": r.max_price,
-        "proof_time": r.proof_time,
-        "expiry": r.expiry,
-        "inputs_hash": "0x" + r.inputs_hash.hex(),
-        "secret_hash": "0x" + r.secret_hash.hex(),
-    }
+    fields = jsonable(posted.request)  # as the matcher sends them
     return envelope, context, base, fields
 
 
@@ -202,10 +195,9 @@ def test_the_matching_engine_rewraps_only_to_the_requests_generator(
     key = bytes(registry.matching_engine_key(enclave.identity.address).call())  # from the chain
     generator, generator_key = dev_account(2), EncryptionKey.generate()
     world.generator(generator, {})
-    for market in (MOCK, POSEIDON):  # POSEIDON has a Generator Image; MOCK has none
-        world.client.join_market(
-            generator, market, price=PRICE, proof_time=60, encryption_key=generator_key.public_bytes
-        )
+    world.client.join_market(
+        generator, MOCK, price=PRICE, proof_time=60, encryption_key=generator_key.public_bytes
+    )
     envelope, context, base, fields = sealed(world, key, MOCK, b"\x07" * 32)
     assert http.post("/can_open", json=base).json() == {"ok": True}
     mine = {"recipient": "0x" + generator_key.public_bytes.hex(), "generator": generator.address}
@@ -220,7 +212,25 @@ def test_the_matching_engine_rewraps_only_to_the_requests_generator(
     wrapped = bytes.fromhex(answer.json()["key_envelope"][2:])
     assert json.loads(open_with(envelope, wrapped, generator_key, context)) == {"preimage": 42}
 
-    # a market with a Generator Image: a plain key is not that image's registered key
-    _, _, base, fields = sealed(world, key, POSEIDON, b"\x08" * 32)
-    refused = http.post("/rewrap", json={**base, "request": fields, **mine})
+    # a market with a Generator Image: a plain key cannot even be offered, and a Generator
+    # Image key stops counting once the market's creator revokes the image
+    with pytest.raises(UnauthorizedError, match="generator image"):
+        world.client.join_market(
+            generator,
+            ENCLAVE_POSEIDON,
+            price=PRICE,
+            proof_time=60,
+            encryption_key=generator_key.public_bytes,
+        )
+    image, _ = serve(world, GeneratorImage("poseidon_preimage", SnarkjsWorker()), ENCLAVE_POSEIDON)
+    image_key = image.identity.encryption.public_bytes
+    world.client.join_market(
+        generator, ENCLAVE_POSEIDON, price=PRICE, proof_time=60, encryption_key=image_key
+    )
+    _, _, base, fields = sealed(world, key, ENCLAVE_POSEIDON, b"\x08" * 32)
+    theirs = {**base, "request": fields, "generator": generator.address}
+    theirs["recipient"] = "0x" + image_key.hex()
+    assert http.post("/rewrap", json=theirs).status_code == 200
+    send(world.w3, world.setup.owner, registry.revoke_image(ENCLAVE_POSEIDON, image.image_id))
+    refused = http.post("/rewrap", json=theirs)
     assert refused.status_code == 422 and "Generator Image" in refused.text

@@ -21,7 +21,7 @@ from kalypso.market.events import marketplace_decoder
 from kalypso.matching.config import MatcherConfig
 
 KALYPSO = [sys.executable, "-m", "kalypso.cli"]
-MOCK, POSEIDON, SQUARE_ROOT = 0, 1, 2
+MOCK, POSEIDON, SQUARE_ROOT, ENCLAVE_POSEIDON = 0, 1, 2, 3
 
 
 def rpc(w3: Web3, method: str, *params: Any) -> Any:

@@ -466,3 +466,30 @@ def test_attested_proofs_do_not_batch(
         items.append((rid, req.as_tuple(), inputs, attested(pvs, kal, rid, req, generator)[:256]))
     with boa.reverts("enclaves: no batches, submit one by one"):
         kal.market.submit_proofs(items, sender=generator)
+
+
+# ------------------------------------------------------ generator offer keys
+
+
+def test_a_private_markets_offer_key_must_be_its_generator_images(kal: Kal, market: int) -> None:
+    who = boa.env.generate_address("private-generator")
+    kal.fund(who)
+    kal.registry.register(who, 4, 500 * UNIT, sender=who)
+    join = kal.registry.join_market
+    with boa.reverts("registry: key not of the generator image"):
+        join(market, PRICE, 600, 1, os.urandom(32), sender=who)
+    ivs = register(kal, market, IVS_IMAGE)
+    with boa.reverts("registry: key not of the generator image"):
+        join(market, PRICE, 600, 1, ivs.encryption.public_bytes, sender=who)
+    enclave = register(kal, market, GEN_IMAGE)
+    join(market, PRICE, 600, 1, enclave.encryption.public_bytes, sender=who)
+    with boa.reverts("registry: key not of the generator image"):
+        kal.registry.update_offer(market, PRICE, 600, 1, os.urandom(32), sender=who)
+    kal.registry.update_offer(market, PRICE, 600, 1, b"\x00" * 32, sender=who)  # no private tasks
+
+
+def test_any_key_in_a_market_without_a_generator_image(kal: Kal, market_id: int) -> None:
+    who = boa.env.generate_address("public-generator")
+    kal.fund(who)
+    kal.registry.register(who, 4, 500 * UNIT, sender=who)
+    kal.registry.join_market(market_id, PRICE, 600, 1, os.urandom(32), sender=who)

@@ -14,13 +14,11 @@ from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 
-from kalypso.chain.rpc import sync_web3
 from kalypso.circuits import Circuit, circuit, load_schema, sample_ptau, sha256_file
 from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.deployment import Deployment, default_path
-from kalypso.errors import ChainError, ConfigError
+from kalypso.errors import ConfigError
 from kalypso.keys import load_account
 from kalypso.market.audit import AuditFiles, audit_market, require_files
 from kalypso.market.groth16 import NO_IMAGE, ZERO_ADDRESS, create_groth16_market
@@ -47,18 +45,6 @@ VkeyPath = Annotated[Path | None, typer.Option(help="Verification key (snarkjs J
 WasmPath = Annotated[Path | None, typer.Option(help="Witness generator (.wasm).")]
 R1csPath = Annotated[Path | None, typer.Option(help="Constraint system (.r1cs).")]
 PtauPath = Annotated[Path | None, typer.Option(help="Powers-of-tau transcript (.ptau).")]
-
-
-def connect(rpc_url: str, deployment: Path | None) -> MarketplaceClient:
-    w3 = sync_web3(rpc_url)
-    try:
-        chain_id = w3.eth.chain_id
-    except Exception as exc:
-        raise ChainError(f"cannot reach {rpc_url}: {exc}") from None
-    d = Deployment.load(deployment or default_path(chain_id))
-    if d.chain_id != chain_id:
-        raise ConfigError(f"the deployment file is for chain {d.chain_id}, {rpc_url} is {chain_id}")
-    return MarketplaceClient(w3, d)
 
 
 def _file(path: Path, what: str) -> Path:
@@ -187,7 +173,7 @@ def create(
     if input_verifier is not None and not Web3.is_address(input_verifier):
         raise ConfigError(f"--input-verifier {input_verifier!r} is not an address")
     account = load_account(private_key, keystore)
-    client = connect(rpc_url, deployment)
+    client = MarketplaceClient.connect(rpc_url, deployment)
 
     with console.status("checking the verification key against the zkey…"):
         vkey_json = c.vkey_json()
@@ -258,7 +244,7 @@ def audit(
         path = getattr(files, kind)
         if path is not None:
             _file(path, kind)
-    client = connect(rpc_url, deployment)
+    client = MarketplaceClient.connect(rpc_url, deployment)
     with console.status(f"auditing market {market_id}…"):
         checks = audit_market(client, market_id, files)
     table = Table(title=f"market {market_id}")

@@ -9,14 +9,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import RPCEndpoint, TxReceipt
 
+from kalypso.chain.rpc import sync_web3
 from kalypso.contracts.web3tx import bind, send
-from kalypso.deployment import Deployment
+from kalypso.deployment import Deployment, default_path
+from kalypso.errors import ChainError, ConfigError
 from kalypso.market import MarketParams, Request, TaskState, request_id
 
 MAX_UINT = 2**256 - 1
@@ -41,6 +44,23 @@ class MarketplaceClient:
         self.token = bind(w3, "Token", deployment.token)
         self.registry = bind(w3, "GeneratorRegistry", deployment.registry)
         self.marketplace = bind(w3, "ProofMarketplace", deployment.marketplace)
+
+    @classmethod
+    def connect(cls, rpc_url: str, deployment: Path | None = None) -> MarketplaceClient:
+        """The chain at `rpc_url` and its deployment file (by chain id unless given),
+        checked to belong together."""
+        w3 = sync_web3(rpc_url)
+        try:
+            chain_id = w3.eth.chain_id
+        except Exception as exc:
+            raise ChainError(f"cannot reach {rpc_url}: {exc}") from None
+        found = Deployment.load(deployment or default_path(chain_id))
+        if found.chain_id != chain_id:
+            raise ConfigError(
+                f"the deployment file is for chain {found.chain_id}, "
+                f"but {rpc_url} is chain {chain_id}"
+            )
+        return cls(w3, found)
 
     # ---- chain
 

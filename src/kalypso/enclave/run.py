@@ -8,14 +8,13 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from kalypso.chain.rpc import sync_web3
 from kalypso.circuits import circuit, plonk
-from kalypso.deployment import Deployment, default_path
+from kalypso.contracts.client import MarketplaceClient
 from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.matching_engine import MatchingEngineImage
 from kalypso.enclave.service import Enclave, Image
 from kalypso.enclave.verdicts import InputVerificationImage, ProofVerificationImage
-from kalypso.errors import ChainError, ConfigError
+from kalypso.errors import ConfigError
 from kalypso.logs import get_logger
 from kalypso.provers.snarkjs import SnarkjsWorker
 
@@ -42,13 +41,8 @@ def open_enclave(
     operator: LocalAccount,
     market_id: int | None,
 ) -> Enclave:
-    w3 = sync_web3(rpc_url)
-    try:
-        chain_id = w3.eth.chain_id
-    except Exception as exc:
-        raise ChainError(f"cannot reach {rpc_url}: {exc}") from None
-    deployment = Deployment.load(deployment_path or default_path(chain_id))
-    return Enclave.dev(image, w3, deployment, operator, market_id=market_id)
+    client = MarketplaceClient.connect(rpc_url, deployment_path)
+    return Enclave.dev(image, client.w3, client.deployment, operator, market_id=market_id)
 
 
 async def serve(enclave: Enclave, host: str, port: int, worker: SnarkjsWorker) -> None:

@@ -8,28 +8,15 @@ from typing import Any
 
 from eth_utils import keccak
 
-from kalypso.chain.rpc import sync_web3
 from kalypso.contracts.client import MarketplaceClient
-from kalypso.deployment import Deployment, default_path
-from kalypso.errors import ChainError, ConfigError
+from kalypso.errors import ConfigError
 from kalypso.generator.config import GeneratorConfig
 from kalypso.market.audit import OnChainMarket
 
 
 def connect(settings: GeneratorConfig) -> MarketplaceClient:
     """The config's chain and deployment, checked to belong together."""
-    w3 = sync_web3(settings.rpc_url)
-    try:
-        chain_id = w3.eth.chain_id
-    except Exception as exc:
-        raise ChainError(f"cannot reach {settings.rpc_url}: {exc}") from None
-    deployment = Deployment.load(settings.deployment or default_path(chain_id))
-    if deployment.chain_id != chain_id:
-        raise ConfigError(
-            f"the deployment file is for chain {deployment.chain_id}, "
-            f"but {settings.rpc_url} is chain {chain_id}"
-        )
-    return MarketplaceClient(w3, deployment)
+    return MarketplaceClient.connect(settings.rpc_url, settings.deployment)
 
 
 def market_id(client: MarketplaceClient, market: str) -> int:
