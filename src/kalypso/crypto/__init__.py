@@ -9,7 +9,7 @@ from kalypso.crypto.envelope import (
     rewrap,
     seal,
 )
-from kalypso.crypto.keys import EncryptionKey, is_usable_public_key
+from kalypso.crypto.keys import EncryptionKey, is_usable_public_key, load_ring, rotate
 
 __all__ = [
     "MAX_PLAINTEXT",
@@ -17,8 +17,10 @@ __all__ = [
     "SecretContext",
     "can_open",
     "is_usable_public_key",
+    "load_ring",
     "open_sealed",
     "open_with",
     "rewrap",
+    "rotate",
     "seal",
 ]

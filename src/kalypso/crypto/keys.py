@@ -70,6 +70,48 @@ class EncryptionKey:
             raise ConfigError(f"{path} is not an X25519 private key (64 hex digits)") from None
 
 
+def retired_paths(path: Path) -> list[Path]:
+    """The keys `rotate` retired from `path`, newest first: `path.1`, `path.2`, …"""
+    found = []
+    index = 1
+    while (candidate := path.with_name(f"{path.name}.{index}")).exists():
+        found.append(candidate)
+        index += 1
+    return found
+
+
+def load_ring(path: Path) -> list[EncryptionKey]:
+    """The key at `path` and the ones it replaced, newest first: envelopes sealed before
+    a rotation still open with the retired keys."""
+    return [EncryptionKey.load(p) for p in (path, *retired_paths(path))]
+
+
+def rotate(path: Path, *, keep: int = 3) -> EncryptionKey:
+    """Replace the key at `path` with a new one, keeping the last `keep` retired keys
+    beside it (`path.1` the newest) for what was sealed to them; older ones are deleted.
+
+    The new key is written in full before anything moves; the old one is renamed to
+    `path.1` and the new one into place right after, so a crash leaves at most a stray
+    `.new` file, never a lost key."""
+    if keep < 1:
+        raise ConfigError("keep at least one retired key: requests sealed to it are live")
+    EncryptionKey.load(path)  # refuse to rotate what is not a readable key
+    fresh = EncryptionKey.generate()
+    staged = fresh.save(path.with_name(f"{path.name}.new"), overwrite=True)
+
+    def numbered(index: int) -> Path:
+        return path.with_name(f"{path.name}.{index}")
+
+    retired = retired_paths(path)
+    for old in retired[keep - 1 :]:
+        old.unlink()
+    for index in range(min(len(retired), keep - 1), 0, -1):
+        os.replace(numbered(index), numbered(index + 1))
+    os.replace(path, numbered(1))
+    os.replace(staged, path)
+    return fresh
+
+
 def is_usable_public_key(key: bytes) -> bool:
     """Whether `key` is an X25519 public key a secret can be wrapped to (not low-order)."""
     if len(key) != 32:

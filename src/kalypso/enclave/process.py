@@ -12,8 +12,12 @@ from web3.exceptions import ContractLogicError
 
 from kalypso.contracts.web3tx import bind, reason_of
 from kalypso.deployment import Deployment
+from kalypso.enclave.authority import DEV_AUTHORITY
 from kalypso.errors import ChainError, error_from_reason
+from kalypso.logs import get_logger
 from kalypso.process import DaemonProcess
+
+log = get_logger("kalypso.enclave")
 
 
 class EnclaveProcess(DaemonProcess):
@@ -62,6 +66,12 @@ def matching_engine_key(w3: Web3, deployment: Deployment, enclave: str) -> bytes
         key = registry.functions.matching_engine_key(Web3.to_checksum_address(enclave)).call()
     except ContractLogicError as exc:
         raise error_from_reason(reason_of(exc)) from None
+    if registry.functions.authority().call() == DEV_AUTHORITY:
+        log.warning(
+            "the matching engine's key is attested only by the public dev authority: "
+            "anyone could have registered it, so sealed inputs are not confidential here",
+            enclave=enclave,
+        )
     return bytes(key)
 
 

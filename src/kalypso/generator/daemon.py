@@ -34,7 +34,7 @@ from web3.exceptions import ContractLogicError
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, find_request
 from kalypso.chain.rpc import retrying
 from kalypso.contracts import artifact
-from kalypso.crypto import EncryptionKey, SecretContext, open_with
+from kalypso.crypto import EncryptionKey, SecretContext, load_ring, open_with
 from kalypso.daemon import Binding, Stage, bind_deployment, sleep_or_stop, supervise
 from kalypso.errors import (
     ChainError,
@@ -93,7 +93,7 @@ class GeneratorNode:
         resolved: dict[int, tuple[MarketConfig, MarketTerms]],
         provers: dict[int, MarketProver],
         worker: SnarkjsWorker,
-        encryption_key: EncryptionKey | None,
+        encryption_keys: list[EncryptionKey],
     ) -> None:
         self.config = config
         self.binding = binding
@@ -107,7 +107,10 @@ class GeneratorNode:
         self.markets = {market_id: terms for market_id, (_, terms) in resolved.items()}
         self.provers = provers
         self.worker = worker
-        self.encryption_key = encryption_key
+        #: the offer key first, then the ones `kalypso key rotate` retired (tasks assigned
+        #: before a rotation were wrapped to them)
+        self.encryption_keys = encryption_keys
+        self.encryption_key = encryption_keys[0] if encryption_keys else None
         self.metrics = GeneratorMetrics()
         self.sender = TxSender(self.w3, account, SenderPolicy(poll_interval=config.poll_interval))
         self.follower = LogFollower(
@@ -155,7 +158,7 @@ class GeneratorNode:
             }
             for market, _ in resolved.values():
                 await check_reachable(market)
-            key = EncryptionKey.load(config.encryption_key) if config.encryption_key else None
+            keys = load_ring(config.encryption_key) if config.encryption_key else []
             deployment = binding.deployment
             deploy_block = await binding.w3.eth.get_block(deployment.deploy_block)
             identity = {
@@ -171,7 +174,7 @@ class GeneratorNode:
             await worker.close()
             await binding.close()
             raise
-        return cls(config, binding, account, journal, resolved, provers, worker, key)
+        return cls(config, binding, account, journal, resolved, provers, worker, keys)
 
     async def close(self) -> None:
         for prover in self.provers.values():
@@ -471,12 +474,11 @@ class GeneratorNode:
             reason = "a private task, but the node has no encryption_key"
         else:
             context = SecretContext(self.deployment.chain_id, self.deployment.marketplace, task.id)
-            try:
-                return open_with(
-                    task.encrypted_secret, task.generator_secret, self.encryption_key, context
-                )
-            except DecryptionError as exc:
-                reason = f"cannot open its private inputs: {exc}"
+            for key in self.encryption_keys:
+                try:
+                    return open_with(task.encrypted_secret, task.generator_secret, key, context)
+                except DecryptionError as exc:
+                    reason = f"cannot open its private inputs: {exc}"
         log.error("handing a private task back", task_id=task.tag, reason=reason)
         self.journal.move(task.id, Phase.DISCARDING, error=reason)
         return None

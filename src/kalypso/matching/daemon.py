@@ -29,7 +29,7 @@ from web3 import AsyncWeb3
 
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender
 from kalypso.chain.rpc import retrying
-from kalypso.crypto import EncryptionKey, SecretContext
+from kalypso.crypto import SecretContext, load_ring
 from kalypso.daemon import Stage, bind_deployment, sleep_or_stop, supervise
 from kalypso.deployment import Deployment
 from kalypso.errors import (
@@ -76,7 +76,7 @@ class Matcher:
         self.metrics = MatcherMetrics()
         self.keeper: SecretKeeper | None = None
         if config.encryption_key is not None:
-            self.keeper = LocalKeeper(EncryptionKey.load(config.encryption_key))
+            self.keeper = LocalKeeper(load_ring(config.encryption_key))
         elif config.enclave_url is not None:
             self.keeper = EnclaveKeeper(config.enclave_url)
         #: request id -> whether its secret opens (asked once per process)

@@ -49,14 +49,22 @@ class SecretKeeper(Protocol):
 
 
 class LocalKeeper:
+    """A key file and the keys it replaced (`kalypso key rotate`): requests are sealed to
+    the newest, and those sealed before a rotation still open with a retired one."""
+
     enclave: str | None = None
 
-    def __init__(self, key: EncryptionKey) -> None:
-        self.key = key
-        self.public_key = key.public_bytes
+    def __init__(self, keys: list[EncryptionKey]) -> None:
+        if not keys:
+            raise ConfigError("a local keeper needs a key")
+        self.keys = keys
+        self.public_key = keys[0].public_bytes
+
+    def _opening(self, context: SecretContext, envelope: bytes) -> EncryptionKey | None:
+        return next((k for k in self.keys if can_open(envelope, k, context)), None)
 
     def can_open(self, context: SecretContext, envelope: bytes) -> bool:
-        return can_open(envelope, self.key, context)
+        return self._opening(context, envelope) is not None
 
     def rewrap(
         self,
@@ -66,7 +74,10 @@ class LocalKeeper:
         generator: str,
         recipient: bytes,
     ) -> bytes:
-        return rewrap(envelope, self.key, recipient, context)
+        key = self._opening(context, envelope)
+        if key is None:
+            raise DecryptionError("the envelope opens with none of the matcher's keys")
+        return rewrap(envelope, key, recipient, context)
 
 
 class EnclaveKeeper:
