@@ -97,7 +97,12 @@ class Assigner:
         await asyncio.gather(*(self._send_batch(batch) for batch in batches))
 
     async def _send_batch(self, matches: list[Match]) -> None:
-        items = self._items(matches)
+        epoch = self._epoch
+        try:
+            items = await self._items(matches)
+        except ChainError as exc:  # the enclave is unreachable: not the generators' fault
+            self._failed(matches, exc, epoch)
+            raise
         matches = [m for m in matches if m.request_id in items]
         if not matches:
             return
@@ -106,7 +111,6 @@ class Assigner:
         async def record(tx: SentTx) -> None:
             self.m.store.record_sent(tx, ids)
 
-        epoch = self._epoch
         try:
             call = self.m.marketplace.functions.assign_batch(list(items.values()))
             pending = await self.m.sender.submit(
@@ -164,12 +168,13 @@ class Assigner:
             self.m.view.book.assignment_failed([m.request_id for m in matches])
         log.warning("assignment transaction failed", count=len(matches), error=str(exc))
 
-    def _items(self, matches: list[Match]) -> dict[bytes, tuple[Any, ...]]:
+    async def _items(self, matches: list[Match]) -> dict[bytes, tuple[Any, ...]]:
         """The `assign_batch` items, by request id. A private request carries the key
         envelope that lets the chosen generator open its secret (the content key
         re-wrapped to the generator's key for this market; the secret itself is never
         decrypted here). A match whose generator key cannot take a wrap goes back to the
-        book, not offered to that generator again, instead of failing the batch."""
+        book, not offered to that generator again, instead of failing the batch. The
+        re-wrap runs in a thread: an enclave answers over HTTP and reads the chain."""
         items: dict[bytes, tuple[Any, ...]] = {}
         for m in matches:
             secret = self.m.view.secrets.get(m.request_id)
@@ -178,9 +183,16 @@ class Assigner:
                 assert self.m.keeper is not None  # the book only holds ones it can open
                 context = self.m.secret_context(m.request_id)
                 try:
-                    wrapped = self.m.keeper.rewrap(
-                        context, m.request, secret, m.generator, m.encryption_key
+                    wrapped = await asyncio.to_thread(
+                        self.m.keeper.rewrap,
+                        context,
+                        m.request,
+                        secret,
+                        m.generator,
+                        m.encryption_key,
                     )
+                except ChainError:
+                    raise
                 except KalypsoError as exc:
                     log.warning(
                         "cannot wrap to the generator", generator=m.generator, error=str(exc)
