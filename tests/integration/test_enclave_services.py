@@ -13,6 +13,7 @@ from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
 from kalypso.circuits import circuit, plonk
+from kalypso.contracts.client import PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.contracts.web3tx import send
 from kalypso.crypto import EncryptionKey, SecretContext, open_with, seal
@@ -21,7 +22,7 @@ from kalypso.devnet import dev_account
 from kalypso.enclave import DEV_AUTHORITY, Attestation, EnclaveStatement, check_attestation
 from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.matching_engine import MatchingEngineImage
-from kalypso.enclave.service import Enclave
+from kalypso.enclave.service import Enclave, request_from_json
 from kalypso.enclave.verdicts import InputVerificationImage, ProofVerificationImage
 from kalypso.errors import ProofRejectedError, UnauthorizedError
 from kalypso.market import RequestState, encode_signals, request_id
@@ -152,6 +153,9 @@ def test_unprovable_public_inputs_are_claimed_with_the_ivs(world: World, market:
     assert http.post("/check", json=task_json(world, fine, generator.address)).json() == {
         "invalid": False
     }
+    for bad in (-1, 2**256, 1.5, True, "3"):  # untrusted numbers: a clear 400, nothing signed
+        body = task_json(world, fine, generator.address) | {"market_id": bad}
+        assert http.post("/check", json=body).status_code == 400, bad
     posted = assigned(world, market, generator, 50)
     answer = http.post("/check", json=task_json(world, posted, generator.address)).json()
     assert answer["invalid"] and "not a perfect square" in answer["reason"]
@@ -200,6 +204,11 @@ def test_the_matching_engine_rewraps_only_to_the_requests_generator(
     )
     envelope, context, base, fields = sealed(world, key, MOCK, b"\x07" * 32)
     assert http.post("/can_open", json=base).json() == {"ok": True}
+    # a valid key wrap over a broken body: no generator could open it, so it is refused
+    broken = envelope[:-1] + bytes([envelope[-1] ^ 1])
+    assert http.post("/can_open", json={**base, "envelope": "0x" + broken.hex()}).json() == {
+        "ok": False
+    }
     mine = {"recipient": "0x" + generator_key.public_bytes.hex(), "generator": generator.address}
     ask = {**base, "request": fields, **mine}
 
@@ -207,6 +216,8 @@ def test_the_matching_engine_rewraps_only_to_the_requests_generator(
     assert http.post("/rewrap", json=stranger).status_code == 422
     lied = http.post("/rewrap", json={**ask, "request": {**fields, "market_id": SQUARE_ROOT}})
     assert lied.status_code == 422 and "committed" in lied.text
+    low_order = {**ask, "recipient": "0x" + bytes(32).hex()}
+    assert http.post("/rewrap", json=low_order).status_code == 422
     answer = http.post("/rewrap", json=ask)
     assert answer.status_code == 200, answer.text
     wrapped = bytes.fromhex(answer.json()["key_envelope"][2:])
@@ -234,3 +245,14 @@ def test_the_matching_engine_rewraps_only_to_the_requests_generator(
     send(world.w3, world.setup.owner, registry.revoke_image(ENCLAVE_POSEIDON, image.image_id))
     refused = http.post("/rewrap", json=theirs)
     assert refused.status_code == 422 and "Generator Image" in refused.text
+
+    # a cancelled request is never re-wrapped again
+    _, _, base, fields = sealed(world, key, MOCK, b"\x09" * 32)
+    cancelled = {**base, "request": fields, **mine}
+    assert http.post("/rewrap", json=cancelled).status_code == 200
+    posted_again = PostedRequest(
+        bytes.fromhex(base["request_id"][2:]), request_from_json(fields), b"", None
+    )
+    world.client.cancel(dev_account(5), posted_again)
+    refused = http.post("/rewrap", json=cancelled)
+    assert refused.status_code == 422 and "not open" in refused.text

@@ -6,6 +6,7 @@ from kalypso.crypto.envelope import (
     can_open,
     open_sealed,
     open_with,
+    opens_to_signals,
     rewrap,
     seal,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "load_ring",
     "open_sealed",
     "open_with",
+    "opens_to_signals",
     "rewrap",
     "rotate",
     "seal",

@@ -23,6 +23,7 @@ requester's wrap, "kalypso/v1/rewrap" for the matcher's), so one cannot pass for
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -109,6 +110,18 @@ def can_open(envelope: bytes, key: EncryptionKey, context: SecretContext) -> boo
     except DecryptionError:
         return False
     return True
+
+
+def opens_to_signals(envelope: bytes, key: EncryptionKey, context: SecretContext) -> bool:
+    """The matching engine's admission test of a private request: the whole envelope
+    decrypts and holds a JSON object (of private signals, DESIGN §8). Checking only the
+    content key would let a requester seal a valid key over a broken body, which no
+    generator could open: it would be handed back or slashed, to the requester's gain."""
+    try:
+        value = json.loads(open_sealed(envelope, key, context))
+    except (DecryptionError, ValueError):  # also UnicodeDecodeError
+        return False
+    return isinstance(value, dict)
 
 
 def open_sealed(envelope: bytes, key: EncryptionKey, context: SecretContext) -> bytes:

@@ -15,8 +15,10 @@ that opens is the requester's.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from eth_utils import keccak
 from fastapi import FastAPI, HTTPException
 from fastapi import Request as HttpRequest
 from web3 import Web3
@@ -32,6 +34,8 @@ from kalypso.errors import DecryptionError, KalypsoError
 from kalypso.provers import InvalidInputs
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
 from kalypso.provers.tasks import CircuitTasks
+
+NO_SECRET = keccak(b"")
 
 
 class GeneratorImage:
@@ -68,7 +72,8 @@ class GeneratorImage:
             except (KeyError, TypeError, ValueError) as exc:
                 detail = f"give request, encrypted_secret, key_envelope: {exc}"
                 raise HTTPException(400, detail) from None
-            committed = bytes(marketplace.functions.request_hash(task.task_id).call())
+            call = marketplace.functions.request_hash(task.task_id).call
+            committed = bytes(await asyncio.to_thread(call))
             if (
                 committed != request.commitment()
                 or request.market_id != task.market_id
@@ -76,21 +81,23 @@ class GeneratorImage:
                 or request.secret_hash != Web3.keccak(sealed)
             ):
                 raise HTTPException(422, "the task is not the one committed on-chain")
-            context = SecretContext(deployment.chain_id, deployment.marketplace, task.task_id)
-            try:
-                secret = open_with(sealed, key_envelope, enclave.identity.encryption, context)
-            except DecryptionError:
-                raise HTTPException(422, "the secret does not open with this enclave") from None
+            secret = None  # a public task of this market
+            if request.secret_hash != NO_SECRET:
+                context = SecretContext(deployment.chain_id, deployment.marketplace, task.task_id)
+                try:
+                    secret = open_with(sealed, key_envelope, enclave.identity.encryption, context)
+                except DecryptionError:
+                    raise HTTPException(422, "the secret does not open with this enclave") from None
             try:
                 result = await self.tasks.prove(task.public_inputs, secret)
             except KalypsoError as exc:
                 raise HTTPException(503, f"the prover failed: {exc}") from None
             if isinstance(result, InvalidInputs):
                 signature = enclave.sign(task.verdict())
-                # The reason names no private value (witness errors cite templates).
+                # Witness errors can quote input values: none leaves the enclave.
                 return {
                     "invalid": True,
-                    "reason": result.reason,
+                    "reason": "no proof exists for these inputs (checked inside the enclave)",
                     "signature": "0x" + signature.hex(),
                 }
             return {"invalid": False, "proof": "0x" + result.calldata().hex()}

@@ -21,8 +21,8 @@ from eth_utils import keccak
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 #: The packages an enclave image runs (relative to `kalypso/`); their files are measured.
-MEASURED_PACKAGES = ("enclave", "crypto", "provers", "circuits")
-_MEASURED_SUFFIXES = (".py", ".cjs")
+MEASURED_PACKAGES = ("enclave", "crypto", "provers", "circuits", "market", "contracts")
+_MEASURED_SUFFIXES = (".py", ".cjs", ".json")
 
 
 class ImageKind(StrEnum):

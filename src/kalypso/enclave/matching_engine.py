@@ -5,33 +5,37 @@ and requesters read it from there (`EnclaveRegistry.matching_engine_key`), never
 an endpoint. The matcher daemon outside the enclave never holds the key; it asks:
 
 - `POST /can_open` {chain_id, marketplace, request_id, envelope} → {"ok": bool}: the
-  envelope is sealed to this enclave for that request (only the content key is
-  unwrapped; the secret stays encrypted);
+  envelope is sealed to this enclave for that request and opens to a JSON object of
+  private signals (so no request whose secret no generator could open is assigned);
 - `POST /rewrap` {..., request, generator, recipient} → {"key_envelope": hex}: the
   content key re-wrapped to `recipient`. The enclave checks on-chain that `request`
   (its fields, as in `RequestCreated`) is what the marketplace committed for that id
   and carries this envelope, that `recipient` is `generator`'s current offer key in the
   request's market, and, in a market with a Generator Image, a registered key of that
-  image. So a compromised matcher cannot have a secret re-wrapped to a key of its own
-  choosing: at most to a generator of the request's own market.
+  image, while the request is open. So a compromised matcher cannot have a secret
+  re-wrapped to a key of its own choosing: at most to a generator of the request's own
+  market (in a Generator Image market, to that image's enclaves only).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
-from fastapi import Request as HttpRequest
+from fastapi import Body, FastAPI, HTTPException
 from web3 import Web3
 
 from kalypso.contracts.web3tx import bind
-from kalypso.crypto import SecretContext, can_open, rewrap
+from kalypso.crypto import SecretContext, opens_to_signals, rewrap
 from kalypso.enclave.images import ImageKind
-from kalypso.enclave.service import Enclave, _hex, request_from_json
-from kalypso.enclave.verdicts import _json
-from kalypso.errors import DecryptionError
+from kalypso.enclave.service import Enclave, _hex, _uint, request_from_json
+from kalypso.errors import DecryptionError, KalypsoError
+from kalypso.market import RequestState
 
 GENERATOR_IMAGE_KIND = 0
+OPEN = int(RequestState.OPEN)
+#: routes are plain functions: FastAPI runs them in its thread pool, so the chain reads
+#: they make never block the event loop
+BODY = Body()
 
 
 class MatchingEngineImage:
@@ -47,7 +51,7 @@ class MatchingEngineImage:
         def context(body: dict[str, Any]) -> tuple[SecretContext, bytes]:
             try:
                 ctx = SecretContext(
-                    int(body["chain_id"]),
+                    _uint(body["chain_id"]),
                     Web3.to_checksum_address(body["marketplace"]),
                     _hex(body["request_id"], 32),
                 )
@@ -63,13 +67,12 @@ class MatchingEngineImage:
             return ctx, envelope
 
         @app.post("/can_open")
-        async def can_open_route(request: HttpRequest) -> dict[str, Any]:
-            ctx, envelope = context(await _json(request))
-            return {"ok": can_open(envelope, enclave.identity.encryption, ctx)}
+        def can_open_route(body: dict[str, Any] = BODY) -> dict[str, Any]:
+            ctx, envelope = context(body)
+            return {"ok": opens_to_signals(envelope, enclave.identity.encryption, ctx)}
 
         @app.post("/rewrap")
-        async def rewrap_route(request: HttpRequest) -> dict[str, Any]:
-            body = await _json(request)
+        def rewrap_route(body: dict[str, Any] = BODY) -> dict[str, Any]:
             ctx, envelope = context(body)
             try:
                 request_fields = request_from_json(body["request"])
@@ -82,6 +85,12 @@ class MatchingEngineImage:
                 request_fields.secret_hash != Web3.keccak(envelope)
             ):
                 raise HTTPException(422, "the request is not the one committed on-chain")
+            state = marketplace.functions.request_state(ctx.request_id).call()[0]
+            if (
+                state != OPEN
+                or request_fields.expiry < enclave.w3.eth.get_block("latest")["timestamp"]
+            ):
+                raise HTTPException(422, "the request is not open for assignment")
             market_id = request_fields.market_id
             offer = registry.functions.offers(generator, market_id).call()
             if not offer[0] or bytes(offer[4]) != recipient:
@@ -104,4 +113,6 @@ class MatchingEngineImage:
                 wrapped = rewrap(envelope, enclave.identity.encryption, recipient, ctx)
             except DecryptionError:
                 raise HTTPException(422, "the envelope is not sealed to this enclave") from None
+            except KalypsoError as exc:  # a low-order recipient key
+                raise HTTPException(422, f"cannot wrap to the recipient: {exc}") from None
             return {"key_envelope": "0x" + wrapped.hex()}

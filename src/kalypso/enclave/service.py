@@ -70,7 +70,7 @@ class Task:
     def from_json(cls, body: Mapping[str, Any]) -> Task:
         try:
             return cls(
-                int(body["market_id"]),
+                _uint(body["market_id"]),
                 _hex(body["task_id"], 32),
                 Web3.to_checksum_address(body["generator"]),
                 _hex(body["public_inputs"]),
@@ -91,8 +91,17 @@ class Task:
         )
 
 
+def _uint(value: Any) -> int:
+    """A uint256 from untrusted JSON: an integer (not a bool, a float or a string)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**256:
+        raise ValueError(f"not a uint256: {value!r}")
+    return value
+
+
 def _hex(value: Any, size: int | None = None) -> bytes:
-    raw = bytes.fromhex(str(value).removeprefix("0x"))
+    if not isinstance(value, str):
+        raise ValueError(f"not a hex string: {value!r}")
+    raw = bytes.fromhex(value.removeprefix("0x"))
     if size is not None and len(raw) != size:
         raise ValueError(f"expected {size} bytes, got {len(raw)}")
     return raw
@@ -101,12 +110,12 @@ def _hex(value: Any, size: int | None = None) -> bytes:
 def request_from_json(fields: Any) -> Request:
     """A request's committed fields from JSON (`jsonable(request)`)."""
     return Request(
-        int(fields["market_id"]),
+        _uint(fields["market_id"]),
         Web3.to_checksum_address(fields["requester"]),
         Web3.to_checksum_address(fields["refund_address"]),
-        int(fields["max_price"]),
-        int(fields["proof_time"]),
-        int(fields["expiry"]),
+        _uint(fields["max_price"]),
+        _uint(fields["proof_time"]),
+        _uint(fields["expiry"]),
         _hex(fields["inputs_hash"], 32),
         _hex(fields["secret_hash"], 32),
     )

@@ -111,6 +111,8 @@ class GeneratorNode:
         #: before a rotation were wrapped to them)
         self.encryption_keys = encryption_keys
         self.encryption_key = encryption_keys[0] if encryption_keys else None
+        #: the Generator Image keys last offered, by market
+        self.enclave_keys: dict[int, bytes | None] = {}
         self.metrics = GeneratorMetrics()
         self.sender = TxSender(self.w3, account, SenderPolicy(poll_interval=config.poll_interval))
         self.follower = LogFollower(
@@ -196,8 +198,16 @@ class GeneratorNode:
     async def set_offers(self, *, joined: bool) -> None:
         count = int(await self.marketplace.functions.market_count().call())
         key = self.encryption_key.public_bytes if self.encryption_key else None
-        keys = {m: key for m in self.resolved} | await self._enclave_keys()
+        self.enclave_keys = await self._enclave_keys()
+        keys = {m: key for m in self.resolved} | self.enclave_keys
         await self._onboarding().offers(self.resolved, count, keys, joined=joined)
+
+    async def _follow_enclave_keys(self) -> None:
+        """A restarted Generator Image has new keys: offer the new one at once, or every
+        private task would be wrapped to a key no enclave holds any more."""
+        if self.enclave_keys and await self._enclave_keys() != self.enclave_keys:
+            log.warning("a Generator Image has a new key; updating the offers")
+            await self.set_offers(joined=not self.journal.paused)
 
     async def _enclave_keys(self) -> dict[int, bytes | None]:
         """A market proven in a Generator Image takes the enclave's key as the offer key:
@@ -523,4 +533,8 @@ class GeneratorNode:
                     wei=balance,
                 )
             self.metrics.update(self.journal)
+            try:
+                await self._follow_enclave_keys()
+            except ProverError as exc:
+                log.warning("a Generator Image does not answer", error=str(exc))
             await sleep_or_stop(stop, WATCH_INTERVAL)

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import httpx
 
-from kalypso.crypto import EncryptionKey, SecretContext, can_open, rewrap
+from kalypso.crypto import EncryptionKey, SecretContext, opens_to_signals, rewrap
 from kalypso.daemon import jsonable
 from kalypso.errors import ChainError, ConfigError, DecryptionError
 from kalypso.market import Request
@@ -61,7 +61,7 @@ class LocalKeeper:
         self.public_key = keys[0].public_bytes
 
     def _opening(self, context: SecretContext, envelope: bytes) -> EncryptionKey | None:
-        return next((k for k in self.keys if can_open(envelope, k, context)), None)
+        return next((k for k in self.keys if opens_to_signals(envelope, k, context)), None)
 
     def can_open(self, context: SecretContext, envelope: bytes) -> bool:
         return self._opening(context, envelope) is not None
