@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from kalypso.daemon import jsonable
+from kalypso.enclave.service import hex_bytes
 from kalypso.errors import ProverError
 from kalypso.market import Request
 from kalypso.market.attested import attested_proof
@@ -36,8 +37,8 @@ class EnclaveClient:
         }
         answer = await self._call("POST", "/prove", body)
         if answer["invalid"]:
-            return InvalidInputs(str(answer["reason"]), _bytes(answer["signature"]))
-        return BytesProof(_bytes(answer["proof"]), bytes.fromhex(task["public_inputs"][2:]))
+            return InvalidInputs(str(answer["reason"]), hex_bytes(answer["signature"]))
+        return BytesProof(hex_bytes(answer["proof"]), bytes.fromhex(task["public_inputs"][2:]))
 
     async def attest_proof(self, task: dict[str, Any], proof: bytes) -> BytesProof | None:
         """The attested proof bytes, or None when the enclave finds the proof invalid."""
@@ -46,7 +47,7 @@ class EnclaveClient:
         except _Refused:
             return None
         inputs = bytes.fromhex(task["public_inputs"][2:])
-        return BytesProof(attested_proof(proof, _bytes(answer["signature"])), inputs)
+        return BytesProof(attested_proof(proof, hex_bytes(answer["signature"])), inputs)
 
     async def attest_invalid(self, task: dict[str, Any], reason: str) -> InvalidInputs | None:
         """An Input Verification Image's verdict with its attestation, or None when it
@@ -54,7 +55,9 @@ class EnclaveClient:
         answer = await self._call("POST", "/check", task)
         if not answer["invalid"]:
             return None
-        return InvalidInputs(f"{reason}; attested: {answer['reason']}", _bytes(answer["signature"]))
+        return InvalidInputs(
+            f"{reason}; attested: {answer['reason']}", hex_bytes(answer["signature"])
+        )
 
     async def _call(self, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
         try:
@@ -74,7 +77,3 @@ class EnclaveClient:
 
 class _Refused(ProverError):
     """The enclave would not sign (a 422)."""
-
-
-def _bytes(value: Any) -> bytes:
-    return bytes.fromhex(str(value).removeprefix("0x"))

@@ -28,8 +28,8 @@ from kalypso.circuits.solvers import SOLVERS
 from kalypso.contracts.web3tx import bind
 from kalypso.crypto import SecretContext, open_with
 from kalypso.enclave.images import ImageKind
-from kalypso.enclave.service import Enclave, Task, _hex, request_from_json
-from kalypso.enclave.verdicts import _json
+from kalypso.enclave.service import Enclave, Task, hex_bytes, request_from_json
+from kalypso.enclave.verdicts import json_body
 from kalypso.errors import DecryptionError, KalypsoError
 from kalypso.provers import InvalidInputs
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
@@ -64,11 +64,14 @@ class GeneratorImage:
 
         @app.post("/prove")
         async def prove(http: HttpRequest) -> dict[str, Any]:
-            body = await _json(http)
+            body = await json_body(http)
             task = Task.from_json(body)
             try:
                 request = request_from_json(body["request"])
-                sealed, key_envelope = _hex(body["encrypted_secret"]), _hex(body["key_envelope"])
+                sealed, key_envelope = (
+                    hex_bytes(body["encrypted_secret"]),
+                    hex_bytes(body["key_envelope"]),
+                )
             except (KeyError, TypeError, ValueError) as exc:
                 detail = f"give request, encrypted_secret, key_envelope: {exc}"
                 raise HTTPException(400, detail) from None

@@ -27,7 +27,7 @@ from web3 import Web3
 from kalypso.contracts.web3tx import bind
 from kalypso.crypto import SecretContext, opens_to_signals, rewrap
 from kalypso.enclave.images import ImageKind
-from kalypso.enclave.service import Enclave, _hex, _uint, request_from_json
+from kalypso.enclave.service import Enclave, hex_bytes, request_from_json, uint256
 from kalypso.errors import DecryptionError, KalypsoError
 from kalypso.market import RequestState
 
@@ -51,11 +51,11 @@ class MatchingEngineImage:
         def context(body: dict[str, Any]) -> tuple[SecretContext, bytes]:
             try:
                 ctx = SecretContext(
-                    _uint(body["chain_id"]),
+                    uint256(body["chain_id"]),
                     Web3.to_checksum_address(body["marketplace"]),
-                    _hex(body["request_id"], 32),
+                    hex_bytes(body["request_id"], 32),
                 )
-                envelope = _hex(body["envelope"])
+                envelope = hex_bytes(body["envelope"])
             except (KeyError, TypeError, ValueError) as exc:
                 detail = f"give chain_id, marketplace, request_id, envelope: {exc}"
                 raise HTTPException(400, detail) from None
@@ -77,7 +77,7 @@ class MatchingEngineImage:
             try:
                 request_fields = request_from_json(body["request"])
                 generator = Web3.to_checksum_address(body["generator"])
-                recipient = _hex(body["recipient"], 32)
+                recipient = hex_bytes(body["recipient"], 32)
             except (KeyError, TypeError, ValueError) as exc:
                 raise HTTPException(400, f"give request, generator, recipient: {exc}") from None
             committed = bytes(marketplace.functions.request_hash(ctx.request_id).call())

@@ -70,10 +70,10 @@ class Task:
     def from_json(cls, body: Mapping[str, Any]) -> Task:
         try:
             return cls(
-                _uint(body["market_id"]),
-                _hex(body["task_id"], 32),
+                uint256(body["market_id"]),
+                hex_bytes(body["task_id"], 32),
                 Web3.to_checksum_address(body["generator"]),
-                _hex(body["public_inputs"]),
+                hex_bytes(body["public_inputs"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise HTTPException(
@@ -91,14 +91,14 @@ class Task:
         )
 
 
-def _uint(value: Any) -> int:
+def uint256(value: Any) -> int:
     """A uint256 from untrusted JSON: an integer (not a bool, a float or a string)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**256:
         raise ValueError(f"not a uint256: {value!r}")
     return value
 
 
-def _hex(value: Any, size: int | None = None) -> bytes:
+def hex_bytes(value: Any, size: int | None = None) -> bytes:
     if not isinstance(value, str):
         raise ValueError(f"not a hex string: {value!r}")
     raw = bytes.fromhex(value.removeprefix("0x"))
@@ -110,14 +110,14 @@ def _hex(value: Any, size: int | None = None) -> bytes:
 def request_from_json(fields: Any) -> Request:
     """A request's committed fields from JSON (`jsonable(request)`)."""
     return Request(
-        _uint(fields["market_id"]),
+        uint256(fields["market_id"]),
         Web3.to_checksum_address(fields["requester"]),
         Web3.to_checksum_address(fields["refund_address"]),
-        _uint(fields["max_price"]),
-        _uint(fields["proof_time"]),
-        _uint(fields["expiry"]),
-        _hex(fields["inputs_hash"], 32),
-        _hex(fields["secret_hash"], 32),
+        uint256(fields["max_price"]),
+        uint256(fields["proof_time"]),
+        uint256(fields["expiry"]),
+        hex_bytes(fields["inputs_hash"], 32),
+        hex_bytes(fields["secret_hash"], 32),
     )
 
 

@@ -22,7 +22,7 @@ from fastapi import Request as HttpRequest
 
 from kalypso.circuits import solvers
 from kalypso.enclave.images import ImageKind
-from kalypso.enclave.service import Enclave, Task, _hex
+from kalypso.enclave.service import Enclave, Task, hex_bytes
 from kalypso.errors import ConfigError, KalypsoError
 from kalypso.market import decode_signals
 from kalypso.provers import InvalidInputs
@@ -71,10 +71,10 @@ class ProofVerificationImage:
     def routes(self, app: FastAPI, enclave: Enclave) -> None:
         @app.post("/verify")
         async def verify(request: HttpRequest) -> dict[str, Any]:
-            body = await _json(request)
+            body = await json_body(request)
             task = Task.from_json(body)
             try:
-                proof = _hex(body["proof"])
+                proof = hex_bytes(body["proof"])
             except (KeyError, ValueError):
                 raise HTTPException(400, "give the proof bytes as hex") from None
             try:
@@ -115,7 +115,7 @@ class InputVerificationImage:
     def routes(self, app: FastAPI, enclave: Enclave) -> None:
         @app.post("/check")
         async def check(request: HttpRequest) -> dict[str, Any]:
-            task = Task.from_json(await _json(request))
+            task = Task.from_json(await json_body(request))
             reason = self.reason_invalid(task.public_inputs)
             if reason is None:
                 return {"invalid": False}
@@ -128,7 +128,7 @@ class InputVerificationImage:
             }
 
 
-async def _json(request: HttpRequest) -> dict[str, Any]:
+async def json_body(request: HttpRequest) -> dict[str, Any]:
     try:
         body = await request.json()
     except ValueError:
