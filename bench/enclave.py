@@ -5,8 +5,8 @@ Setup: the devnet (anvil, automine) with its four images as their own processes
 requests (the preimage sealed to the Matching Engine enclave's key, read from the
 registry) this process times, as the daemons would call them:
 
-- the matcher's two questions to its enclave: `/can_open` and `/rewrap` (which reads the
-  request's commitment and the generator's offer from the chain);
+- the matcher's two questions to its enclave, through the matcher's own `EnclaveKeeper`:
+  `/can_open` and `/rewrap` (which reads the request and the generator's offer on-chain);
 - proving inside the Generator Image (`/prove`: commitment check, open, prove) against
   proving the same inputs with `SnarkjsGroth16Prover` in this process (the node's own
   path): their difference is what the enclave adds to a private task;
@@ -44,6 +44,7 @@ from kalypso.daemon import jsonable
 from kalypso.devnet import ATTESTED_MARKET, ENCLAVE_MARKET, Anvil, deploy_devnet, dev_account
 from kalypso.enclave.process import devnet_enclaves, matching_engine_key
 from kalypso.market import encode_signals, request_id
+from kalypso.matching.secrets import EnclaveKeeper
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover
 
 RESULTS = Path(__file__).resolve().parent / "results" / "enclave.json"
@@ -87,6 +88,7 @@ def measure(requests: int, e2e_p50: float) -> dict[str, Any]:
             http = httpx.Client(timeout=60)
             url = {name: p.url for name, p in enclaves.items()}
             me_key = matching_engine_key(w3, deployment, enclaves["matcher"].signing_key)
+            keeper = EnclaveKeeper(url["matcher"])
             image_key = bytes.fromhex(
                 http.get(url["generator"] + "/attestation").json()["encryption_key"][2:]
             )
@@ -122,22 +124,15 @@ def measure(requests: int, e2e_p50: float) -> dict[str, Any]:
                     encrypted_secret=sealed,
                     salt=salt,
                 )
-                base = {
-                    "chain_id": deployment.chain_id,
-                    "marketplace": deployment.marketplace,
-                    "request_id": "0x" + rid.hex(),
-                    "envelope": "0x" + sealed.hex(),
-                }
-                answer, t = timed(lambda b=base: http.post(url["matcher"] + "/can_open", json=b))
-                assert answer.json()["ok"], answer.text
+                # exactly the matcher's calls (its EnclaveKeeper), timed here
+                opens, t = timed(lambda c=context, e=sealed: keeper.can_open(c, e))
+                assert opens
                 times["can_open"].append(t)
-                ask = base | {
-                    "request": jsonable(posted.request),
-                    "generator": generator.address,
-                    "recipient": "0x" + image_key.hex(),
-                }
-                answer, t = timed(lambda a=ask: http.post(url["matcher"] + "/rewrap", json=a))
-                assert answer.status_code == 200, answer.text
+                wrapped, t = timed(
+                    lambda c=context, p=posted, e=sealed: keeper.rewrap(
+                        c, p.request, e, generator.address, image_key
+                    )
+                )
                 times["rewrap"].append(t)
                 task = {
                     "market_id": markets[ENCLAVE_MARKET],
@@ -146,7 +141,7 @@ def measure(requests: int, e2e_p50: float) -> dict[str, Any]:
                     "public_inputs": "0x" + posted.public_inputs.hex(),
                     "request": jsonable(posted.request),
                     "encrypted_secret": "0x" + sealed.hex(),
-                    "key_envelope": answer.json()["key_envelope"],
+                    "key_envelope": "0x" + wrapped.hex(),
                 }
                 answer, t = timed(lambda b=task: http.post(url["generator"] + "/prove", json=b))
                 assert answer.status_code == 200 and not answer.json()["invalid"], answer.text
