@@ -17,10 +17,16 @@ def format_amount(base: int, decimals: int = 18, symbol: str = "KAL") -> str:
 
 
 def parse_amount(text: str | int, decimals: int = 18, symbol: str = "KAL") -> int:
-    """`"1.5 KAL"` or `"1.5"` (token units) → base units; an int is already base units."""
+    """`"1.5 KAL"` or `"1.5"` (token units) → base units; an int, or text ending in
+    `base` (`"1500 base"`), is already base units."""
     if isinstance(text, int) and not isinstance(text, bool):
         return text
     raw = str(text).strip()
+    if raw.lower().endswith("base"):
+        digits = raw[:-4].strip().replace(",", "").replace("_", "")
+        if not digits.isdigit():
+            raise ConfigError(f"not a number of base units: {text!r}")
+        return int(digits)
     if raw.upper().endswith(symbol.upper()):
         raw = raw[: -len(symbol)].strip()
     with localcontext() as exact:

@@ -25,9 +25,9 @@ from web3 import AsyncWeb3
 
 from kalypso.chain import connect
 from kalypso.contracts import artifact
-from kalypso.deployment import DEVNET_CHAIN_ID, Deployment, default_path
+from kalypso.deployment import CONTRACTS_VERSION, DEVNET_CHAIN_ID, Deployment, default_path
 from kalypso.devnet import dev_keys
-from kalypso.errors import ConfigError, KalypsoError
+from kalypso.errors import ConfigError, DeploymentError, KalypsoError
 from kalypso.logs import get_logger
 
 RESTART_PAUSE = 2.0
@@ -51,16 +51,21 @@ class Binding:
 
 
 async def bind_deployment(
-    rpc_url: str, deployment_path: Any, account: LocalAccount, *, role: str
+    rpc_url: str, deployment_path: Any, account: LocalAccount | None, *, role: str
 ) -> Binding:
-    """Connect to `rpc_url` and load the deployment (by chain id unless a path is given).
+    """Connect to `rpc_url` and load the deployment (by chain id unless a path is given),
+    checked to hold the marketplace's code at the version this package speaks.
 
     Refuses the public development keys on any chain but the devnet's.
     """
     w3 = await connect(rpc_url)
     try:
         chain_id = await w3.eth.chain_id
-        if chain_id != DEVNET_CHAIN_ID and account.key.hex().removeprefix("0x") in dev_keys():
+        if (
+            chain_id != DEVNET_CHAIN_ID
+            and account is not None
+            and account.key.hex().removeprefix("0x") in dev_keys()
+        ):
             raise ConfigError(
                 f"refusing a public development key on chain {chain_id}: "
                 f"give the {role} its own key"
@@ -86,6 +91,12 @@ async def bind_deployment(
             raise ConfigError(
                 f"no contract at the marketplace address {deployment.marketplace} on chain "
                 f"{chain_id}: the deployment file is stale (redeploy or fix the path)"
+            )
+        version = await marketplace.functions.VERSION().call()
+        if version != CONTRACTS_VERSION:
+            raise DeploymentError(
+                f"the marketplace at {deployment.marketplace} runs contracts {version}; this "
+                f"kalypso speaks {CONTRACTS_VERSION}: upgrade kalypso or use its deployment"
             )
     except BaseException:
         await w3.provider.disconnect()

@@ -23,7 +23,7 @@ from rich.table import Table
 from kalypso.circuits import circuit, plonk
 from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.crypto import EncryptionKey, SecretContext, seal
+from kalypso.crypto import SecretContext, seal
 from kalypso.devnet import (
     ATTESTED_MARKET,
     ENCLAVE_MARKET,
@@ -35,7 +35,7 @@ from kalypso.devnet import (
 )
 from kalypso.enclave.process import devnet_enclaves, matching_engine_key
 from kalypso.errors import ChainError
-from kalypso.generator.process import GeneratorProcess
+from kalypso.generator.process import GeneratorProcess, devnet_generator
 from kalypso.market import RequestState, encode_signals, request_id
 from kalypso.market.attested import split_attested_proof
 from kalypso.matching.process import MatcherProcess
@@ -328,38 +328,13 @@ def main(console: Console | None = None) -> None:
                 api_port=free_port(),
                 enclave_url=enclave.url,
             )
-            generator = GeneratorProcess(
+            generator = devnet_generator(
                 workdir,
-                rpc_url=chain.url,
-                deployment=deployment,
+                chain.url,
+                deployment,
+                {name: process.url for name, process in started.items()},
                 account=dev_account(2),
                 api_port=free_port(),
-                stake=1_000 * TOKEN_UNIT,
-                compute=8,
-                encryption_key=EncryptionKey.generate().save(workdir / "generator.x25519"),
-                markets={
-                    ENCLAVE_MARKET: {
-                        "price": 10 * TOKEN_UNIT,
-                        "proof_time": 60,
-                        "prover": "enclave",
-                        "url": enclaves[1].url,
-                    },
-                    "square_root": {
-                        "price": 5 * TOKEN_UNIT,
-                        "proof_time": 60,
-                        "circuit": "square_root",
-                        "solver": "square_root",
-                    },
-                    ATTESTED_MARKET: {
-                        "price": 6 * TOKEN_UNIT,
-                        "proof_time": 60,
-                        "circuit": "square_root",
-                        "solver": "square_root",
-                        "proof_system": "plonk",
-                        "proof_attestor": enclaves[2].url,
-                        "input_attestor": enclaves[3].url,
-                    },
-                },
             )
             try:
                 for process in enclaves:

@@ -7,12 +7,14 @@ import sys
 import typer
 from rich.console import Console
 
-from kalypso.cli import chain, enclave, generator, keys, market, matcher
+from kalypso.cli import account, chain, enclave, generator, init, keys, market, matcher, request
 from kalypso.errors import KalypsoError
 
 app = typer.Typer(
     name="kalypso",
-    help="Kalypso: an open, decentralized marketplace for zero-knowledge proofs.",
+    help="Kalypso: an open, decentralized marketplace for zero-knowledge proofs.\n\n"
+    "Exit codes: 0 done, 1 error, 2 bad usage, 3 `request wait` timed out, 4 the request "
+    "ended without a proof.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -20,7 +22,12 @@ app = typer.Typer(
 app.command("devnet")(chain.devnet)
 app.command("deploy")(chain.deploy)
 app.command("demo")(chain.demo)
+app.command("init")(init.init)
 app.add_typer(market.app, name="market")
+app.command("balance")(account.balance)
+app.command("deposit")(account.deposit)
+app.command("withdraw")(account.withdraw)
+app.add_typer(request.app, name="request")
 app.command("matcher")(matcher.matcher)
 app.add_typer(generator.app, name="generator")
 app.add_typer(keys.app, name="key")

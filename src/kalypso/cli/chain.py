@@ -17,12 +17,14 @@ from web3 import Web3
 from kalypso.chain.rpc import sync_web3
 from kalypso.contracts.deploy import DeployParams, deploy_web3
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
-from kalypso.devnet import Anvil, deploy_devnet, dev_keys
+from kalypso.devnet import Anvil, deploy_devnet, dev_account, dev_keys
 from kalypso.enclave import DEV_AUTHORITY
 from kalypso.enclave.process import EnclaveProcess, devnet_enclaves
 from kalypso.errors import ChainError, ConfigError
+from kalypso.generator.process import GeneratorProcess, devnet_generator
 from kalypso.keys import load_account
 from kalypso.matching.process import MatcherProcess
+from kalypso.process import DaemonProcess
 
 console = Console(soft_wrap=True)  # paste-ready lines must never be wrapped
 
@@ -40,19 +42,27 @@ def devnet(
     ] = None,
     unbonding_delay: Annotated[int, typer.Option(help="Generator unbonding delay, seconds.")] = 600,
     matcher: Annotated[
-        bool, typer.Option(help="Also run the matching engine (dev account 1) beside the chain.")
+        bool,
+        typer.Option(
+            help="Also run the enclaves, the matching engine (dev account 1) and a generator "
+            "node (dev account 2) beside the chain."
+        ),
     ] = True,
     matcher_port: Annotated[int, typer.Option(help="Port of the matcher's HTTP API.")] = 7300,
+    generator_port: Annotated[int, typer.Option(help="Port of the generator's HTTP API.")] = 7400,
 ) -> None:
-    """Start a local chain (anvil) with Kalypso, sample markets, a matcher and funded accounts.
+    """Start a local chain (anvil) with Kalypso, the sample markets, a matcher, a generator
+    and funded accounts.
 
-    Runs until Ctrl-C. The printed KALYPSO_* lines can be pasted into a shell.
+    Runs until Ctrl-C. The printed KALYPSO_* lines can be pasted into a shell; then
+    `kalypso request create poseidon_preimage --input preimage=7 --max-price 20` gets a proof.
     """
     out = deployment or default_path(DEVNET_CHAIN_ID)
     chain = Anvil(port, block_time=block_time or None)
     with console.status(f"starting anvil on port {port} and deploying…"):
         chain.start()
     engine: MatcherProcess | None = None
+    prover: GeneratorProcess | None = None
     enclaves: dict[str, EnclaveProcess] = {}
     workdir = Path(tempfile.mkdtemp(prefix="kalypso-devnet-"))
     try:
@@ -75,6 +85,16 @@ def devnet(
             )
             with console.status("starting the matching engine…"):
                 engine.start()
+            prover = devnet_generator(
+                workdir,
+                chain.url,
+                deployment_file,
+                {name: process.url for name, process in enclaves.items()},
+                account=dev_account(2),
+                api_port=generator_port,
+            )
+            with console.status("starting a generator node…"):
+                prover.start()
             setup = replace(setup, deployment=replace(setup.deployment, matcher_url=engine.url))
         setup.deployment.save(out)
         d = setup.deployment
@@ -94,6 +114,11 @@ def devnet(
             )
             for name, process in enclaves.items():
                 console.print(f"  enclave      {name} at {process.url}")
+        if prover is not None:
+            console.print(
+                f"  generator    {prover.account.address} (dev account 2) at {prover.url}, "
+                f"in every market (log {prover.log})"
+            )
             console.print(
                 "  [dim](dev enclaves are plain processes attested by a public dev key: "
                 "not confidential; see docs/trust-model.md)[/]"
@@ -107,6 +132,7 @@ def devnet(
         console.print(f"  export KALYPSO_DEPLOYMENT={out}", highlight=False)
         key = setup.funded[-1].key.hex().removeprefix("0x")
         console.print(f"  export KALYPSO_PRIVATE_KEY=0x{key}", highlight=False)
+        console.print(f"  # markets: {', '.join(d.markets)}")
         console.print("\n[dim]Ctrl-C stops the chain.[/]")
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -114,14 +140,17 @@ def devnet(
             while not stopped.wait(0.5):
                 if chain.process and chain.process.poll() is not None:
                     raise ChainError(f"anvil exited with code {chain.process.returncode}")
-                for daemon in [*enclaves.values(), *([engine] if engine else [])]:
+                daemons: list[DaemonProcess] = [*enclaves.values()]
+                daemons += [d for d in (engine, prover) if d is not None]
+                for daemon in daemons:
                     if daemon.process and daemon.process.poll() is not None:
                         raise ChainError(f"the {daemon.name} exited: {daemon.tail()}")
         except KeyboardInterrupt:
             pass
     finally:
-        if engine is not None:
-            engine.stop()
+        for stopping in (prover, engine):
+            if stopping is not None:
+                stopping.stop()
         for process in enclaves.values():
             process.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -16,6 +16,7 @@ from web3 import Web3
 
 from kalypso.circuits import Circuit, circuit, load_schema, sample_ptau, sha256_file
 from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
+from kalypso.cli.options import DEFAULT_RPC, DeploymentPath, Json, RpcUrl, client, print_json
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.errors import ConfigError
@@ -25,18 +26,11 @@ from kalypso.market.groth16 import NO_IMAGE, ZERO_ADDRESS, create_groth16_market
 from kalypso.provers import InvalidInputs
 from kalypso.provers.proof import Groth16Proof
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover
+from kalypso.sdk import Kalypso, Market, MarketStats
 
-app = typer.Typer(help="Create and audit proof markets.", no_args_is_help=True)
-console = Console()
+app = typer.Typer(help="List, show, create and audit proof markets.", no_args_is_help=True)
+console = Console(soft_wrap=True)
 
-RpcUrl = Annotated[str, typer.Option(envvar="KALYPSO_RPC_URL", help="JSON-RPC endpoint.")]
-DeploymentPath = Annotated[
-    Path | None,
-    typer.Option(
-        envvar="KALYPSO_DEPLOYMENT",
-        help="Deployment file (default: ~/.kalypso/deployments/<chain id>.json).",
-    ),
-]
 CircuitName = Annotated[
     str | None, typer.Option("--circuit", help="A sample circuit (circuits/build) by name.")
 ]
@@ -262,5 +256,120 @@ def audit(
     console.print(f"[bold green]all {len(checks)} checks ok[/]")
 
 
+def list_markets(
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    deployment: DeploymentPath = None,
+    as_json: Json = False,
+) -> None:
+    """Every market, with its live statistics."""
+    with client(rpc_url, deployment, None, None) as k:
+        with console.status("reading the markets…"):
+            rows = [(m, k.stats(m)) for m in k.markets()]
+        if as_json:
+            print_json([_market_json(k, m, s) for m, s in rows])
+            return
+        table = Table(title="markets")
+        for column in ("id", "name", "proofs", "private", "gens", "open", "p50", "time"):
+            numeric = column in ("id", "gens", "open", "p50", "time")
+            table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+        for m, s in rows:
+            table.add_row(
+                str(m.id),
+                m.name,
+                m.proof_system + ("*" if m.proof_verification_image != NO_IMAGE else ""),
+                ", ".join(m.private_inputs) or "-",
+                str(s.active_generators),
+                str(s.open_requests),
+                k.show(s.price_p50) if s.price_p50 is not None else "-",
+                f"{s.typical_proof_time} s" if s.typical_proof_time is not None else "-",
+            )
+        console.print(table)
+        console.print(
+            "gens: live generator offers; p50: median recent price; time: typical "
+            "proof time; *: verified by a Proof Verification Image"
+        )
+
+
+def show(
+    market: Annotated[str, typer.Argument(help="The market, by name or id.")],
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    deployment: DeploymentPath = None,
+    as_json: Json = False,
+) -> None:
+    """One market: its terms, its circuit's inputs and its statistics."""
+    with client(rpc_url, deployment, None, None) as k:
+        m = k.market(market)
+        s = k.stats(m)
+        data = _market_json(k, m, s)
+        if as_json:
+            print_json(data)
+            return
+        console.print(f"[bold]{m.name}[/] (market {m.id})")
+        for key in (
+            "verifier",
+            "proof_system",
+            "slashing_penalty_units",
+            "input_verifier",
+            "generator_image",
+            "input_verification_image",
+            "proof_verification_image",
+        ):
+            if data[key] is not None:
+                console.print(f"  {key.removesuffix('_units').replace('_', ' '):<26} {data[key]}")
+        console.print(f"  inputs                     {data['inputs'] or 'raw public signals'}")
+        console.print(f"  public signals             {', '.join(m.public_signals) or '—'}")
+        console.print(f"  open requests              {s.open_requests}")
+        for offer in s.offers:
+            console.print(
+                f"  offer                      {offer.generator}: "
+                f"{k.show(offer.price)} within {offer.proof_time} s"
+            )
+        for p in ("price_p50", "price_p90"):
+            value = getattr(s, p)
+            console.print(
+                f"  {p.replace('_', ' '):<26} {k.show(value) if value is not None else '—'}"
+            )
+        typical = s.typical_proof_time
+        console.print(
+            f"  typical proof time         {f'{typical} s' if typical is not None else '—'}"
+        )
+
+
+def _market_json(k: Kalypso, m: Market, s: MarketStats) -> dict[str, Any]:
+    def image(value: bytes) -> str | None:
+        return None if value == NO_IMAGE else "0x" + value.hex()
+
+    return {
+        "id": m.id,
+        "name": m.name,
+        "verifier": m.verifier,
+        "proof_system": m.proof_system,
+        "slashing_penalty": m.slashing_penalty,
+        "slashing_penalty_units": k.show(m.slashing_penalty),
+        "input_verifier": m.input_verifier,
+        "generator_image": image(m.generator_image),
+        "input_verification_image": image(m.input_verification_image),
+        "proof_verification_image": image(m.proof_verification_image),
+        "inputs": m.inputs,
+        "public_signals": m.public_signals,
+        "circuit": m.circuit,
+        "stats": {
+            "open_requests": s.open_requests,
+            "active_generators": s.active_generators,
+            "offers": [
+                {"generator": o.generator, "price": o.price, "proof_time": o.proof_time}
+                for o in s.offers
+            ],
+            "price_p50": s.price_p50,
+            "price_p90": s.price_p90,
+            "recent_prices": len(s.prices),
+            "typical_proof_time": s.typical_proof_time,
+            "block_time": s.block_time,
+        },
+    }
+
+
+app.command("list")(list_markets)
+app.command("show")(show)
 app.command("create")(create)
 app.command("audit")(audit)

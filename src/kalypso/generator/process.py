@@ -9,6 +9,9 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 
+from kalypso.contracts.deploy import TOKEN_UNIT
+from kalypso.crypto import EncryptionKey
+from kalypso.devnet import ATTESTED_MARKET, ENCLAVE_MARKET
 from kalypso.process import DaemonProcess
 
 
@@ -68,3 +71,53 @@ class GeneratorProcess(DaemonProcess):
             key_env="KALYPSO_GENERATOR_KEY",
             api_port=api_port,
         )
+
+
+def devnet_generator(
+    workdir: Path,
+    rpc_url: str,
+    deployment: Path,
+    enclave_urls: Mapping[str, str],
+    *,
+    account: LocalAccount,
+    api_port: int,
+    name: str = "generator",
+    price: Mapping[str, int] | None = None,
+) -> GeneratorProcess:
+    """A generator node for every devnet market (not started): poseidon_preimage with its
+    own key, the enclave market through the Generator Image at `enclave_urls["generator"]`,
+    square_root with its solver, and the PLONK market attested by the PVS and IVS images.
+    `price` overrides the default price (base units) of a market by name."""
+    prices = {
+        "poseidon_preimage": 10 * TOKEN_UNIT,
+        ENCLAVE_MARKET: 10 * TOKEN_UNIT,
+        "square_root": 5 * TOKEN_UNIT,
+        ATTESTED_MARKET: 6 * TOKEN_UNIT,
+        **(price or {}),
+    }
+    square_root = {"circuit": "square_root", "solver": "square_root"}
+    markets: dict[str, dict[str, Any]] = {
+        "poseidon_preimage": {"circuit": "poseidon_preimage"},
+        ENCLAVE_MARKET: {"prover": "enclave", "url": enclave_urls["generator"]},
+        "square_root": square_root,
+        ATTESTED_MARKET: {
+            **square_root,
+            "proof_system": "plonk",
+            "proof_attestor": enclave_urls["pvs"],
+            "input_attestor": enclave_urls["ivs"],
+        },
+    }
+    for market, table in markets.items():
+        table.update(price=prices[market], proof_time=60)
+    return GeneratorProcess(
+        workdir,
+        rpc_url=rpc_url,
+        deployment=deployment,
+        account=account,
+        api_port=api_port,
+        stake=1_000 * TOKEN_UNIT,
+        compute=8,
+        name=name,
+        encryption_key=EncryptionKey.generate().save(workdir / f"{name}.x25519"),
+        markets=markets,
+    )

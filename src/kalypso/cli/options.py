@@ -1,0 +1,65 @@
+"""Options several commands share, and how the app-facing commands connect and print.
+
+Exit codes of the app-facing commands: 0 done; 1 an error (one line, no traceback);
+2 bad usage; 3 `request wait` timed out (the request is still live); 4 the request
+ended without a proof (inputs shown invalid, expired or cancelled, or slashed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from kalypso.daemon import jsonable
+from kalypso.sdk import Kalypso
+
+EXIT_TIMEOUT = 3
+EXIT_NO_PROOF = 4
+
+RpcUrl = Annotated[
+    str, typer.Option(envvar="KALYPSO_RPC_URL", help="JSON-RPC endpoint.", show_default=True)
+]
+DeploymentPath = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="KALYPSO_DEPLOYMENT",
+        help="Deployment file (default: ~/.kalypso/deployments/<chain id>.json).",
+    ),
+]
+Keystore = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="KALYPSO_KEYSTORE", help="Encrypted keystore of your key (asks its password)."
+    ),
+]
+PrivateKey = Annotated[
+    str | None,
+    typer.Option(envvar="KALYPSO_PRIVATE_KEY", hidden=True, help="Your key (env var only)."),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+DEFAULT_RPC = "http://127.0.0.1:8545"
+console = Console(soft_wrap=True)
+
+
+def client(
+    rpc_url: str, deployment: Path | None, private_key: str | None, keystore: Path | None
+) -> Kalypso:
+    """The SDK client the command runs on; the SDK's progress lines go to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    sdk = logging.getLogger("kalypso.sdk")
+    if not sdk.handlers:
+        sdk.addHandler(handler)
+        sdk.setLevel(logging.INFO)
+    return Kalypso(rpc_url, deployment, private_key, keystore=keystore)
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(jsonable(value), indent=2, default=str))

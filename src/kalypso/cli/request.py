@@ -1,0 +1,326 @@
+"""`kalypso request create|status|wait|cancel|slash`: ask for a proof and follow it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kalypso.cli.options import (
+    DEFAULT_RPC,
+    EXIT_NO_PROOF,
+    EXIT_TIMEOUT,
+    DeploymentPath,
+    Json,
+    Keystore,
+    PrivateKey,
+    RpcUrl,
+    client,
+    console,
+    print_json,
+)
+from kalypso.errors import ConfigError
+from kalypso.sdk import (
+    AskUser,
+    Kalypso,
+    MarketPercentile,
+    Outcome,
+    ProofRequest,
+    Question,
+    RawProof,
+    RequestStatus,
+    TypicalTime,
+    Urgency,
+    WaitTimeout,
+)
+from kalypso.sdk.pricing import Pricing, ProofTime
+
+app = typer.Typer(help="Ask for proofs and follow them.", no_args_is_help=True)
+
+RequestId = Annotated[str, typer.Argument(help="The request id (0x + 64 hex digits).")]
+Timeout = Annotated[float, typer.Option(help="Seconds to wait before giving up (exit 3).")]
+STRATEGIES = ("fixed", "percentile", "urgency", "ask")
+
+
+def _ask(question: Question) -> str | None:
+    """The interactive price or time prompt: the suggestion, its basis and the market."""
+    stats = question.stats
+    console.print(f"[bold]{question.market.name}[/] (market {question.market.id})")
+    console.print(
+        f"  {stats.active_generators} generator(s) online, {stats.open_requests} open "
+        f"request(s), {len(stats.prices)} recent price(s)"
+    )
+    if question.kind == "price":
+        console.print(
+            f"  suggested {question.suggestion.amount} base units: {question.suggestion.basis}"
+        )
+        console.print(f"  your cap: {question.cap} base units")
+        answer = typer.prompt("max price (e.g. 2.5 KAL; empty: the suggestion)", default="")
+    else:
+        console.print(f"  suggested {question.suggestion.amount} s ({question.suggestion.basis})")
+        console.print(f"  allowed: {question.floor} to {question.cap} s")
+        answer = typer.prompt("proof time in seconds (empty: the suggestion)", default="")
+    return str(answer).strip() or str(question.suggestion.amount) + (
+        " base" if question.kind == "price" else ""
+    )
+
+
+def _pricing(name: str) -> Pricing | None:
+    if name not in STRATEGIES:
+        raise ConfigError(f"--pricing is one of {', '.join(STRATEGIES)}, not {name!r}")
+    return {
+        "fixed": None,  # offer the cap
+        "percentile": MarketPercentile(),
+        "urgency": Urgency(),
+        "ask": AskUser(_ask),
+    }[name]
+
+
+def _proof_time(text: str) -> ProofTime:
+    if text == "typical":
+        return TypicalTime()
+    if text == "ask":
+        return AskUser(_ask)
+    try:
+        return int(text.removesuffix("s"))
+    except ValueError:
+        raise ConfigError(f"--proof-time is seconds, 'typical' or 'ask', not {text!r}") from None
+
+
+def _inputs(pairs: list[str], path: Path | None) -> dict[str, Any] | list[Any]:
+    if path is not None and pairs:
+        raise ConfigError("give --inputs FILE or --input NAME=VALUE, not both")
+    if path is not None:
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{path} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict | list):
+            raise ConfigError(f"{path} must hold an object of inputs by name, or a list of signals")
+        return data
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--input takes NAME=VALUE, got {pair!r}")
+        values[name.strip()] = value.strip()
+    if not values:
+        raise ConfigError("give the inputs: --input NAME=VALUE (repeatable) or --inputs FILE.json")
+    return values
+
+
+def create(
+    market: Annotated[str, typer.Argument(help="The market, by name or id.")],
+    max_price: Annotated[
+        str, typer.Option(help='The hard cap, in token units ("2.5 KAL") or "N base".')
+    ],
+    input_pairs: Annotated[
+        list[str] | None, typer.Option("--input", "-i", help="NAME=VALUE, repeatable.")
+    ] = None,
+    inputs_file: Annotated[
+        Path | None, typer.Option("--inputs", help="A JSON file of inputs by name.")
+    ] = None,
+    pricing: Annotated[
+        str,
+        typer.Option(
+            help="fixed (offer the cap), percentile (recent prices), urgency (more for less "
+            "time) or ask (show the quote and ask you)."
+        ),
+    ] = "fixed",
+    proof_time: Annotated[
+        str, typer.Option(help="Seconds the generator gets, 'typical' (3 x recent) or 'ask'.")
+    ] = "typical",
+    expires_in: Annotated[int, typer.Option(help="Seconds the request may wait unmatched.")] = 600,
+    skip_preflight: Annotated[
+        bool, typer.Option(help="Do not run the circuit on the inputs before paying.")
+    ] = False,
+    wait: Annotated[bool, typer.Option(help="Wait for the proof and print it.")] = False,
+    timeout: Timeout = 300,
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    deployment: DeploymentPath = None,
+    keystore: Keystore = None,
+    private_key: PrivateKey = None,
+    as_json: Json = False,
+) -> None:
+    """Ask for a proof: the inputs are checked against the circuit first (the preflight),
+    private ones are sealed to the matching engine's enclave, the price is escrowed."""
+    inputs = _inputs(input_pairs or [], inputs_file)
+    strategy, seconds = _pricing(pricing), _proof_time(proof_time)
+    with client(rpc_url, deployment, private_key, keystore) as k:
+        with console.status("checking the inputs and placing the request…"):
+            request = k.request_proof(
+                market,
+                inputs,
+                max_price=max_price,
+                pricing=strategy,
+                proof_time=seconds,
+                expires_in=expires_in,
+                skip_preflight=skip_preflight,
+            )
+        if not wait:
+            if as_json:
+                print_json(_status_json(k, request.status()))
+            else:
+                quote = request.quote
+                console.print(f"request 0x{request.id.hex()} placed in {request.market.name}")
+                console.print(
+                    f"  max price {k.show(request.max_price)} ({quote.basis if quote else ''})"
+                )
+                console.print(f"  follow it: kalypso request wait 0x{request.id.hex()}")
+            return
+        _wait(k, request, timeout, as_json)
+
+
+def status(
+    request_id: RequestId,
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    deployment: DeploymentPath = None,
+    as_json: Json = False,
+) -> None:
+    """Where a request stands: open, assigned (to whom, until when), or how it ended."""
+    with client(rpc_url, deployment, None, None) as k:
+        current = k.request(request_id).status()
+        if as_json:
+            print_json(_status_json(k, current))
+            return
+        console.print(f"request 0x{current.request_id.hex()}: [bold]{current.state.name}[/]")
+        console.print(f"  market {current.market_id}, max price {k.show(current.max_price)}")
+        if current.generator:
+            console.print(
+                f"  generator {current.generator} at {k.show(current.price)}, "
+                f"deadline {current.deadline} (chain time now {current.now})"
+            )
+        elif current.expired:
+            console.print("  expired unassigned: `kalypso request cancel` refunds it")
+        else:
+            console.print(f"  expires at {current.expiry} (chain time now {current.now})")
+
+
+def wait(
+    request_id: RequestId,
+    timeout: Timeout = 300,
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    deployment: DeploymentPath = None,
+    keystore: Keystore = None,
+    private_key: PrivateKey = None,
+    as_json: Json = False,
+) -> None:
+    """Wait for a request's proof and print it (snarkjs JSON); refunds an expired request
+    and slashes a missed deadline when your key is given."""
+    with client(rpc_url, deployment, private_key, keystore) as k:
+        _wait(
+            k,
+            k.request(request_id),
+            timeout,
+            as_json,
+            settle=getattr(k.aio, "account", None) is not None,
+        )
+
+
+def cancel(
+    request_id: RequestId,
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    deployment: DeploymentPath = None,
+    keystore: Keystore = None,
+    private_key: PrivateKey = None,
+    as_json: Json = False,
+) -> None:
+    """Cancel an unassigned request (yours at any time, anyone's once expired): refunded."""
+    with client(rpc_url, deployment, private_key, keystore) as k:
+        with console.status("cancelling…"):
+            outcome = k.request(request_id).cancel()
+        _print_outcome(k, outcome, as_json)
+
+
+def slash(
+    request_id: RequestId,
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    deployment: DeploymentPath = None,
+    keystore: Keystore = None,
+    private_key: PrivateKey = None,
+    as_json: Json = False,
+) -> None:
+    """Slash the generator of a task past its deadline: the requester is refunded in full,
+    you get the bounty."""
+    with client(rpc_url, deployment, private_key, keystore) as k:
+        with console.status("slashing…"):
+            outcome = k.slash(request_id)
+        _print_outcome(k, outcome, as_json)
+
+
+def _wait(
+    k: Kalypso, request: ProofRequest, timeout: float, as_json: bool, *, settle: bool = True
+) -> None:
+    try:
+        with console.status(f"waiting for the proof of 0x{request.id.hex()[:16]}…"):
+            outcome = request.wait(timeout, slash=settle, refund=settle)
+    except WaitTimeout as exc:
+        console.print(f"[yellow]{exc}[/]", highlight=False)
+        raise typer.Exit(EXIT_TIMEOUT) from None
+    _print_outcome(k, outcome, as_json)
+    if not outcome.fulfilled:
+        raise typer.Exit(EXIT_NO_PROOF)
+
+
+def _print_outcome(k: Kalypso, outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        print_json(_outcome_json(outcome))
+        return
+    console.print(outcome.describe(), highlight=False)
+    if outcome.payment:
+        console.print(f"  generator paid {k.show(outcome.payment)}")
+    if outcome.refund:
+        console.print(f"  refunded {k.show(outcome.refund)} to the internal balance")
+    if outcome.proof is not None:
+        typer.echo(json.dumps(_proof_json(outcome), indent=2))
+
+
+def _proof_json(outcome: Outcome) -> dict[str, Any]:
+    proof = outcome.proof
+    if proof is None:
+        return {}
+    if isinstance(proof, RawProof):
+        return {"proof": "0x" + proof.proof.hex(), "public_inputs": "0x" + proof.inputs.hex()}
+    body, public = proof.to_snarkjs()
+    return {"proof": body, "public": public, "calldata": "0x" + proof.calldata().hex()}
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "request_id": "0x" + outcome.request_id.hex(),
+        "state": outcome.state.name,
+        "generator": outcome.generator,
+        "payment": outcome.payment,
+        "refund": outcome.refund,
+        "penalty": outcome.penalty,
+        "transaction": "0x" + outcome.transaction.hex() if outcome.transaction else None,
+        **_proof_json(outcome),
+    }
+
+
+def _status_json(k: Kalypso, current: RequestStatus) -> dict[str, Any]:
+    return {
+        "request_id": "0x" + current.request_id.hex(),
+        "state": current.state.name,
+        "market_id": current.market_id,
+        "max_price": current.max_price,
+        "max_price_units": k.show(current.max_price),
+        "proof_time": current.proof_time,
+        "expiry": current.expiry,
+        "expired": current.expired,
+        "generator": current.generator,
+        "price": current.price,
+        "deadline": current.deadline,
+        "now": current.now,
+    }
+
+
+app.command("create")(create)
+app.command("status")(status)
+app.command("wait")(wait)
+app.command("cancel")(cancel)
+app.command("slash")(slash)

@@ -1,0 +1,194 @@
+"""Markets as an app sees them: terms, the circuit's input schema, and live statistics.
+
+Everything here is read from the chain: a market's terms from `market(id)`, its
+metadata from `MarketCreated` (checked against the stored hash), its statistics from
+recent events and the registry's live offers. `MarketStats.from_events` is pure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_utils import keccak
+
+from kalypso.errors import ConfigError
+
+ZERO_ADDRESS = "0x" + "00" * 20
+NO_IMAGE = b"\x00" * 32
+
+
+@dataclass(frozen=True)
+class Market:
+    """A market's immutable terms and what its metadata says of its circuit."""
+
+    id: int
+    name: str
+    verifier: str
+    slashing_penalty: int
+    input_verifier: str | None
+    generator_image: bytes
+    input_verification_image: bytes
+    proof_verification_image: bytes
+    #: "groth16", "plonk" (attested by a Proof Verification Image) or "opaque"
+    proof_system: str
+    #: circuit input name -> "public" | "private" (empty: the market takes raw signals)
+    inputs: dict[str, str] = field(default_factory=dict)
+    #: public signals in snarkjs order
+    public_signals: list[str] = field(default_factory=list)
+    circuit: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def private_inputs(self) -> list[str]:
+        return [n for n, kind in self.inputs.items() if kind == "private"]
+
+    @property
+    def proves_in_enclave(self) -> bool:
+        """Private inputs are opened only inside the market's Generator Image."""
+        return self.generator_image != NO_IMAGE
+
+    @classmethod
+    def from_chain(
+        cls, market_id: int, terms: Sequence[Any], metadata: bytes, names: dict[str, int]
+    ) -> Market:
+        """From `market(id)`'s tuple and the `MarketCreated` metadata bytes."""
+        creator, verifier, input_verifier, penalty, gen_image, ivs, pvs, _, meta_hash = terms
+        if str(creator) == ZERO_ADDRESS:
+            raise ConfigError(f"there is no market {market_id}")
+        if keccak(metadata) != bytes(meta_hash):
+            raise ConfigError(f"market {market_id}'s metadata does not match its on-chain hash")
+        try:
+            meta = json.loads(metadata) if metadata else {}
+        except ValueError:
+            meta = {}
+        meta = meta if isinstance(meta, dict) else {}
+        known = [name for name, i in names.items() if i == market_id]
+        inputs, signals = meta.get("inputs"), meta.get("public_signals")
+        schema = (
+            (inputs, signals) if isinstance(inputs, dict) and isinstance(signals, list) else None
+        )
+        system = str(meta.get("proof_system") or meta.get("verifier") or "opaque")
+        return cls(
+            id=market_id,
+            name=known[0] if known else str(meta.get("name") or market_id),
+            verifier=str(verifier),
+            slashing_penalty=int(penalty),
+            input_verifier=None if str(input_verifier) == ZERO_ADDRESS else str(input_verifier),
+            generator_image=bytes(gen_image),
+            input_verification_image=bytes(ivs),
+            proof_verification_image=bytes(pvs),
+            proof_system=system if system in ("groth16", "plonk") else "opaque",
+            inputs={str(k): str(v) for k, v in schema[0].items()} if schema else {},
+            public_signals=[str(s) for s in schema[1]] if schema else [],
+            circuit=str(meta["circuit"]) if isinstance(meta.get("circuit"), str) else None,
+            metadata=meta,
+        )
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A live offer: a registered, active generator that joined the market."""
+
+    generator: str
+    price: int
+    proof_time: int
+
+
+@dataclass(frozen=True)
+class MarketStats:
+    """What pricing strategies and people look at before asking for a proof."""
+
+    market_id: int
+    open_requests: int
+    offers: tuple[Offer, ...]
+    #: recent clearing prices (the price of each assignment), oldest first
+    prices: tuple[int, ...]
+    #: recent seconds from assignment to proof, oldest first
+    proof_seconds: tuple[int, ...]
+    #: seconds between recent blocks
+    block_time: float
+
+    @property
+    def active_generators(self) -> int:
+        return len(self.offers)
+
+    def price_percentile(self, p: float) -> int | None:
+        """The `p` quantile (0 to 1) of recent clearing prices; None without history."""
+        return percentile(self.prices, p)
+
+    @property
+    def price_p50(self) -> int | None:
+        return self.price_percentile(0.5)
+
+    @property
+    def price_p90(self) -> int | None:
+        return self.price_percentile(0.9)
+
+    @property
+    def typical_proof_time(self) -> int | None:
+        """The median seconds from assignment to proof; None without history."""
+        return int(statistics.median(self.proof_seconds)) if self.proof_seconds else None
+
+    def cheapest_offer(self, proof_time: int) -> int | None:
+        """The lowest price among generators that promise `proof_time` or less."""
+        prices = [o.price for o in self.offers if o.proof_time <= proof_time]
+        return min(prices) if prices else None
+
+    @classmethod
+    def from_events(
+        cls,
+        market_id: int,
+        events: Sequence[Any],
+        offers: Sequence[Offer],
+        *,
+        now: int,
+        proof_timestamps: dict[bytes, int],
+        block_time: float,
+        history: int = 100,
+    ) -> MarketStats:
+        """From the market's recent marketplace events (decoded, in chain order).
+
+        `proof_timestamps` maps a task id to the timestamp of its `ProofSubmitted` block.
+        """
+        open_ids: dict[bytes, int] = {}  # request id -> expiry
+        proof_time: dict[bytes, int] = {}
+        assigned_at: dict[bytes, int] = {}
+        prices: list[int] = []
+        seconds: list[int] = []
+        for event in events:
+            rid = bytes(event.args.get("request_id") or event.args.get("task_id") or b"")
+            if event.name == "RequestCreated":
+                open_ids[rid] = int(event["expiry"])
+                proof_time[rid] = int(event["proof_time"])
+            elif event.name == "TaskAssigned":
+                open_ids.pop(rid, None)
+                prices.append(int(event["price"]))
+                if rid in proof_time:
+                    assigned_at[rid] = int(event["deadline"]) - proof_time[rid]
+            elif event.name in ("RequestCancelled", "RequestExpired"):
+                open_ids.pop(rid, None)
+            elif event.name == "ProofSubmitted" and rid in assigned_at and rid in proof_timestamps:
+                seconds.append(max(0, proof_timestamps[rid] - assigned_at[rid]))
+        return cls(
+            market_id=market_id,
+            open_requests=sum(1 for expiry in open_ids.values() if expiry >= now),
+            offers=tuple(offers),
+            prices=tuple(prices[-history:]),
+            proof_seconds=tuple(seconds[-history:]),
+            block_time=block_time,
+        )
+
+
+def percentile(values: Sequence[int], p: float) -> int | None:
+    """The nearest-rank `p` quantile (0 < p ≤ 1) of `values`; None when empty."""
+    if not 0 < p <= 1:
+        raise ConfigError(f"a percentile is in (0, 1], got {p}")
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(len(ordered) * p)) - 1]
