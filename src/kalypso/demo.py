@@ -31,17 +31,17 @@ from kalypso.devnet import (
     DevnetSetup,
     deploy_devnet,
     dev_account,
-    free_port,
 )
-from kalypso.enclave.process import devnet_enclaves, matching_engine_key
+from kalypso.enclave.process import matching_engine_key
 from kalypso.errors import ChainError
-from kalypso.generator.process import GeneratorProcess, devnet_generator
+from kalypso.generator.process import GeneratorProcess
 from kalypso.market import RequestState, encode_signals, request_id
 from kalypso.market.attested import split_attested_proof
 from kalypso.matching.process import MatcherProcess
 from kalypso.provers import InvalidInputs
 from kalypso.provers.plonk import PlonkProof
 from kalypso.provers.snarkjs import SnarkjsWorker
+from kalypso.stack import DevnetStack
 
 
 def kal(amount: int) -> str:
@@ -318,48 +318,24 @@ def main(console: Console | None = None) -> None:
                 f"chain {chain.url} (id {setup.deployment.chain_id}); "
                 f"marketplace {setup.deployment.marketplace}"
             )
-            started = devnet_enclaves(workdir, chain.url, deployment, setup.deployment.markets)
-            enclave, enclaves = started["matcher"], list(started.values())
-            matcher = MatcherProcess(
-                workdir,
-                rpc_url=chain.url,
-                deployment=deployment,
-                account=setup.matcher,
-                api_port=free_port(),
-                enclave_url=enclave.url,
-            )
-            generator = devnet_generator(
-                workdir,
-                chain.url,
-                deployment,
-                {name: process.url for name, process in started.items()},
-                account=dev_account(2),
-                api_port=free_port(),
-            )
+            stack = DevnetStack.build(workdir, chain.url, deployment, setup)
             try:
-                for process in enclaves:
-                    with console.status(f"starting the {process.name} (kalypso enclave)…"):
-                        process.start()
+                stack.start(lambda name: console.status(f"starting the {name}…"))
+                for process in stack.enclaves.values():
                     console.print(
                         f"{process.name} {process.signing_key}: keys made at start, attested "
                         "by the dev authority, registered on-chain"
                     )
-                with console.status("starting the matching engine (kalypso matcher)…"):
-                    matcher.start()
+                matcher, generator = stack.matcher, stack.generator
                 console.print(f"matching engine {setup.matcher.address} serving {matcher.url}")
-                with console.status("starting a generator node (kalypso generator run)…"):
-                    generator.start()
                 console.print(f"generator node {generator.account.address} serving {generator.url}")
                 client = MarketplaceClient(chain.web3(), setup.deployment)
                 asyncio.run(run_lifecycle(client, setup, matcher, generator, console))
             except Exception:
-                for daemon in (*enclaves, matcher, generator):
+                for daemon in stack.daemons:
                     console.print(f"[dim]{daemon.name} log: {daemon.tail(5)}[/]", highlight=False)
                 raise
             finally:
-                generator.stop()
-                matcher.stop()
-                for process in enclaves:
-                    process.stop()
+                stack.stop()
         finally:
             chain.stop()

@@ -17,14 +17,11 @@ from web3 import Web3
 from kalypso.chain.rpc import sync_web3
 from kalypso.contracts.deploy import DeployParams, deploy_web3
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
-from kalypso.devnet import Anvil, deploy_devnet, dev_account, dev_keys
+from kalypso.devnet import Anvil, deploy_devnet, dev_keys
 from kalypso.enclave import DEV_AUTHORITY
-from kalypso.enclave.process import EnclaveProcess, devnet_enclaves
 from kalypso.errors import ChainError, ConfigError
-from kalypso.generator.process import GeneratorProcess, devnet_generator
 from kalypso.keys import load_account
-from kalypso.matching.process import MatcherProcess
-from kalypso.process import DaemonProcess
+from kalypso.stack import DevnetStack
 
 console = Console(soft_wrap=True)  # paste-ready lines must never be wrapped
 
@@ -61,41 +58,23 @@ def devnet(
     chain = Anvil(port, block_time=block_time or None)
     with console.status(f"starting anvil on port {port} and deploying…"):
         chain.start()
-    engine: MatcherProcess | None = None
-    prover: GeneratorProcess | None = None
-    enclaves: dict[str, EnclaveProcess] = {}
+    stack: DevnetStack | None = None
     workdir = Path(tempfile.mkdtemp(prefix="kalypso-devnet-"))
     try:
         setup = deploy_devnet(chain.web3(), unbonding_delay=unbonding_delay)
         if matcher:
             deployment_file = setup.deployment.save(workdir / "deployment.json")
-            enclaves = devnet_enclaves(
-                workdir, chain.url, deployment_file, setup.deployment.markets
-            )
-            for process in enclaves.values():
-                with console.status(f"starting the {process.name}…"):
-                    process.start()
-            engine = MatcherProcess(
-                workdir,
-                rpc_url=chain.url,
-                deployment=deployment_file,
-                account=setup.matcher,
-                api_port=matcher_port,
-                enclave_url=enclaves["matcher"].url,
-            )
-            with console.status("starting the matching engine…"):
-                engine.start()
-            prover = devnet_generator(
+            stack = DevnetStack.build(
                 workdir,
                 chain.url,
                 deployment_file,
-                {name: process.url for name, process in enclaves.items()},
-                account=dev_account(2),
-                api_port=generator_port,
+                setup,
+                matcher_port=matcher_port,
+                generator_port=generator_port,
             )
-            with console.status("starting a generator node…"):
-                prover.start()
-            setup = replace(setup, deployment=replace(setup.deployment, matcher_url=engine.url))
+            stack.start(lambda name: console.status(f"starting the {name}…"))
+            url = stack.matcher.url
+            setup = replace(setup, deployment=replace(setup.deployment, matcher_url=url))
         setup.deployment.save(out)
         d = setup.deployment
         console.print(f"[bold green]devnet ready[/] — chain {d.chain_id} at {chain.url}")
@@ -105,16 +84,16 @@ def devnet(
         for name, market_id in d.markets.items():
             console.print(f"  market       {name} (id {market_id})")
         console.print(f"  matcher key  dev account 1 ({setup.matcher.address})")
-        if engine is not None:
-            console.print(f"  matcher      {engine.url} (log {engine.log})")
-            me = enclaves["matcher"].signing_key
+        if stack is not None:
+            console.print(f"  matcher      {stack.matcher.url} (log {stack.matcher.log})")
+            me = stack.enclaves["matcher"].signing_key
             console.print(
                 f"  ME enclave   {me}: seal private inputs to the key the enclave registry "
                 "gives for it (matching_engine_key)"
             )
-            for name, process in enclaves.items():
+            for name, process in stack.enclaves.items():
                 console.print(f"  enclave      {name} at {process.url}")
-        if prover is not None:
+            prover = stack.generator
             console.print(
                 f"  generator    {prover.account.address} (dev account 2) at {prover.url}, "
                 f"in every market (log {prover.log})"
@@ -140,19 +119,13 @@ def devnet(
             while not stopped.wait(0.5):
                 if chain.process and chain.process.poll() is not None:
                     raise ChainError(f"anvil exited with code {chain.process.returncode}")
-                daemons: list[DaemonProcess] = [*enclaves.values()]
-                daemons += [d for d in (engine, prover) if d is not None]
-                for daemon in daemons:
-                    if daemon.process and daemon.process.poll() is not None:
-                        raise ChainError(f"the {daemon.name} exited: {daemon.tail()}")
+                for daemon in stack.exited() if stack else ():
+                    raise ChainError(f"the {daemon.name} exited: {daemon.tail()}")
         except KeyboardInterrupt:
             pass
     finally:
-        for stopping in (prover, engine):
-            if stopping is not None:
-                stopping.stop()
-        for process in enclaves.values():
-            process.stop()
+        if stack is not None:
+            stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)
         chain.stop()
         console.print("devnet stopped")

@@ -23,6 +23,7 @@ class MatcherProcess(DaemonProcess):
         poll_interval: float = 0.2,
         encryption_key: Path | None = None,
         enclave_url: str | None = None,
+        slash_overdue: bool = True,
     ) -> None:
         self.config = workdir / "matcher.toml"
         self.config.write_text(
@@ -31,6 +32,7 @@ class MatcherProcess(DaemonProcess):
             f'state = "{workdir / "matcher.sqlite"}"\n'
             f"poll_interval = {poll_interval}\n"
             f"api_port = {api_port}\n"
+            f"slash_overdue = {str(slash_overdue).lower()}\n"
             + (f'encryption_key = "{encryption_key}"\n' if encryption_key else "")
             + (f'enclave_url = "{enclave_url}"\n' if enclave_url else "")
         )

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxReceipt
 
 from kalypso.amounts import format_amount, parse_amount
@@ -453,9 +453,18 @@ class AsyncKalypso:
         return self.account
 
     async def _send(self, call: Any) -> TxReceipt:
+        """Send from this account. Another process may use the same key (a CLI command
+        beside the app): a nonce it took is resynced from the chain and the call resent."""
         self._signer()
         assert self._sender is not None
-        return await self._sender.send(call)
+        for attempt in range(3):
+            try:
+                return await self._sender.send(call)
+            except Web3RPCError as exc:
+                if "nonce" not in str(exc).lower() or attempt == 2:
+                    raise
+                self._sender.resync()
+        raise AssertionError("unreachable")
 
     async def _approve(self, amount: int) -> None:
         """Allow the marketplace exactly `amount` (never a blanket allowance)."""
@@ -765,6 +774,7 @@ class AsyncProofRequest:
             payment=int(event.args.get("payment", 0)),
             refund=int(event.args.get("refund", 0)),
             penalty=int(event.args.get("penalty", 0)),
+            bounty=int(event.args.get("bounty", 0)),
             transaction=event.transaction_hash,
         )
 

@@ -59,6 +59,8 @@ class Outcome:
     refund: int = 0
     #: taken from the generator's stake (a slash)
     penalty: int = 0
+    #: of the penalty, to whoever slashed
+    bounty: int = 0
     #: the transaction that settled it
     transaction: bytes | None = None
 
