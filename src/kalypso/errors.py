@@ -142,6 +142,15 @@ _Rule = tuple[type[ContractError], str]
 REASONS: dict[str, _Rule] = {
     # escrow: internal balances
     "escrow: insufficient balance": (InsufficientFundsError, "deposit more or withdraw less"),
+    # the payment token's own reasons (snekmate's ERC20, the devnet token)
+    "erc20: transfer amount exceeds balance": (
+        InsufficientFundsError,
+        "the wallet holds fewer tokens than that",
+    ),
+    "erc20: insufficient allowance": (
+        InsufficientFundsError,
+        "approve the marketplace for the amount first",
+    ),
     "escrow: transfer failed": (
         InsufficientFundsError,
         "approve the marketplace for the amount, or deposit it first",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 
 from kalypso.cli.options import (
     DEFAULT_RPC,
@@ -38,6 +39,8 @@ from kalypso.sdk import (
 from kalypso.sdk.pricing import Pricing, ProofTime
 
 app = typer.Typer(help="Ask for proofs and follow them.", no_args_is_help=True)
+#: questions and warnings: stderr, so that stdout stays machine-readable
+prompts = Console(stderr=True, soft_wrap=True)
 
 RequestId = Annotated[str, typer.Argument(help="The request id (0x + 64 hex digits).")]
 Timeout = Annotated[float, typer.Option(help="Seconds to wait before giving up (exit 3).")]
@@ -45,26 +48,29 @@ STRATEGIES = ("fixed", "percentile", "urgency", "ask")
 
 
 def _ask(question: Question) -> str | None:
-    """The interactive price or time prompt: the suggestion, its basis and the market."""
-    stats = question.stats
-    console.print(f"[bold]{question.market.name}[/] (market {question.market.id})")
-    console.print(
+    """The interactive price or time prompt, on stderr (stdout may carry --json): the
+    suggestion, its basis and the market."""
+    stats, show = question.stats, question.show
+    prompts.print(f"[bold]{question.market.name}[/] (market {question.market.id})")
+    prompts.print(
         f"  {stats.active_generators} generator(s) online, {stats.open_requests} open "
         f"request(s), {len(stats.prices)} recent price(s)"
     )
     if question.kind == "price":
-        console.print(
-            f"  suggested {question.suggestion.amount} base units: {question.suggestion.basis}"
+        prompts.print(
+            f"  suggested {show(question.suggestion.amount)}: {question.suggestion.basis}"
         )
-        console.print(f"  your cap: {question.cap} base units")
-        answer = typer.prompt("max price (e.g. 2.5 KAL; empty: the suggestion)", default="")
+        prompts.print(f"  your cap  {show(question.cap)}")
+        answer = typer.prompt(
+            "max price (e.g. 2.5 KAL; empty: the suggestion)", default="", err=True
+        )
+        fallback = f"{question.suggestion.amount} base"
     else:
-        console.print(f"  suggested {question.suggestion.amount} s ({question.suggestion.basis})")
-        console.print(f"  allowed: {question.floor} to {question.cap} s")
-        answer = typer.prompt("proof time in seconds (empty: the suggestion)", default="")
-    return str(answer).strip() or str(question.suggestion.amount) + (
-        " base" if question.kind == "price" else ""
-    )
+        prompts.print(f"  suggested {question.suggestion.amount} s ({question.suggestion.basis})")
+        prompts.print(f"  allowed   {question.floor} to {question.cap} s")
+        answer = typer.prompt("proof time in seconds (empty: the suggestion)", default="", err=True)
+        fallback = str(question.suggestion.amount)
+    return str(answer).strip() or fallback
 
 
 def _pricing(name: str) -> Pricing | None:
@@ -259,7 +265,7 @@ def _wait(
         with console.status(f"waiting for the proof of 0x{request.id.hex()[:16]}…"):
             outcome = request.wait(timeout, slash=settle, refund=settle)
     except WaitTimeout as exc:
-        console.print(f"[yellow]{exc}[/]", highlight=False)
+        prompts.print(f"[yellow]{exc}[/]", highlight=False)
         raise typer.Exit(EXIT_TIMEOUT) from None
     _print_outcome(k, outcome, as_json)
     if not outcome.fulfilled:

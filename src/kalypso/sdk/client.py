@@ -37,6 +37,7 @@ from kalypso.enclave import DEV_AUTHORITY
 from kalypso.errors import (
     ConfigError,
     DeploymentError,
+    InsufficientFundsError,
     InvalidStateError,
     error_from_reason,
 )
@@ -197,6 +198,7 @@ class AsyncKalypso:
     async def deposit(self, amount: Amount) -> TxReceipt:
         """Move `amount` from the wallet into the marketplace, approving exactly that."""
         base = self._positive(amount, "deposit")
+        await self._require_wallet(base, "deposit")
         async with self._escrow_lock:
             await self._approve(base)
             return await self._send(self.marketplace.functions.deposit(base))
@@ -309,6 +311,7 @@ class AsyncKalypso:
         )
         async with self._escrow_lock:
             if await self.balance() < quote.amount:
+                await self._require_wallet(quote.amount, "escrow")
                 await self._approve(quote.amount)
             receipt = await self._send(call)
         request = Request.new(
@@ -472,6 +475,16 @@ class AsyncKalypso:
         allowance = int(await self.token.functions.allowance(self.address, spender).call())
         if allowance != amount:
             await self._send(self.token.functions.approve(spender, amount))
+
+    async def _require_wallet(self, amount: int, what: str) -> None:
+        wallet = await self.wallet_balance()
+        if wallet < amount:
+            raise InsufficientFundsError(
+                "erc20: transfer amount exceeds balance",
+                f"you asked to {what} {self.show(amount)} but the wallet holds "
+                f"{self.show(wallet)} (and the internal balance does not cover it); nothing "
+                "was sent",
+            )
 
     def _positive(self, amount: Amount, what: str) -> int:
         base = self.amount(amount)

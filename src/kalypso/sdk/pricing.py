@@ -128,6 +128,11 @@ class Question:
     #: the shortest time allowed (a time question only)
     floor: int = 0
     attempt: int = 0
+    token_symbol: str = "KAL"
+    token_decimals: int = 18
+
+    def show(self, amount: int) -> str:
+        return format_amount(amount, self.token_decimals, self.token_symbol)
 
 
 #: Given the question, the user's answer (an amount or seconds, or text like "3 KAL");
@@ -151,6 +156,8 @@ class AskUser:
             context.stats,
             context.max_price,
             attempt=context.attempt,
+            token_symbol=context.token_symbol,
+            token_decimals=context.token_decimals,
         )
         answer = self.ask(question)
         if answer is None:
