@@ -64,12 +64,13 @@ Pricing = PricingStrategy | Callable[[PricingContext], Quote | int]
 
 @dataclass(frozen=True)
 class FixedPrice:
-    """Always `amount` (base units, or text like "2.5 KAL" parsed by the client)."""
+    """Always `amount`: base units, or text in token units ("2.5 KAL")."""
 
-    amount: int
+    amount: int | str
 
     def __call__(self, context: PricingContext) -> Quote:
-        return Quote(self.amount, f"fixed price {context.show(self.amount)}")
+        amount = parse_amount(self.amount, context.token_decimals, context.token_symbol)
+        return Quote(amount, f"fixed price {context.show(amount)}")
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ def strategy_and_cap(
     if max_price is None:
         if not isinstance(strategy, FixedPrice):
             raise PricingError("give max_price: the hard cap every pricing strategy stays under")
-        return strategy, strategy.amount
+        return strategy, amount(strategy.amount)
     cap = amount(max_price)
     if cap <= 0:
         raise PricingError("max_price must be more than zero")
