@@ -1,311 +1,321 @@
-"""The lifecycle end to end on a local chain, with real Groth16 proofs, narrated step by step.
+"""`make demo`: a tour of the whole system on a local chain, with real proofs, narrated.
 
-The matching engine (`kalypso matcher`) and a generator node (`kalypso generator run`) run
-as their own processes; this one plays the requester (and, for the missed deadline, a
-generator that never proves) and shows each step with balances.
+The enclave images, the matching engine and two generator nodes run as their own
+processes; this one is the app, asking for proofs through the SDK (`kalypso.sdk`) with
+each pricing strategy, and shows who was paid what. It cleans up its processes at the
+end or on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import tempfile
 import time
-from collections.abc import Iterable
+import warnings
 from pathlib import Path
-from typing import Any
 
-from eth_account.signers.local import LocalAccount
 from rich.console import Console
 from rich.table import Table
 
 from kalypso.circuits import circuit, plonk
-from kalypso.contracts.client import MarketplaceClient, PostedRequest
+from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.crypto import SecretContext, seal
+from kalypso.crypto import EncryptionKey
 from kalypso.devnet import (
     ATTESTED_MARKET,
     ENCLAVE_MARKET,
     Anvil,
-    DevnetSetup,
     deploy_devnet,
     dev_account,
+    free_port,
 )
-from kalypso.enclave.process import matching_engine_key
-from kalypso.errors import ChainError
 from kalypso.generator.process import GeneratorProcess
-from kalypso.market import RequestState, encode_signals, request_id
-from kalypso.market.attested import split_attested_proof
-from kalypso.matching.process import MatcherProcess
-from kalypso.provers import InvalidInputs
-from kalypso.provers.plonk import PlonkProof
+from kalypso.market import RequestState
+from kalypso.provers.proof import Groth16Proof
 from kalypso.provers.snarkjs import SnarkjsWorker
+from kalypso.sdk import (
+    AskUser,
+    DevAuthorityWarning,
+    FixedPrice,
+    Kalypso,
+    MarketPercentile,
+    NoProofError,
+    Question,
+    UnprovableInputsError,
+    Urgency,
+)
+from kalypso.sdk.pricing import Pricing, PricingContext
 from kalypso.stack import DevnetStack
 
-
-def kal(amount: int) -> str:
-    return f"{amount / TOKEN_UNIT:,.2f} KAL"
+KAL = TOKEN_UNIT
 
 
 class Narrator:
-    def __init__(self, console: Console, client: MarketplaceClient) -> None:
+    def __init__(self, console: Console) -> None:
         self.console = console
-        self.client = client
         self.step = 0
 
     def say(self, text: str) -> None:
         self.step += 1
-        self.console.print(f"[bold cyan]{self.step:>2}.[/] {text}")
+        self.console.print(f"[bold cyan]{self.step:>2}.[/] {text}", highlight=False)
 
     def detail(self, text: str) -> None:
         self.console.print(f"    {text}", highlight=False)
 
-    def balances(self, who: Iterable[tuple[str, LocalAccount | str]]) -> None:
-        table = Table(show_header=True, header_style="bold", box=None, padding=(0, 2))
-        for column in ("account", "internal balance", "stake (free / total)"):
-            table.add_column(column, justify="right" if column != "account" else "left")
-        for name, account in who:
-            address = account if isinstance(account, str) else account.address
-            stake = self.client.generator(address)[3]
-            stake_text = f"{kal(self.client.free_stake(address))} / {kal(stake)}" if stake else "—"
-            table.add_row(name, kal(self.client.balance(address)), stake_text)
-        self.console.print(table)
+
+def balances(console: Console, chain: MarketplaceClient, who: dict[str, str]) -> None:
+    table = Table(header_style="bold", box=None, padding=(0, 2))
+    for column in ("account", "internal balance", "wallet", "stake (free / total)"):
+        table.add_column(column, justify="left" if column == "account" else "right")
+    for name, address in who.items():
+        stake = chain.generator(address)[3]
+        free = chain.free_stake(address)
+        table.add_row(
+            name,
+            kal(chain.balance(address)),
+            kal(chain.token_balance(address)),
+            f"{kal(free)} / {kal(stake)}" if stake else "-",
+        )
+    console.print(table)
 
 
-def wait_state(
-    client: MarketplaceClient, posted: PostedRequest, *states: RequestState, timeout: float = 60
-) -> RequestState:
-    """Until the request is in one of `states` (the daemons move it along)."""
-    deadline = time.monotonic() + timeout
-    while (state := client.task(posted).state) not in states:
-        if time.monotonic() > deadline:
-            raise ChainError(
-                f"request 0x{posted.id.hex()} stayed {state.name}, not {[s.name for s in states]}"
-            )
-        time.sleep(0.1)
-    return state
+def kal(amount: int) -> str:
+    return f"{amount / KAL:,.2f} KAL"
 
 
-def generator_task(generator: GeneratorProcess, posted: PostedRequest) -> dict[str, Any]:
-    """The generator node's own record of the task (its API)."""
-    answer: dict[str, Any] = generator.status(f"/tasks/0x{posted.id.hex()}")
-    return answer
+def second_generator(workdir: Path, chain: Anvil, deployment: Path) -> GeneratorProcess:
+    """Generator B: cheaper in square_root, and the one that will crash."""
+    return GeneratorProcess(
+        workdir,
+        rpc_url=chain.url,
+        deployment=deployment,
+        account=dev_account(4),
+        api_port=free_port(),
+        stake=1_000 * KAL,
+        compute=8,
+        name="generator-b",
+        encryption_key=EncryptionKey.generate().save(workdir / "generator-b.x25519"),
+        markets={
+            "square_root": {
+                "price": 4 * KAL,
+                "proof_time": 60,
+                "circuit": "square_root",
+                "solver": "square_root",
+            }
+        },
+    )
 
 
-async def run_lifecycle(
-    client: MarketplaceClient,
-    setup: DevnetSetup,
-    matcher: MatcherProcess,
-    generator: GeneratorProcess,
+def tour(
     console: Console,
+    kalypso: Kalypso,
+    chain: MarketplaceClient,
+    stack: DevnetStack,
+    generator_b: GeneratorProcess,
 ) -> None:
-    markets = setup.deployment.markets
-    preimage_market, root_market = markets[ENCLAVE_MARKET], markets["square_root"]
-    requester, lazy = dev_account(3), dev_account(4)
-    n = Narrator(console, client)
-    people: list[tuple[str, LocalAccount | str]] = [
-        ("requester", requester),
-        ("generator", generator.account),
-        ("matching engine", setup.matcher),
-        ("treasury", setup.owner.address),
+    n = Narrator(console)
+    a, b = stack.generator.account.address, generator_b.account.address
+    people = {
+        "requester (the app)": kalypso.address,
+        "generator A": a,
+        "generator B": b,
+        "matching engine": stack.matcher.account.address,
+        "treasury": dev_account(0).address,
+    }
+    names: dict[str, str] = {a: "generator A", b: "generator B"}
+
+    n.say("the markets, as the SDK reads them from the chain (kalypso.market list)")
+    table = Table(header_style="bold", box=None, padding=(0, 2))
+    for column in ("id", "name", "proofs", "private inputs", "offers"):
+        table.add_column(column)
+    for market in kalypso.markets():
+        offers = ", ".join(
+            f"{names.get(o.generator, o.generator[:8])} {kal(o.price)}"
+            for o in kalypso.stats(market).offers
+        )
+        private = ", ".join(market.private_inputs) or "-"
+        table.add_row(str(market.id), market.name, market.proof_system, private, offers or "-")
+    console.print(table)
+
+    n.say(f"the app ({kalypso.address[:10]}…) deposits 300 KAL, approving exactly that")
+    kalypso.deposit("300 KAL")
+
+    # -- private inputs, proven inside the Generator Image, decoded in the SDK
+    n.say(
+        "a private request in one call: "
+        'request_proof("poseidon_preimage_enclave", {"preimage": 42})'
+    )
+    request = kalypso.request_proof(
+        ENCLAVE_MARKET, {"preimage": 42}, max_price="25 KAL", proof_time=120
+    )
+    n.detail(
+        "the preflight ran the circuit on 42 and found its Poseidon hash; the preimage was "
+        "sealed to the Matching Engine enclave's key, read from the enclave registry"
+    )
+    outcome = request.wait(timeout=60)
+    proof = outcome.proof
+    assert isinstance(proof, Groth16Proof)
+    n.detail(
+        f"generator A's Generator Image proved it; the SDK decoded a {type(proof).__name__} "
+        f"from ProofSubmitted: hash {str(proof.public_signals[0])[:20]}…, verify_local "
+        f"{proof.verify_local(circuit('poseidon_preimage').vkey_json())}"
+    )
+    n.detail(f"paid {kal(outcome.payment)}, refunded {kal(outcome.refund)} of the 25 escrowed")
+
+    # -- pricing strategies
+    n.say("three square roots, each priced by a different strategy (cap 8 KAL each)")
+
+    def user(question: Question) -> str:
+        n.detail(
+            f"AskUser shows the user: suggested {question.show(question.suggestion.amount)} "
+            f"({question.suggestion.basis}); the user types 6 KAL"
+        )
+        return "6 KAL"
+
+    strategies: list[tuple[str, Pricing, int, int]] = [
+        ("MarketPercentile()", MarketPercentile(), 49, 120),
+        ("Urgency(base=FixedPrice(2 KAL))", Urgency(base=FixedPrice("2 KAL")), 64, 60),
+        ("AskUser(...)", AskUser(user), 81, 120),
     ]
-    chain_id = client.w3.eth.chain_id
-    # The key to seal to comes from the enclave registry; the matcher only names its enclave.
-    enclave = matcher.status("/health")["enclave"]
-    matcher_key = matching_engine_key(client.w3, setup.deployment, enclave)
-
-    def request(market_id: int, signals: list[int], max_price: int) -> PostedRequest:
-        return client.create_request(
-            requester, market_id, encode_signals(signals), max_price=max_price, proof_time=120
+    placed = []
+    for label, strategy, square, seconds in strategies:
+        handle = kalypso.request_proof(
+            "square_root",
+            {"square": square, "max_root": 10},
+            max_price="8 KAL",
+            pricing=strategy,
+            proof_time=seconds,
+        )
+        quote = handle.quote
+        n.detail(f"{label}: offers {kal(handle.max_price)} — {quote.basis if quote else ''}")
+        placed.append(handle)
+    for handle in placed:
+        done = handle.wait(timeout=60)
+        assert done.proof is not None and done.generator is not None
+        n.detail(
+            f"√{done.proof.public_signals[0]} proven by {names[done.generator]} for "
+            f"{kal(done.payment)} (B asks 4, A asks 5: the matcher ranks B first)"
         )
 
-    def private(market_id: int, signals: list[int], secret: dict[str, int]) -> PostedRequest:
-        """A request whose private signals are sealed to the matching engine's key."""
-        salt = os.urandom(32)
-        rid = request_id(chain_id, client.marketplace.address, requester.address, salt)
-        plaintext = json.dumps(secret, sort_keys=True, separators=(",", ":")).encode()
-        context = SecretContext(chain_id, client.marketplace.address, rid)
-        return client.create_request(
-            requester,
-            market_id,
-            encode_signals(signals),
-            max_price=25 * TOKEN_UNIT,
-            proof_time=120,
-            encrypted_secret=seal(plaintext, matcher_key, context),
-            salt=salt,
-        )
+    n.say("a request offering 3 KAL, below every offer, re-priced by its strategy (+1 KAL a try)")
 
-    g = client.generator(generator.account.address)
-    n.say(
-        f"the generator node ({generator.account.address[:10]}…, its own process) registered "
-        f"itself from its config: {kal(g[3])} stake, {g[5]} units of compute"
-    )
-    n.detail(
-        f"it joined market {preimage_market} ({ENCLAVE_MARKET}, proven inside its Generator "
-        f"Image enclave) at 10 KAL, {root_market} (square_root) at 5 KAL and "
-        f"{markets[ATTESTED_MARKET]} ({ATTESTED_MARKET}) at 6 KAL, proving within 60 s"
-    )
-    n.say(f"requester {requester.address[:10]}… deposits 300 KAL into the marketplace")
-    client.approve_all(requester)
-    client.deposit(requester, 300 * TOKEN_UNIT)
-    n.balances(people)
+    def climbing(context: PricingContext) -> int:
+        return (3 + context.attempt) * KAL
 
-    # -- a Poseidon preimage, private, proven with Groth16 and verified on-chain
-    worker = SnarkjsWorker()
-    try:
-        secret = {"preimage": 42}
-        preflight = await worker.public_signals(circuit("poseidon_preimage").wasm, secret, 1)
-    finally:
-        await worker.close()
-    assert not isinstance(preflight, InvalidInputs), preflight
-    n.say("requester asks for a proof that it knows a preimage of Poseidon hash")
-    n.detail(f"{preflight[0]} (max 25 KAL, within 120 s)")
-    first = private(preimage_market, preflight, secret)
-    n.detail(
-        f"request 0x{first.id.hex()[:16]}…: 25 KAL escrowed; the preimage is sealed to the "
-        f"Matching Engine enclave's key (read from the enclave registry for {enclave[:10]}…) "
-        "and bound to this request"
+    cheap = kalypso.request_proof(
+        "square_root",
+        {"square": 100, "max_root": 10},
+        max_price="8 KAL",
+        pricing=climbing,
+        proof_time=120,
     )
-    n.say(
-        "the matcher assigns it; its enclave checks on-chain that the generator's key is a "
-        "registered Generator Image key and re-wraps the content key to it; the generator "
-        "node hands the task to that enclave, which opens the preimage and proves it with "
-        "snarkjs; the node submits the proof"
-    )
-    wait_state(client, first, RequestState.FULFILLED)
-    task = generator_task(generator, first)
-    n.detail(
-        f"proved in {task['proof_seconds']:.2f} s, verified on-chain by the market's "
-        f"Groth16Verifier; generator paid 10 KAL, requester refunded 15 KAL"
-    )
-    n.detail(
-        "(the matcher process never held the key; but on a devnet the 'enclave' is a plain "
-        "process attested by a public dev key, so this shows the flow, not confidentiality)"
-    )
-    n.balances(people)
-
-    # -- a price too low, then raised; then proofs batched
-    squares = [49, 64, 81]
-    n.say(f"requester asks for the square root of {squares[0]} (at most 10), offering 4 KAL")
-    low = request(root_market, [squares[0], 10], 4 * TOKEN_UNIT)
-    time.sleep(1)
-    why = matcher.status(f"/requests/0x{low.id.hex()}")
-    n.detail(f"the matcher's status endpoint says why it waits: {explain(why)}")
-    n.say("the requester raises its max price to 8 KAL; the matcher assigns it")
-    client.increase_max_price(requester, low, 8 * TOKEN_UNIT)
-    low = low.with_max_price(8 * TOKEN_UNIT)
-    n.say(f"requester asks for square roots of {squares[1:]} too, 8 KAL each")
-    batch = [low] + [request(root_market, [sq, 10], 8 * TOKEN_UNIT) for sq in squares[1:]]
-    for posted in batch:
-        wait_state(client, posted, RequestState.FULFILLED)
-    hashes = {generator_task(generator, p)["transactions"][-1] for p in batch}
-    n.detail(
-        f"the generator found the roots and proved all three: {len(hashes)} transaction(s) "
-        "(proofs ready in the same round share one submit_proofs and one verify_batch)"
-    )
-    n.balances(people)
+    done = cheap.wait(timeout=60, reprice_every=1)
+    n.detail(f"matched once it offered {kal(cheap.max_price)}; paid {kal(done.payment)}")
 
     # -- inputs that cannot be proven
-    n.say("a request for the square root of 10 (at most 10): no such integer exists")
-    invalid = request(root_market, [10, 10], 8 * TOKEN_UNIT)
-    wait_state(client, invalid, RequestState.INVALID_INPUTS)
-    reason = generator_task(generator, invalid)["error"]
-    n.detail(f"the generator finds no witness ({reason}) and claims it invalid")
-    n.detail("the market's input verifier agrees on-chain: generator paid, rest refunded")
-
-    # -- a private preimage that does not match its hash
-    n.say("a private request whose sealed preimage (43) does not hash to the requested hash")
-    mismatch = private(preimage_market, preflight, {"preimage": 43})
-    wait_state(client, mismatch, RequestState.INVALID_INPUTS)
-    n.detail(
-        "only the Generator Image sees the preimage: it finds no proof of the requested hash "
-        "and signs an InputsInvalid attestation, which the marketplace checks against the "
-        "enclave registry; generator paid, rest refunded, the preimage never left the enclave"
-    )
-
-    # -- a market verified off-chain by the Proof Verification Image
-    attested_market = markets[ATTESTED_MARKET]
-    n.say(
-        f"market {attested_market} ({ATTESTED_MARKET}) takes PLONK proofs, which no contract "
-        "here verifies: its Proof Verification Image checks them off-chain"
-    )
-    plonk_request = request(attested_market, [144, 20], 8 * TOKEN_UNIT)
-    wait_state(client, plonk_request, RequestState.FULFILLED)
-    raw, _ = split_attested_proof(proof_of(client, plonk_request))
-    proof = PlonkProof.from_calldata(raw, plonk_request.public_inputs)
-    worker = SnarkjsWorker()
+    n.say("inputs without a proof: the square root of 50")
     try:
-        ok = await worker.verify("plonk", plonk("square_root").vkey_json(), *proof.to_snarkjs())
-    finally:
-        await worker.close()
-    n.detail(
-        "the generator proved with PLONK, the enclave signed ProofValid over the proof's hash, "
-        f"and the requester decodes the real proof from ProofSubmitted: snarkjs says {ok}"
+        kalypso.request_proof("square_root", {"square": 50, "max_root": 10}, max_price="8 KAL")
+    except UnprovableInputsError as refused:
+        n.detail(f"the preflight refuses it: {refused}")
+    n.detail("sent anyway (skip_preflight=True): a generator claims the inputs invalid")
+    invalid = kalypso.request_proof(
+        "square_root",
+        {"square": 50, "max_root": 10},
+        max_price="8 KAL",
+        proof_time=120,
+        skip_preflight=True,
     )
-    unprovable = request(attested_market, [50, 20], 8 * TOKEN_UNIT)
-    wait_state(client, unprovable, RequestState.INVALID_INPUTS)
+    verdict = invalid.wait(timeout=60)
     n.detail(
-        "a square root of 50 in the same market: the Input Verification Image attests that no "
-        "root exists, and the generator is paid for showing it"
+        f"{verdict.state.name}: the market's on-chain input verifier agreed; generator paid "
+        f"{kal(verdict.payment)}, refunded {kal(verdict.refund)}"
     )
-    n.balances(people)
+    hash_of_42 = proof.public_signals[0]
+    mismatch = kalypso.request_proof(
+        ENCLAVE_MARKET,
+        {"preimage": 43, "hash": hash_of_42},
+        max_price="25 KAL",
+        proof_time=120,
+        skip_preflight=True,
+    )
+    try:
+        mismatch.wait_for_proof(timeout=60)
+    except NoProofError as ended:
+        n.detail(
+            f"a sealed preimage (43) that does not hash to the asked hash: "
+            f"{ended.outcome.state.name}, attested by the Generator Image without revealing it"
+        )
+
+    # -- an attested market
+    n.say(f"{ATTESTED_MARKET}: PLONK proofs, checked off-chain by a Proof Verification Image")
+    attested = kalypso.request_proof(
+        ATTESTED_MARKET, {"square": 144, "max_root": 20}, max_price="8 KAL", proof_time=120
+    )
+    plonk_proof = attested.wait_for_proof(timeout=60)
+    ok = asyncio.run(_verify_plonk(plonk_proof))
+    n.detail(
+        f"the SDK decoded the real {type(plonk_proof).__name__} beside the enclave's "
+        f"attestation; snarkjs verifies it: {ok}"
+    )
+
+    unprovable = kalypso.request_proof(
+        ATTESTED_MARKET,
+        {"square": 50, "max_root": 20},
+        max_price="8 KAL",
+        proof_time=120,
+        skip_preflight=True,
+    )
+    judged = unprovable.wait(timeout=60)
+    n.detail(
+        f"√50 in the same market: {judged.state.name}, attested by its Input Verification "
+        "Image (no contract here can judge these inputs)"
+    )
 
     # -- a missed deadline
-    n.say(
-        "the operator pauses the generator node (`kalypso generator pause`): it leaves its markets"
+    n.say("generator B crashes (SIGKILL); its offer stays on-chain. Generator A pauses.")
+    generator_b.kill()
+    stack.generator.post("/pause")
+    lost = kalypso.request_proof(
+        "square_root", {"square": 121, "max_root": 20}, max_price="8 KAL", proof_time=60
     )
-    generator.post("/pause")
-    n.say("a second generator joins the square_root market at 4 KAL, but never proves anything")
-    client.approve_all(lazy)
-    client.register(lazy, stake=1_000 * TOKEN_UNIT, compute=8)
-    client.join_market(lazy, root_market, price=4 * TOKEN_UNIT, proof_time=60)
-    people.append(("lazy generator", lazy))
-    silent = request(root_market, [49, 10], 8 * TOKEN_UNIT)
-    wait_state(client, silent, RequestState.ASSIGNED)
-    n.detail(f"the matcher assigns request 0x{silent.id.hex()[:16]}… to it, the only offer left")
-    client.time_travel(121)
-    n.say("121 s later the deadline has passed: the matching engine slashes the task")
-    wait_state(client, silent, RequestState.SLASHED, timeout=30)
+    deadline = time.monotonic() + 30
+    while lost.status().state is not RequestState.ASSIGNED:
+        assert time.monotonic() < deadline, "the request was never assigned"
+        time.sleep(0.2)
+    n.detail("the matcher assigns the next request to B, the only offer left; nobody proves it")
+    chain.time_travel(61)
+    slashed = lost.wait(timeout=30)
     n.detail(
-        "requester refunded in full; the lazy generator's 100 KAL penalty goes half to the "
-        "matching engine (the bounty), half to the treasury"
+        f"61 s later the app's wait() slashes it: {slashed.state.name}; the app is refunded "
+        f"{kal(slashed.refund)} and keeps the bounty, {kal(slashed.bounty)} of B's "
+        f"{kal(slashed.penalty)} penalty (the rest goes to the treasury)"
     )
-    generator.post("/resume")
-    n.detail("the operator resumes the generator node: it joins its markets again")
-    n.balances(people)
+    stack.generator.post("/resume")
 
-    n.say("the requester withdraws its whole internal balance")
-    client.withdraw(requester, client.balance(requester.address))
-    n.detail(f"requester holds {kal(client.token_balance(requester.address))} in its wallet")
+    n.say("the app withdraws everything; the final balances")
+    kalypso.withdraw()
+    balances(console, chain, people)
     console.print(
-        "[bold green]lifecycle complete[/]: real proofs verified on-chain (one and a "
-        "batch) and off-chain by an enclave, invalid inputs settled three ways (on-chain "
-        "verifier, Generator Image, Input Verification Image), a missed deadline slashed — "
-        "by the matcher, the generator and four enclave images running as processes"
+        "[bold green]tour complete[/]: private, public and attested markets; fixed, "
+        "market, urgency, user-decided and re-pricing strategies; invalid inputs shown "
+        "three ways; a missed deadline slashed — four enclaves, a matcher and two "
+        "generators running as processes"
     )
 
 
-def proof_of(client: MarketplaceClient, posted: PostedRequest) -> bytes:
-    """The proof bytes of a request's `ProofSubmitted` event, as the SDK reads them."""
-    events = client.marketplace.events.ProofSubmitted.get_logs(
-        from_block=0, argument_filters={"task_id": posted.id}
-    )
-    return bytes(events[-1]["args"]["proof"])
-
-
-def explain(status: dict[str, Any]) -> str:
-    """The first failed rule of each generator in a matcher's `/requests/{id}` answer."""
-    rules = [
-        f"generator {str(c.get('generator'))[:10]}… fails “{c.get('rule')}”"
-        for c in status.get("checks") or []
-        if c.get("rule")
-    ]
-    return "; ".join(rules) or str(status.get("state"))
+async def _verify_plonk(proof: object) -> bool:
+    worker = SnarkjsWorker()
+    try:
+        body, public = proof.to_snarkjs()  # type: ignore[attr-defined]
+        return await worker.verify("plonk", plonk("square_root").vkey_json(), body, public)
+    finally:
+        await worker.close()
 
 
 def main(console: Console | None = None) -> None:
     console = console or Console()
+    started = time.monotonic()
     chain = Anvil()
     with tempfile.TemporaryDirectory(prefix="kalypso-demo-") as tmp:
         workdir = Path(tmp)
@@ -314,28 +324,33 @@ def main(console: Console | None = None) -> None:
                 chain.start()
                 setup = deploy_devnet(chain.web3())
                 deployment = setup.deployment.save(workdir / "deployment.json")
-            console.print(
-                f"chain {chain.url} (id {setup.deployment.chain_id}); "
-                f"marketplace {setup.deployment.marketplace}"
-            )
-            stack = DevnetStack.build(workdir, chain.url, deployment, setup)
+            console.print(f"chain {chain.url}; marketplace {setup.deployment.marketplace}")
+            # the app's SDK slashes missed deadlines itself in this tour
+            stack = DevnetStack.build(workdir, chain.url, deployment, setup, slash_overdue=False)
+            generator_b = second_generator(workdir, chain, deployment)
             try:
                 stack.start(lambda name: console.status(f"starting the {name}…"))
+                with console.status("starting generator B…"):
+                    generator_b.start()
                 for process in stack.enclaves.values():
-                    console.print(
-                        f"{process.name} {process.signing_key}: keys made at start, attested "
-                        "by the dev authority, registered on-chain"
-                    )
-                matcher, generator = stack.matcher, stack.generator
-                console.print(f"matching engine {setup.matcher.address} serving {matcher.url}")
-                console.print(f"generator node {generator.account.address} serving {generator.url}")
+                    console.print(f"enclave {process.name}: attested and registered on-chain")
+                console.print(f"matching engine at {stack.matcher.url}")
+                console.print(f"generator A ({stack.generator.account.address}) in every market")
+                console.print(f"generator B ({generator_b.account.address}) in square_root")
                 client = MarketplaceClient(chain.web3(), setup.deployment)
-                asyncio.run(run_lifecycle(client, setup, matcher, generator, console))
+                with (
+                    warnings.catch_warnings(),
+                    Kalypso(chain.url, deployment, dev_account(3)) as kalypso,
+                ):
+                    warnings.simplefilter("ignore", DevAuthorityWarning)  # narrated instead
+                    tour(console, kalypso, client, stack, generator_b)
             except Exception:
-                for daemon in stack.daemons:
+                for daemon in (*stack.daemons, generator_b):
                     console.print(f"[dim]{daemon.name} log: {daemon.tail(5)}[/]", highlight=False)
                 raise
             finally:
+                generator_b.stop()
                 stack.stop()
         finally:
             chain.stop()
+    console.print(f"[dim]{time.monotonic() - started:.0f} s; every process stopped[/]")

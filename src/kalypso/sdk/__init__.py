@@ -14,6 +14,8 @@ and get the proof back decoded.
 `AsyncKalypso` is the same client for asyncio code.
 """
 
+import logging
+
 from kalypso.sdk.client import AsyncKalypso, AsyncProofRequest, DevAuthorityWarning
 from kalypso.sdk.inputs import PreparedInputs, UnprovableInputsError
 from kalypso.sdk.local import LocalKalypso
@@ -33,6 +35,9 @@ from kalypso.sdk.pricing import (
     Urgency,
 )
 from kalypso.sdk.sync import Kalypso, ProofRequest
+
+# A library prints nothing unless the app configures logging (the CLI does).
+logging.getLogger("kalypso.sdk").addHandler(logging.NullHandler())
 
 __all__ = [
     "AskUser",

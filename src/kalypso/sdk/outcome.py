@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kalypso.errors import KalypsoError
-from kalypso.market import RequestState
+from kalypso.errors import ConfigError, KalypsoError
+from kalypso.market import RequestState, decode_signals
 from kalypso.market.attested import split_attested_proof
 from kalypso.provers.plonk import PlonkProof
 from kalypso.provers.proof import Groth16Proof
@@ -23,6 +23,14 @@ class RawProof:
 
     proof: bytes
     inputs: bytes
+
+    @property
+    def public_signals(self) -> tuple[int, ...]:
+        """The inputs as signals when they are an ABI `uint256[]`, else none."""
+        try:
+            return tuple(decode_signals(self.inputs))
+        except ConfigError:
+            return ()
 
     def calldata(self) -> bytes:
         return self.proof
