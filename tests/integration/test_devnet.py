@@ -41,6 +41,8 @@ def devnet(
             str(path),
             "--matcher-port",
             str(free_port()),
+            "--generator-port",
+            str(free_port()),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -63,7 +65,7 @@ def test_one_lifecycle_over_json_rpc(devnet: tuple[str, Path, subprocess.Popen[s
     assert w3.eth.chain_id == deployment.chain_id == 31337
     client = MarketplaceClient(w3, deployment)
     market_id = deployment.markets[SAMPLE_MARKET]
-    generator, requester = dev_account(2), dev_account(3)
+    generator, requester = dev_account(4), dev_account(3)  # the devnet's own node is 2
 
     client.approve_all(generator)
     client.register(generator, stake=500 * TOKEN_UNIT, compute=2)

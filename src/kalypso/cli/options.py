@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,7 @@ import typer
 from rich.console import Console
 
 from kalypso.daemon import jsonable
-from kalypso.sdk import Kalypso
+from kalypso.sdk import DevAuthorityWarning, Kalypso
 
 EXIT_TIMEOUT = 3
 EXIT_NO_PROOF = 4
@@ -51,13 +52,15 @@ console = Console(soft_wrap=True)
 def client(
     rpc_url: str, deployment: Path | None, private_key: str | None, keystore: Path | None
 ) -> Kalypso:
-    """The SDK client the command runs on; the SDK's progress lines go to stderr."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    """The SDK client the command runs on; the SDK's progress lines (and its warning of a
+    dev-attested matching engine, as one line) go to stderr."""
     sdk = logging.getLogger("kalypso.sdk")
-    if not sdk.handlers:
+    if not any(isinstance(h, logging.StreamHandler) for h in sdk.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
         sdk.addHandler(handler)
         sdk.setLevel(logging.INFO)
+    warnings.filterwarnings("ignore", category=DevAuthorityWarning)  # logged instead
     return Kalypso(rpc_url, deployment, private_key, keystore=keystore)
 
 
