@@ -40,3 +40,11 @@ def parse_amount(text: str | int, decimals: int = 18, symbol: str = "KAL") -> in
     if value != value.to_integral_value() or value < 0:
         raise ConfigError(f"{text!r} is not a whole number of base units, or is negative")
     return int(value)
+
+
+def parse_positive(text: str | int, what: str, decimals: int = 18, symbol: str = "KAL") -> int:
+    """`parse_amount` for a deposit, withdrawal or price: zero and negatives are refused."""
+    base = parse_amount(text, decimals, symbol)
+    if base <= 0:
+        raise ConfigError(f"a {what} must be more than zero")
+    return base

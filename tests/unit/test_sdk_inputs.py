@@ -88,11 +88,6 @@ def test_field_element_refuses_junk(value: Any) -> None:
         field_element("x", value)
 
 
-@pytest.mark.xfail(
-    reason="field_element parses text with int(text, 0), which refuses decimal text with "
-    "leading zeros ('042'), though the docstring promises decimal text",
-    strict=True,
-)
 def test_field_element_reads_decimal_text_with_leading_zeros() -> None:
     assert field_element("x", "042") == 42
 

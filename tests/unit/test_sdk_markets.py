@@ -58,11 +58,6 @@ def test_percentile_refuses_p_outside_0_1(p: float) -> None:
         percentile([], p)
 
 
-@pytest.mark.xfail(
-    reason="percentile computes the rank as ceil(len * p) in floats: 100 * 0.55 is "
-    "55.00000000000001, so p55 of 1..100 gives rank 56 (value 56) instead of 55",
-    strict=True,
-)
 def test_percentile_rank_is_exact_for_decimal_p() -> None:
     assert percentile(list(range(1, 101)), 0.55) == 55
     assert percentile(list(range(1, 101)), 0.07) == 7
@@ -189,6 +184,8 @@ def test_from_events_caps_the_history() -> None:
     assert stats.prices == (8, 9, 10)
     assert stats.proof_seconds == (7, 8, 9)
     assert stats.open_requests == 0
+    none = stats_of(events, proof_timestamps=stamps, history=0)
+    assert none.prices == () and none.proof_seconds == ()
 
 
 def test_from_events_with_no_events() -> None:
@@ -198,11 +195,6 @@ def test_from_events_with_no_events() -> None:
     assert stats.cheapest_offer(10**6) is None
 
 
-@pytest.mark.xfail(
-    reason="from_events ignores TaskDiscarded: a discarded task's request is open again "
-    "(requests.vy `discard`), but it stays out of open_requests",
-    strict=True,
-)
 def test_from_events_counts_a_discarded_task_as_open_again() -> None:
     events = [
         created(1),

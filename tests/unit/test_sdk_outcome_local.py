@@ -267,12 +267,6 @@ def test_local_request_reattaches(k: Kalypso) -> None:
         k.request(b"\x00" * 32)
 
 
-@pytest.mark.xfail(
-    reason="LocalKalypso.request_proof checks the wallet plus the balance, but, like "
-    "escrow._charge, then takes all of it from the wallet when the balance falls short: "
-    "the wallet goes negative instead of InsufficientFundsError",
-    strict=True,
-)
 def test_local_escrow_never_drives_the_wallet_negative() -> None:
     with Kalypso(backend="local") as k:
         k.deposit(WALLET * 6 // 10)
@@ -289,12 +283,6 @@ def test_local_escrow_never_drives_the_wallet_negative() -> None:
             assert k.wallet_balance() >= 0
 
 
-@pytest.mark.xfail(
-    reason="with skip_preflight=True, LocalKalypso.request_proof runs the square_root "
-    "solver only after escrowing the max price; the solver's UnprovableInputsError then "
-    "escapes and the max price is gone with no request to show for it",
-    strict=True,
-)
 def test_local_skip_preflight_with_no_root_loses_no_money() -> None:
     with Kalypso(backend="local") as k:
         k.deposit("10 KAL")
@@ -316,12 +304,6 @@ def test_local_skip_preflight_with_no_root_loses_no_money() -> None:
             assert info.value.outcome.state is RequestState.INVALID_INPUTS
 
 
-@pytest.mark.xfail(
-    reason="LocalKalypso.deposit/withdraw take a negative int as is (parse_amount passes "
-    "ints through), minting wallet funds; AsyncKalypso refuses with ConfigError "
-    "('must be more than zero')",
-    strict=True,
-)
 def test_local_refuses_negative_amounts() -> None:
     with Kalypso(backend="local") as k:
         before = funds(k)
@@ -332,3 +314,8 @@ def test_local_refuses_negative_amounts() -> None:
                 k.withdraw(-5)
         finally:
             assert funds(k) == before
+
+
+def test_local_withdraw_of_an_empty_balance_says_so() -> None:
+    with Kalypso(backend="local") as k, pytest.raises(ConfigError, match="nothing to withdraw"):
+        k.withdraw()

@@ -278,6 +278,9 @@ def test_response_time_int_and_fixed_time() -> None:
         (stats(seconds=(1, 2, 3)), TypicalTime(), 10),
         (stats(offers=(Offer("0xa", 1, 5),)), TypicalTime(), 10),
         (stats(), TypicalTime(default=3), 10),
+        # never over the ceiling (3600 s)
+        (stats(seconds=(2000,)), TypicalTime(), 3600),
+        (stats(), TypicalTime(default=10**6), 3600),
     ],
 )
 def test_typical_time(s: MarketStats, strategy: TypicalTime, expected: int) -> None:
@@ -390,3 +393,8 @@ def test_any_int_output_is_capped_or_refused(output: int, cap: int) -> None:
             price(lambda c: output, ctx(max_price=cap))
     else:
         assert 0 < price(lambda c: output, ctx(max_price=cap)).amount <= cap
+
+
+def test_ask_user_refuses_an_answer_that_is_not_an_amount_as_a_pricing_error() -> None:
+    with pytest.raises(PricingError, match="the answer is not an amount"):
+        AskUser(Asker("lots"))(ctx())

@@ -26,7 +26,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxReceipt
 
-from kalypso.amounts import format_amount, parse_amount
+from kalypso.amounts import format_amount, parse_amount, parse_positive
 from kalypso.chain import TxSender, find_request, retrying
 from kalypso.contracts import artifact
 from kalypso.contracts.web3tx import reason_of
@@ -487,10 +487,8 @@ class AsyncKalypso:
             )
 
     def _positive(self, amount: Amount, what: str) -> int:
-        base = self.amount(amount)
-        if base <= 0:
-            raise ConfigError(f"a {what} must be more than zero")
-        return base
+        d = self.deployment
+        return parse_positive(amount, what, d.token_decimals, d.token_symbol)
 
     def _context(
         self, market: Market, stats: MarketStats, seconds: int, cap: int, **kw: Any

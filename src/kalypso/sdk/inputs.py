@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +56,21 @@ def field_element(name: str, value: Any) -> Any:
     if isinstance(value, bool):
         raise ConfigError(f"input {name!r} is a boolean; give a number")
     try:
-        number = value if isinstance(value, int) else int(str(value).strip(), 0)
+        number = value if isinstance(value, int) else _number(str(value).strip())
     except ValueError:
         raise ConfigError(f"input {name!r} = {value!r} is not a number") from None
     if not 0 <= number < BN254_SCALAR_FIELD:
         raise ConfigError(f"input {name!r} = {number} is not in the BN254 scalar field")
     return number
+
+
+def _number(text: str) -> int:
+    """Decimal text (leading zeros allowed) or 0x hex."""
+    if text[:2].lower() == "0x":
+        return int(text, 16)
+    if not re.fullmatch(r"-?[0-9]+", text):
+        raise ValueError(text)
+    return int(text)
 
 
 def _raw(inputs: Sequence[int] | bytes) -> PreparedInputs:

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kalypso.amounts import format_amount, parse_amount
+from kalypso.amounts import format_amount, parse_amount, parse_positive
 from kalypso.circuits import circuit, manifest
 from kalypso.errors import ConfigError, InsufficientFundsError, InvalidStateError
 from kalypso.market import RequestState
@@ -96,14 +96,20 @@ class LocalKalypso:
         return self._wallet
 
     async def deposit(self, amount: Amount) -> None:
-        base = self.amount(amount)
+        base = parse_positive(amount, "deposit", DECIMALS, SYMBOL)
         if base > self._wallet:
             raise InsufficientFundsError("escrow: transfer failed", "the wallet holds less")
         self._wallet -= base
         self._balance += base
 
     async def withdraw(self, amount: Amount | None = None, to: str | None = None) -> None:
-        base = self._balance if amount is None else self.amount(amount)
+        base = (
+            self._balance
+            if amount is None
+            else parse_positive(amount, "withdraw", DECIMALS, SYMBOL)
+        )
+        if base == 0:
+            raise ConfigError("the internal balance is empty: nothing to withdraw")
         if base > self._balance:
             raise InsufficientFundsError("escrow: insufficient balance", "withdraw less")
         self._balance -= base
@@ -148,13 +154,16 @@ class LocalKalypso:
         stats = await self.stats(m)
         seconds = response_time(proof_time, TimeContext(m, stats, 1, 86_400))
         quote = price(strategy, PricingContext(m, stats, seconds, cap))
-        if quote.amount > self._balance + self._wallet:
-            raise InsufficientFundsError("escrow: transfer failed", "deposit more first")
+        values = witness_inputs(m, named(m, inputs)) if m.inputs else {}
+        # like escrow._charge: from the balance when it suffices, else all from the wallet
         if self._balance >= quote.amount:
             self._balance -= quote.amount
-        else:
+        elif self._wallet >= quote.amount:
             self._wallet -= quote.amount
-        values = witness_inputs(m, named(m, inputs)) if m.inputs else {}
+        else:
+            raise InsufficientFundsError(
+                "escrow: transfer failed", "deposit the max price, or hold it in the wallet"
+            )
         prover = SnarkjsGroth16Prover(c.wasm, c.zkey, worker=self._worker)
         request = LocalProofRequest(self, os.urandom(32), m, quote.amount, prepared.public_signals)
         request.task = asyncio.create_task(request.prove(prover, values))

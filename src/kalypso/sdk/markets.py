@@ -12,6 +12,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from eth_utils import keccak
@@ -155,6 +156,7 @@ class MarketStats:
 
         `proof_timestamps` maps a task id to the timestamp of its `ProofSubmitted` block.
         """
+        expiries: dict[bytes, int] = {}
         open_ids: dict[bytes, int] = {}  # request id -> expiry
         proof_time: dict[bytes, int] = {}
         assigned_at: dict[bytes, int] = {}
@@ -163,13 +165,15 @@ class MarketStats:
         for event in events:
             rid = bytes(event.args.get("request_id") or event.args.get("task_id") or b"")
             if event.name == "RequestCreated":
-                open_ids[rid] = int(event["expiry"])
+                open_ids[rid] = expiries[rid] = int(event["expiry"])
                 proof_time[rid] = int(event["proof_time"])
             elif event.name == "TaskAssigned":
                 open_ids.pop(rid, None)
                 prices.append(int(event["price"]))
                 if rid in proof_time:
                     assigned_at[rid] = int(event["deadline"]) - proof_time[rid]
+            elif event.name == "TaskDiscarded" and rid in expiries:
+                open_ids[rid] = expiries[rid]  # the request is open to matching again
             elif event.name in ("RequestCancelled", "RequestExpired"):
                 open_ids.pop(rid, None)
             elif event.name == "ProofSubmitted" and rid in assigned_at and rid in proof_timestamps:
@@ -178,8 +182,8 @@ class MarketStats:
             market_id=market_id,
             open_requests=sum(1 for expiry in open_ids.values() if expiry >= now),
             offers=tuple(offers),
-            prices=tuple(prices[-history:]),
-            proof_seconds=tuple(seconds[-history:]),
+            prices=tuple(prices[-history:] if history > 0 else ()),
+            proof_seconds=tuple(seconds[-history:] if history > 0 else ()),
             block_time=block_time,
         )
 
@@ -191,4 +195,5 @@ def percentile(values: Sequence[int], p: float) -> int | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[max(1, math.ceil(len(ordered) * p)) - 1]
+    # the rank in exact decimals: 100 * 0.55 in floats is 55.000000000000007
+    return ordered[max(1, math.ceil(len(ordered) * Fraction(repr(p)))) - 1]

@@ -163,7 +163,10 @@ class AskUser:
         answer = self.ask(question)
         if answer is None:
             raise PricingError("the user declined to price the request: nothing was sent")
-        amount = parse_amount(answer, context.token_decimals, context.token_symbol)
+        try:
+            amount = parse_amount(answer, context.token_decimals, context.token_symbol)
+        except ConfigError as error:
+            raise PricingError(f"the answer is not an amount: {error.args[0]}") from None
         if amount > context.max_price:
             raise PricingError(
                 f"the user's price {context.show(amount)} is above the cap "
@@ -245,10 +248,12 @@ class TypicalTime:
 
     def __call__(self, context: TimeContext) -> int:
         typical = context.stats.typical_proof_time
-        if typical is not None:
-            return max(context.floor, int(typical * self.factor))
         promised = [o.proof_time for o in context.stats.offers]
-        return max(context.floor, max(promised) if promised else self.default)
+        if typical is not None:
+            seconds = int(typical * self.factor)
+        else:
+            seconds = max(promised) if promised else self.default
+        return min(context.ceiling, max(context.floor, seconds))
 
 
 #: A response time: seconds, a time strategy, or `AskUser` (asked for seconds).
