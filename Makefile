@@ -35,9 +35,11 @@ lint: setup
 
 # pytest exits 5 when it collects no test: that fails the target like any failure.
 test: setup lint
+	@scripts/system-deps.sh --browser
 	$(VENV)/bin/pytest
 
 test-all: setup lint
+	@scripts/system-deps.sh --browser
 	$(VENV)/bin/pytest -m ''
 
 demo: setup
@@ -51,6 +53,7 @@ bench: setup
 	$(PY) bench/crypto.py
 	$(PY) bench/enclave.py
 	$(PY) bench/e2e.py
+	$(PY) bench/dashboard.py
 
 clean:
 	rm -rf $(VENV) node_modules src/kalypso/contracts/build .pytest_cache .mypy_cache .ruff_cache

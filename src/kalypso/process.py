@@ -19,7 +19,8 @@ from kalypso.errors import ChainError
 
 
 class DaemonProcess:
-    """`kalypso <args>` with its key in `key_env`; a context manager that stops it."""
+    """`kalypso <args>` with its key (if it has one) in `key_env`; a context manager that
+    stops it."""
 
     def __init__(
         self,
@@ -27,8 +28,8 @@ class DaemonProcess:
         args: list[str],
         *,
         workdir: Path,
-        account: LocalAccount,
-        key_env: str,
+        account: LocalAccount | None,
+        key_env: str | None,
         api_port: int,
     ) -> None:
         self.name = name
@@ -41,7 +42,9 @@ class DaemonProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> Self:
-        env = {**os.environ, self.key_env: "0x" + self.account.key.hex().removeprefix("0x")}
+        env = dict(os.environ)
+        if self.account is not None and self.key_env is not None:
+            env[self.key_env] = "0x" + self.account.key.hex().removeprefix("0x")
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "kalypso.cli", *self.args],
@@ -57,7 +60,8 @@ class DaemonProcess:
                 health = httpx.get(f"{self.url}/health", timeout=1).json()
             except (httpx.HTTPError, ValueError):
                 health = {}
-            if health.get("address") not in (None, self.account.address):
+            expected = None if self.account is None else self.account.address
+            if health.get("address") not in (None, expected):
                 self.stop()
                 raise ChainError(f"another {self.name} already answers on {self.url}")
             if health.get("status") == "ok":

@@ -24,7 +24,17 @@ _META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT N
 class Journal:
     """An exclusive SQLite journal; `role` names the daemon in errors."""
 
-    def __init__(self, path: Path, identity: dict[str, Any], schema: str, role: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        identity: dict[str, Any],
+        schema: str,
+        role: str,
+        *,
+        check_same_thread: bool = True,
+    ) -> None:
+        """`check_same_thread=False` for a journal one event loop uses from whichever
+        thread runs it (a web app under a test client)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.role = role
@@ -37,7 +47,7 @@ class Journal:
                 f"another {role} is running on {path}: stop it, or give this one its own "
                 "`state` file"
             ) from None
-        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=check_same_thread)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_META + schema)

@@ -7,7 +7,18 @@ import sys
 import typer
 from rich.console import Console
 
-from kalypso.cli import account, chain, enclave, generator, init, keys, market, matcher, request
+from kalypso.cli import (
+    account,
+    chain,
+    dashboard,
+    enclave,
+    generator,
+    init,
+    keys,
+    market,
+    matcher,
+    request,
+)
 from kalypso.errors import KalypsoError
 
 app = typer.Typer(
@@ -32,6 +43,7 @@ app.command("matcher")(matcher.matcher)
 app.add_typer(generator.app, name="generator")
 app.add_typer(keys.app, name="key")
 app.add_typer(enclave.app, name="enclave")
+app.command("dashboard")(dashboard.dashboard)
 
 
 def main() -> None:

@@ -37,6 +37,8 @@ def render_config(settings: Mapping[str, Any], markets: Mapping[str, Mapping[str
 class GeneratorProcess(DaemonProcess):
     """`kalypso generator run` in its own process, with a config written from arguments."""
 
+    account: LocalAccount  # always keyed
+
     def __init__(
         self,
         workdir: Path,

@@ -12,6 +12,8 @@ from kalypso.process import DaemonProcess
 class MatcherProcess(DaemonProcess):
     """`kalypso matcher` in its own process; a context manager that stops it on exit."""
 
+    account: LocalAccount  # always keyed
+
     def __init__(
         self,
         workdir: Path,
