@@ -42,8 +42,9 @@ test-all: setup lint
 	@scripts/system-deps.sh --browser
 	$(VENV)/bin/pytest -m ''
 
+# KEEP=1 leaves the chain and the dashboard running after the tour, until Ctrl-C.
 demo: setup
-	$(VENV)/bin/kalypso demo
+	$(VENV)/bin/kalypso demo $(if $(KEEP),--keep)
 
 bench: setup
 	$(PY) bench/gas.py

@@ -9,6 +9,7 @@ end or on Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 import warnings
@@ -313,7 +314,15 @@ async def _verify_plonk(proof: object) -> bool:
         await worker.close()
 
 
-def main(console: Console | None = None) -> None:
+def linger(console: Console, url: str) -> None:
+    console.print(f"the chain and the dashboard ({url}/) keep running: Ctrl-C stops them")
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(1)
+
+
+def main(console: Console | None = None, *, keep: bool = False) -> None:
+    """The tour; `keep`: leave the chain and the dashboard up until Ctrl-C after it."""
     console = console or Console()
     started = time.monotonic()
     chain = Anvil()
@@ -337,6 +346,10 @@ def main(console: Console | None = None) -> None:
                 console.print(f"matching engine at {stack.matcher.url}")
                 console.print(f"generator A ({stack.generator.account.address}) in every market")
                 console.print(f"generator B ({generator_b.account.address}) in square_root")
+                console.print(
+                    f"[bold]dashboard: {stack.dashboard.url}/[/] — open it to watch the tour live",
+                    highlight=False,
+                )
                 client = MarketplaceClient(chain.web3(), setup.deployment)
                 with (
                     warnings.catch_warnings(),
@@ -344,6 +357,13 @@ def main(console: Console | None = None) -> None:
                 ):
                     warnings.simplefilter("ignore", DevAuthorityWarning)  # narrated instead
                     tour(console, kalypso, client, stack, generator_b)
+                health = stack.dashboard.status("/health")
+                console.print(
+                    f"the dashboard followed it all: {health['requests']} requests indexed "
+                    f"up to block {health['indexed_to']}"
+                )
+                if keep:
+                    linger(console, stack.dashboard.url)
             except Exception:
                 for daemon in (*stack.daemons, generator_b):
                     console.print(f"[dim]{daemon.name} log: {daemon.tail(5)}[/]", highlight=False)

@@ -1,6 +1,6 @@
-"""The devnet's daemons as one unit: the four enclave images, the matching engine and a
-generator node in every market, each its own process. `kalypso devnet`, the demo and
-the SDK's integration tests start the same stack."""
+"""The devnet's daemons as one unit: the four enclave images, the matching engine, a
+generator node in every market and the dashboard, each its own process. `kalypso devnet`,
+the demo and the SDK's integration tests start the same stack."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from kalypso.dashboard.process import DashboardProcess
 from kalypso.devnet import DevnetSetup, dev_account, free_port
 from kalypso.enclave.process import EnclaveProcess, devnet_enclaves
 from kalypso.generator.process import GeneratorProcess, devnet_generator
@@ -24,6 +25,7 @@ class DevnetStack:
     enclaves: dict[str, EnclaveProcess]
     matcher: MatcherProcess
     generator: GeneratorProcess
+    dashboard: DashboardProcess
 
     @classmethod
     def build(
@@ -35,6 +37,7 @@ class DevnetStack:
         *,
         matcher_port: int | None = None,
         generator_port: int | None = None,
+        dashboard_port: int | None = None,
         slash_overdue: bool = True,
     ) -> DevnetStack:
         """The daemons (not started) for the deployment file `deployment` of `setup`
@@ -57,12 +60,15 @@ class DevnetStack:
             account=dev_account(2),
             api_port=generator_port or free_port(),
         )
-        return cls(enclaves, matcher, generator)
+        dashboard = DashboardProcess(
+            workdir, rpc_url=rpc_url, deployment=deployment, port=dashboard_port or free_port()
+        )
+        return cls(enclaves, matcher, generator, dashboard)
 
     @property
     def daemons(self) -> list[DaemonProcess]:
         """In start order: the enclaves register first, the matcher needs its enclave."""
-        return [*self.enclaves.values(), self.matcher, self.generator]
+        return [*self.enclaves.values(), self.matcher, self.generator, self.dashboard]
 
     def start(self, status: Status | None = None) -> DevnetStack:
         """Start every daemon in order; on a failure stop those already started."""

@@ -18,3 +18,5 @@ def test_the_demo_tour_completes_and_cleans_up() -> None:
         assert step in done.stdout, step
     assert "SLASHED" in done.stdout and "tour complete" in done.stdout
     assert "every process stopped" in done.stdout
+    assert "dashboard: http://127.0.0.1:" in done.stdout
+    assert "the dashboard followed it all" in done.stdout

@@ -47,6 +47,7 @@ def devnet(
     ] = True,
     matcher_port: Annotated[int, typer.Option(help="Port of the matcher's HTTP API.")] = 7300,
     generator_port: Annotated[int, typer.Option(help="Port of the generator's HTTP API.")] = 7400,
+    dashboard_port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8300,
 ) -> None:
     """Start a local chain (anvil) with Kalypso, the sample markets, a matcher, a generator
     and funded accounts.
@@ -71,6 +72,7 @@ def devnet(
                 setup,
                 matcher_port=matcher_port,
                 generator_port=generator_port,
+                dashboard_port=dashboard_port,
             )
             stack.start(lambda name: console.status(f"starting the {name}…"))
             url = stack.matcher.url
@@ -98,6 +100,7 @@ def devnet(
                 f"  generator    {prover.account.address} (dev account 2) at {prover.url}, "
                 f"in every market (log {prover.log})"
             )
+            console.print(f"  dashboard    {stack.dashboard.url}/ (log {stack.dashboard.log})")
             console.print(
                 "  [dim](dev enclaves are plain processes attested by a public dev key: "
                 "not confidential; see docs/trust-model.md)[/]"
@@ -217,8 +220,18 @@ def deploy(
     console.print("Next: authorize a matching engine (set_matching_engine) and create markets.")
 
 
-def demo() -> None:
-    """Run the whole on-chain lifecycle on a fresh local chain, printing each step."""
+def demo(
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep", help="Keep the chain and the dashboard running after the tour (Ctrl-C)."
+        ),
+    ] = False,
+) -> None:
+    """Run the whole on-chain lifecycle on a fresh local chain, printing each step.
+
+    The dashboard follows it live: open the URL it prints.
+    """
     from kalypso.demo import main
 
-    main(console)
+    main(console, keep=keep)

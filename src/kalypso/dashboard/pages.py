@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import statistics
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -411,9 +412,8 @@ class Pages:
             case "MaxPriceIncreased":
                 return f"max price raised to {show(e['max_price'])}"
             case "TaskAssigned":
-                return (
-                    f"assigned to {e['generator']} at {show(e['price'])}, deadline {e['deadline']}"
-                )
+                deadline = time.strftime("%H:%M:%S UTC", time.gmtime(e["deadline"]))
+                return f"assigned to {e['generator']} at {show(e['price'])}, deadline {deadline}"
             case "AssignSkipped":
                 return f"assignment to {e['generator']} skipped: {e['reason']}"
             case "ProofSubmitted":
@@ -447,8 +447,23 @@ class Pages:
                 return f"{e['account']} deposited {show(e['amount'])}"
             case "Withdrawn":
                 return f"{e['account']} withdrew {show(e['amount'])}"
-        amounts = {k: v for k, v in e.args.items() if isinstance(v, int | str)}
-        return ", ".join(f"{k} {v}" for k, v in amounts.items())
+            case "StakeAdded":
+                return f"{e['generator']} staked {show(e['amount'])} more"
+            case "StakeRemoved":
+                return f"{e['generator']} unstaked {show(e['amount'])}"
+            case "StakeForfeited":
+                return f"{e['generator']} forfeited {show(e['amount'])} of its stake"
+            case "MarketLeft":
+                return f"{e['generator']} left market {e['market_id']}"
+            case "ComputeChanged":
+                return f"{e['generator']} declares compute {e['declared_compute']}"
+            case "ExitRequested":
+                return f"{e['generator']} asked to exit"
+            case "GeneratorWithdrawn":
+                return f"{e['generator']} exited with {show(e['amount'])}"
+        return ", ".join(
+            f"{k} {v}" for k, v in e.args.items() if isinstance(v, int | str) and k != "metadata"
+        )
 
     def _show(self, value: int) -> str:
         return format_amount(int(value), self.decimals, self.symbol)
