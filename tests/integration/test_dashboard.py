@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from kalypso.circuits import circuit
+from kalypso.contracts.client import MarketplaceClient
+from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.dashboard.app import create_app
 from kalypso.dashboard.indexer import Indexer
 from kalypso.devnet import dev_account
@@ -29,7 +31,13 @@ CHROMIUM = shutil.which("chromium")
 
 @pytest.fixture(scope="module")
 def kalypso(sdk_devnet: SdkDevnet) -> Iterator[Kalypso]:
-    with Kalypso(sdk_devnet.url, sdk_devnet.deployment, dev_account(4)) as client:
+    """An app of its own (dev account 8, funded here), so no other test's balances move."""
+    app = dev_account(8)
+    setup = sdk_devnet.setup
+    MarketplaceClient(sdk_devnet.chain.web3(), setup.deployment).transfer(
+        setup.owner, app.address, 1_000 * TOKEN_UNIT
+    )
+    with Kalypso(sdk_devnet.url, sdk_devnet.deployment, app) as client:
         client.deposit("200 KAL")
         yield client
 

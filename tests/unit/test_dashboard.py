@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from eth_abi import encode
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from kalypso.chain import BlockRef, FollowerState
 from kalypso.dashboard import plots
@@ -434,3 +436,24 @@ def test_the_histogram_puts_every_value_in_a_bin() -> None:
     svg = plots.histogram([1, 1, 2, 30, 30, 30], bins=3)
     counts = [int(c) for c in re.findall(r": (\d+)</title></rect>", svg)]
     assert sum(counts) == 6 and counts == [3, 0, 3]
+
+
+# ---- untrusted input
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=80) | st.from_regex(r"(0x)?[0-9a-fA-F]{38,66}", fullmatch=True))
+def test_any_search_finds_a_page_or_says_not_found(client: TestClient, query: str) -> None:
+    response = client.get("/search", params={"q": query}, follow_redirects=False)
+    assert response.status_code in (303, 404)
+
+
+@settings(max_examples=150)
+@given(proof=st.binary(max_size=300), inputs=st.binary(max_size=100))
+def test_any_proof_bytes_decode_or_show_raw(proof: bytes, inputs: bytes) -> None:
+    from kalypso.dashboard.pages import _decoded
+    from kalypso.sdk.markets import Market
+
+    market = Market(1, "m", "0x" + "77" * 20, 0, None, bytes(32), bytes(32), bytes(32), "groth16")
+    decoded = _decoded(market, proof, inputs)
+    assert "proof" in decoded or decoded["raw"] == "0x" + proof.hex()

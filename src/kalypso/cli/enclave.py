@@ -65,7 +65,7 @@ def matcher(
     deployment: DeploymentOpt = None,
     keystore: Keystore = None,
     host: Host = "127.0.0.1",
-    port: Port = 7300,
+    port: Port = 7310,
 ) -> None:
     """Matching Engine Image: the key private inputs are sealed to.
 
