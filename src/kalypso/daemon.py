@@ -49,6 +49,17 @@ class Binding:
     async def close(self) -> None:
         await self.w3.provider.disconnect()
 
+    async def identity(self, **more: Any) -> dict[str, Any]:
+        """What a daemon's journal is bound to: the chain, the marketplace and the deploy
+        block's hash (so a redeployed devnet never reuses an old journal), plus `more`."""
+        block = await self.w3.eth.get_block(self.deployment.deploy_block)
+        return {
+            "chain_id": self.deployment.chain_id,
+            "marketplace": self.deployment.marketplace,
+            "deploy_block_hash": bytes(block["hash"]).hex(),
+            **more,
+        }
+
 
 async def bind_deployment(
     rpc_url: str, deployment_path: Any, account: LocalAccount | None, *, role: str

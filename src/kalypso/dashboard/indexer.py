@@ -73,13 +73,7 @@ class Indexer:
         binding = await bind_deployment(rpc_url, deployment, None, role="dashboard")
         try:
             d = binding.deployment
-            deploy_block = await binding.w3.eth.get_block(d.deploy_block)
-            identity = {
-                "chain_id": d.chain_id,
-                "marketplace": d.marketplace,
-                "deploy_block_hash": bytes(deploy_block["hash"]).hex(),
-            }
-            store = DashboardStore(state or default_state(d.chain_id), identity)
+            store = DashboardStore(state or default_state(d.chain_id), await binding.identity())
         except BaseException:
             await binding.close()
             raise

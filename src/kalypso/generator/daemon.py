@@ -162,13 +162,7 @@ class GeneratorNode:
                 await check_reachable(market)
             keys = load_ring(config.encryption_key) if config.encryption_key else []
             deployment = binding.deployment
-            deploy_block = await binding.w3.eth.get_block(deployment.deploy_block)
-            identity = {
-                "chain_id": deployment.chain_id,
-                "marketplace": deployment.marketplace,
-                "deploy_block_hash": bytes(deploy_block["hash"]).hex(),
-                "generator": account.address,
-            }
+            identity = await binding.identity(generator=account.address)
             journal = TaskJournal(
                 state_path(config, deployment.chain_id, account.address), identity
             )

@@ -118,14 +118,10 @@ class Matcher:
         try:
             deployment = binding.deployment
             await check_authorized(binding.marketplace, account.address, config.markets)
-            deploy_block = await binding.w3.eth.get_block(deployment.deploy_block)
-            identity = {
-                "chain_id": deployment.chain_id,
-                "marketplace": deployment.marketplace,
-                "deploy_block_hash": bytes(deploy_block["hash"]).hex(),
-                "signer": account.address,
-                "markets": list(config.markets) if config.markets is not None else "all",
-            }
+            identity = await binding.identity(
+                signer=account.address,
+                markets=list(config.markets) if config.markets is not None else "all",
+            )
             store = MatcherStore(state_path(config, deployment.chain_id), identity)
         except BaseException:
             await binding.close()
