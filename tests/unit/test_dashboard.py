@@ -457,3 +457,13 @@ def test_any_proof_bytes_decode_or_show_raw(proof: bytes, inputs: bytes) -> None
     market = Market(1, "m", "0x" + "77" * 20, 0, None, bytes(32), bytes(32), bytes(32), "groth16")
     decoded = _decoded(market, proof, inputs)
     assert "proof" in decoded or decoded["raw"] == "0x" + proof.hex()
+
+
+def test_trimming_keeps_the_pages_as_they_were(lived: History) -> None:
+    before = TestClient(create_app(lived.indexer)).get(f"/api/generators/{GEN}").json()
+    lived.indexer.head_time = START + 100_000
+    lived.indexer.trim()
+    assert not lived.indexer.view._deadlines
+    after = TestClient(create_app(lived.indexer)).get(f"/api/generators/{GEN}").json()
+    assert after["standing"]["locked_stake"] == before["standing"]["locked_stake"]
+    assert after["totals"] == before["totals"]

@@ -133,6 +133,12 @@ class Indexer:
         block = await retrying(lambda: w3.eth.get_block("latest"), what="eth_getBlock")
         self.head, self.head_time = int(block["number"]), int(block["timestamp"])
 
+    def trim(self) -> None:
+        """Drop what the view keeps only for acting on the chain (the deadline and expiry
+        heaps a matcher drains as it slashes and matches), so a long run stays its size."""
+        self.view.overdue(self.head_time)
+        self.view.book.match(self.head_time, limit=0)
+
     async def run(self, stop: asyncio.Event, poll_interval: float = 1.0) -> None:
         """Follow the chain until `stop`; a failing endpoint is retried, never fatal."""
         while not stop.is_set():
@@ -140,6 +146,7 @@ class Indexer:
                 while not stop.is_set() and await self.step():
                     await asyncio.sleep(0)  # let pages be served while catching up
                 await self.update_head()
+                self.trim()
                 self.failure = None
             except Exception as exc:  # an RPC outage: keep serving the cache
                 if self.failure is None:
