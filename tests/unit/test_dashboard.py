@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from eth_abi import encode
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kalypso.chain import BlockRef, FollowerState
@@ -372,6 +372,8 @@ def test_search_finds_requests_addresses_and_markets(
         ("/accounts/not-an-address", "is not an address"),
         ("/markets/99", "there is no market '99'"),
         ("/markets/-1", "there is no market '-1'"),
+        ("/markets/" + "9" * 30, "there is no market '" + "9" * 30 + "'"),
+        ("/markets/²", "there is no market '²'"),
         ("/no/such/page", "there is no such page"),
     ],
 )
@@ -414,6 +416,7 @@ def test_the_feed_gives_only_events_after_the_last_one_shown(lived: History) -> 
     lived.request(4)
     fresh = client.get(f"/feed?after={last}").text
     assert fresh.count("<li") == 1 and hex_id(4)[:8] in fresh
+    assert client.get(f"/feed?after={10**30}&market_id={10**30}").text.strip() == ""
     only_two = client.get(f"/feed?subject={hex_id(2)}").text
     assert only_two.count("<li") == 2  # created, assigned
 
@@ -443,6 +446,8 @@ def test_the_histogram_puts_every_value_in_a_bin() -> None:
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(query=st.text(max_size=80) | st.from_regex(r"(0x)?[0-9a-fA-F]{38,66}", fullmatch=True))
+@example(query="10000000000000000000")  # wider than SQLite's integers
+@example(query="²")  # a digit int() does not read
 def test_any_search_finds_a_page_or_says_not_found(client: TestClient, query: str) -> None:
     response = client.get("/search", params={"q": query}, follow_redirects=False)
     assert response.status_code in (303, 404)

@@ -31,14 +31,13 @@ def dashboard(
 ) -> None:
     """Serve the explorer: markets, requests, generators, slashes and a live feed.
 
-    It follows the deployment's events into its own SQLite cache, so a restart resumes
-    where it stopped, and needs no key. Open http://HOST:PORT/ in a browser; every page
-    has a JSON twin under /api/.
-    """
+    It follows the deployment's events into its own SQLite cache (a restart resumes where it stopped) and needs no key.
+
+    Open http://HOST:PORT/ in a browser; every page has a JSON twin under /api/ (docs/dashboard.md).
+    """  # noqa: E501 (typer shows a paragraph as its lines)
     from kalypso.dashboard.service import serve
 
     configure(json=json_logs)
-    typer.echo(f"dashboard: http://{host}:{port}/", err=True)
     asyncio.run(
         serve(
             rpc_url,

@@ -206,8 +206,9 @@ class Pages:
     def market_row(self, key: str | int) -> sqlite3.Row:
         """A market by id or by name."""
         text = str(key).strip()
-        row = self.store.market(int(text)) if text.isdigit() else None
-        if row is None and not text.isdigit():
+        number = text.isascii() and text.isdecimal()
+        row = self.store.market(int(text)) if number else None
+        if row is None and not number:
             ids = [r["id"] for r in self.store.markets() if self.sdk_market(r).name == text]
             row = self.store.market(ids[0]) if ids else None
         if row is None:

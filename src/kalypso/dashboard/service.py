@@ -31,6 +31,7 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     indexer = await Indexer.open(rpc_url, deployment, state, confirmations=confirmations)
+    log.info("dashboard", url=f"http://{host}:{port}/", cache=str(indexer.store.path))
     try:
         async with api_server(create_app(indexer), host, port, log):
             await indexer.run(stop, poll_interval)

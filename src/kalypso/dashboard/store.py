@@ -48,6 +48,9 @@ CREATE TABLE IF NOT EXISTS generators (
     address TEXT PRIMARY KEY, registered_at INTEGER NOT NULL, reward_address TEXT NOT NULL);
 """
 
+#: The largest integer SQLite stores; a larger id or cursor matches nothing.
+SQLITE_MAX = 2**63 - 1
+
 #: Request states as the pages name them.
 OPEN, ASSIGNED, FULFILLED, INVALID, CANCELLED, EXPIRED, SLASHED = (
     "open",
@@ -258,6 +261,8 @@ class DashboardStore(Journal):
     ) -> list[EventRow]:
         """The newest `limit` events after `after`, newest first (the live feed), of one
         request, account or market if given."""
+        if max(abs(after), abs(market_id or 0)) > SQLITE_MAX:
+            return []
         where: list[str] = ["seq > ?"]
         args: list[Any] = [after]
         for column, value in (("subject", subject), ("account", account), ("market_id", market_id)):
@@ -284,6 +289,8 @@ class DashboardStore(Journal):
         return list(self.db.execute("SELECT * FROM markets ORDER BY id"))
 
     def market(self, market_id: int) -> sqlite3.Row | None:
+        if market_id > SQLITE_MAX:
+            return None
         row: sqlite3.Row | None = self.db.execute(
             "SELECT * FROM markets WHERE id = ?", (market_id,)
         ).fetchone()
