@@ -25,8 +25,8 @@ from web3 import AsyncWeb3
 
 from kalypso.chain import connect
 from kalypso.contracts import artifact
-from kalypso.deployment import CONTRACTS_VERSION, DEVNET_CHAIN_ID, Deployment, default_path
-from kalypso.devnet import dev_keys
+from kalypso.deployment import CONTRACTS_VERSION, Deployment, default_path
+from kalypso.devnet import refuse_dev_key
 from kalypso.errors import ConfigError, DeploymentError, KalypsoError
 from kalypso.logs import get_logger
 
@@ -72,15 +72,7 @@ async def bind_deployment(
     w3 = await connect(rpc_url)
     try:
         chain_id = await w3.eth.chain_id
-        if (
-            chain_id != DEVNET_CHAIN_ID
-            and account is not None
-            and account.key.hex().removeprefix("0x") in dev_keys()
-        ):
-            raise ConfigError(
-                f"refusing a public development key on chain {chain_id}: "
-                f"give the {role} its own key"
-            )
+        refuse_dev_key(account, chain_id, f"the {role}")
         deployment = Deployment.load(deployment_path or default_path(chain_id))
         if deployment.chain_id != chain_id:
             raise ConfigError(

@@ -53,6 +53,19 @@ def dev_keys() -> set[str]:
     return {dev_account(i).key.hex().removeprefix("0x").lower() for i in range(DEV_ACCOUNTS)}
 
 
+def refuse_dev_key(account: LocalAccount | None, chain_id: int, what: str) -> None:
+    """A public development key signs on the devnet only: anyone can spend from it."""
+    if (
+        chain_id != DEVNET_CHAIN_ID
+        and account is not None
+        and account.key.hex().removeprefix("0x").lower() in dev_keys()
+    ):
+        raise ConfigError(
+            f"refusing a public development key on chain {chain_id}: give {what} its own key "
+            "(--keystore)"
+        )
+
+
 def repo_root() -> Path | None:
     root = Path(__file__).resolve().parents[2]
     return root if (root / "package.json").is_file() else None

@@ -57,3 +57,13 @@ def test_a_real_chain_needs_its_own_key_and_attestation_authority(tmp_path: Path
             address=deployment["enclave_registry"], abi=artifact("EnclaveRegistry").abi
         )
         assert registry.functions.authority().call() == authority
+
+        # the market creator too: a public development key creates nothing off the devnet
+        env = os.environ | {"KALYPSO_PRIVATE_KEY": dev_account(4).key.hex()}
+        market = subprocess.run(
+            [*KALYPSO, "market", "create", "roots", "--rpc-url", chain.url, "--deployment",
+             str(out), "--circuit", "square_root", "--all-inputs-provable"],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert market.returncode == 1 and "Traceback" not in market.stderr
+        assert "public development key" in market.stderr, market.stderr

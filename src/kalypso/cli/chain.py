@@ -17,7 +17,7 @@ from web3 import Web3
 from kalypso.chain.rpc import sync_web3
 from kalypso.contracts.deploy import DeployParams, deploy_web3
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
-from kalypso.devnet import Anvil, deploy_devnet, dev_keys
+from kalypso.devnet import Anvil, deploy_devnet, refuse_dev_key
 from kalypso.enclave import DEV_AUTHORITY
 from kalypso.errors import ChainError, ConfigError
 from kalypso.keys import load_account
@@ -185,11 +185,7 @@ def deploy(
         chain_id = w3.eth.chain_id
     except Exception as exc:
         raise ChainError(f"cannot reach {rpc_url}: {exc}") from None
-    if chain_id != DEVNET_CHAIN_ID and account.key.hex().removeprefix("0x").lower() in dev_keys():
-        raise ConfigError(
-            f"refusing to deploy to chain {chain_id} with a public development key; "
-            "use your own key (--keystore)"
-        )
+    refuse_dev_key(account, chain_id, "the deployer")
     if chain_id != DEVNET_CHAIN_ID and (
         attestation_authority is None
         or Web3.to_checksum_address(attestation_authority) == DEV_AUTHORITY

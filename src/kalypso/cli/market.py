@@ -19,6 +19,7 @@ from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
 from kalypso.cli.options import DEFAULT_RPC, DeploymentPath, Json, RpcUrl, client, print_json
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
+from kalypso.devnet import refuse_dev_key
 from kalypso.errors import ConfigError
 from kalypso.keys import load_account
 from kalypso.market.audit import AuditFiles, audit_market, require_files
@@ -168,6 +169,7 @@ def create(
         raise ConfigError(f"--input-verifier {input_verifier!r} is not an address")
     account = load_account(private_key, keystore)
     client = MarketplaceClient.connect(rpc_url, deployment)
+    refuse_dev_key(account, client.deployment.chain_id, "the market creator")
 
     with console.status("checking the verification key against the zkey…"):
         vkey_json = c.vkey_json()

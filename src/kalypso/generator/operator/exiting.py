@@ -11,8 +11,7 @@ from eth_account.signers.local import LocalAccount
 from web3.logs import DISCARD
 
 from kalypso.contracts.web3tx import send
-from kalypso.deployment import DEVNET_CHAIN_ID
-from kalypso.devnet import dev_keys
+from kalypso.devnet import refuse_dev_key
 from kalypso.errors import ConfigError, InvalidStateError
 from kalypso.generator.config import GeneratorConfig
 from kalypso.generator.operator.chain import connect
@@ -63,10 +62,7 @@ def exit_generator(settings: GeneratorConfig, account: LocalAccount) -> ExitStep
     delay, `withdraw` the whole stake. Refused while the node runs."""
     refuse_if_running(settings)
     client = connect(settings)
-    if client.deployment.chain_id != DEVNET_CHAIN_ID and (
-        account.key.hex().removeprefix("0x") in dev_keys()
-    ):
-        raise ConfigError("refusing a public development key outside the devnet")
+    refuse_dev_key(account, client.deployment.chain_id, "the generator")
     address = account.address
     g = client.generator(address)
     status, used, exit_requested_at = GeneratorStatus(int(g[0])), int(g[6]), int(g[7])
