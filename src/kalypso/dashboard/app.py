@@ -25,7 +25,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kalypso.amounts import format_amount
 from kalypso.daemon import jsonable
 from kalypso.dashboard.indexer import Indexer
 from kalypso.dashboard.pages import NotFound, Pages, pretty
@@ -57,13 +56,7 @@ def create_app(indexer: Indexer, lifespan: Lifespan | None = None) -> FastAPI:
     pages = Pages(indexer)
     templates = Jinja2Templates(directory=HERE / "templates")
     env = templates.env
-    d = indexer.deployment
-    env.filters.update(
-        short=_short,
-        utc=_utc,
-        pretty=pretty,
-        kal=lambda base: format_amount(int(base), d.token_decimals, d.token_symbol),
-    )
+    env.filters.update(short=_short, utc=_utc, pretty=pretty, kal=pages.show)
 
     def ago(unix: int | None) -> str:
         if unix is None:

@@ -19,7 +19,7 @@ from kalypso.dashboard.store import ASSIGNED, OPEN, EventRow
 from kalypso.errors import KalypsoError
 from kalypso.market import decode_signals
 from kalypso.matching.views import GeneratorView, OfferView
-from kalypso.sdk.markets import Market
+from kalypso.sdk.markets import Market, percentile
 from kalypso.sdk.outcome import RawProof, decode_proof
 
 #: How many points the plots and lists take (the newest).
@@ -149,8 +149,7 @@ class Pages:
         return None if base is None else self._money(base)
 
     def _money(self, base: int | str) -> Money:
-        value = int(base)
-        return Money(value, format_amount(value, self.decimals, self.symbol))
+        return Money(int(base), self.show(base))
 
     # ---- markets
 
@@ -185,12 +184,17 @@ class Pages:
 
     def market_summaries(self) -> list[MarketSummary]:
         counts = self.store.state_counts()
-        return [self._summary(row, counts.get(row["id"], {})) for row in self.store.markets()]
+        return [
+            self._summary(row, counts.get(row["id"], {}), self.store.prices(row["id"], 1))
+            for row in self.store.markets()
+        ]
 
-    def _summary(self, row: sqlite3.Row, states: dict[str, int]) -> MarketSummary:
+    def _summary(
+        self, row: sqlite3.Row, states: dict[str, int], prices: list[tuple[int, int]]
+    ) -> MarketSummary:
+        """`prices`: the market's latest (time, price) pairs, oldest first."""
         market = self.sdk_market(row)
-        prices = self.store.prices(market.id, 1)
-        offers = self.indexer.view.book.book_view(market.id, limit=0).offers
+        offers = self.indexer.view.book.offers(market.id)
         return MarketSummary(
             id=market.id,
             name=market.name,
@@ -221,7 +225,7 @@ class Pages:
         states = self.store.state_counts().get(market.id, {})
         prices = self.store.prices(market.id, PLOT_POINTS)
         times = self.store.proof_times(market.id, PLOT_POINTS)
-        values = sorted(p for _, p in prices)
+        values = [p for _, p in prices]
         if market.input_verifier:
             path = f"its input verifier contract {market.input_verifier}"
         elif any(market.input_verification_image) or any(market.generator_image):
@@ -229,7 +233,7 @@ class Pages:
         else:
             path = "none: every input is declared provable"
         return MarketPage(
-            summary=self._summary(row, states),
+            summary=self._summary(row, states, prices),
             verifier=market.verifier,
             input_verifier=market.input_verifier,
             invalid_inputs_path=path,
@@ -242,15 +246,11 @@ class Pages:
             created_at=row["created_at"],
             tx=row["tx"],
             states=states,
-            offers=list(self.indexer.view.book.book_view(market.id, limit=0).offers),
-            price_p50=self.money(values[len(values) // 2]) if values else None,
-            price_p90=self.money(values[min(len(values) - 1, len(values) * 9 // 10)])
-            if values
-            else None,
+            offers=list(self.indexer.view.book.offers(market.id)),
+            price_p50=self.money(percentile(values, 0.5)),
+            price_p90=self.money(percentile(values, 0.9)),
             typical_proof_time=int(statistics.median(times)) if times else None,
-            price_plot=plots.price_over_time(
-                prices, lambda v: format_amount(v, self.decimals, self.symbol)
-            ),
+            price_plot=plots.price_over_time(prices, self.show),
             proof_time_plot=plots.histogram(times),
             recent=[self._request_row(r) for r in self.store.requests(market_id=market.id)],
         )
@@ -278,8 +278,8 @@ class Pages:
         if row is None:
             raise NotFound(f"there is no request or task {request_id!r} on this deployment")
         market = self.sdk_market(self.market_row(row["market_id"]))
-        timeline = [self.feed_item(e) for e in self.store.timeline(key)]
-        proof = next((e for e in self.store.timeline(key) if e.name == "ProofSubmitted"), None)
+        events = self.store.timeline(key)
+        proof = next((e for e in events if e.name == "ProofSubmitted"), None)
         deadline = row["deadline"]
         now = self.indexer.head_time
         return RequestPage(
@@ -302,7 +302,7 @@ class Pages:
             refund=self.money(row["refund"]),
             penalty=self.money(row["penalty"]),
             overdue=row["state"] == ASSIGNED and deadline is not None and now > deadline,
-            timeline=timeline,
+            timeline=[self.feed_item(e) for e in events],
             proof=None
             if proof is None
             else _decoded(market, proof.event["proof"], bytes(row["public_inputs"])),
@@ -318,7 +318,7 @@ class Pages:
 
     def generator(self, text: str) -> GeneratorPage:
         address = self.address(text)
-        row = next((g for g in self.store.generators() if g["address"] == address), None)
+        row = self.store.generator(address)
         if row is None:
             raise NotFound(f"{address} has never registered as a generator on this deployment")
         standing = self.indexer.view.book.generator_view(address, self.indexer.head_time)
@@ -363,7 +363,7 @@ class Pages:
             return f"/requests/0x{hex_part}"
         if is_address(q):
             address = self.address(q)
-            if self.store.is_generator(address):
+            if self.store.generator(address) is not None:
                 return f"/generators/{address}"
             self.account(address)
             return f"/accounts/{address}"
@@ -397,14 +397,12 @@ class Pages:
             text=self.describe(row),
             subject=row.subject,
             market_id=e.args.get("market_id"),
-            account=next(
-                (str(e[k]) for k in ("generator", "requester", "account") if k in e.args), None
-            ),
+            account=row.account,
         )
 
     def describe(self, row: EventRow) -> str:
         """One line on what an event did."""
-        e, show = row.event, self._show
+        e, show = row.event, self.show
         match e.name:
             case "RequestCreated":
                 return (
@@ -466,7 +464,8 @@ class Pages:
             f"{k} {v}" for k, v in e.args.items() if isinstance(v, int | str) and k != "metadata"
         )
 
-    def _show(self, value: int) -> str:
+    def show(self, value: int | str) -> str:
+        """An amount in base units as the token shows it ("1.5 KAL")."""
         return format_amount(int(value), self.decimals, self.symbol)
 
 

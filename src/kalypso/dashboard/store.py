@@ -88,7 +88,8 @@ def _subject(event: DecodedEvent) -> str | None:
     return None
 
 
-def _account(event: DecodedEvent) -> str | None:
+def account_of(event: DecodedEvent) -> str | None:
+    """The account an event is about (its generator, requester, depositor or creator)."""
     for key in ("generator", "requester", "account", "creator"):
         if key in event.args:
             return str(event[key])
@@ -110,6 +111,16 @@ class EventRow:
     @property
     def subject(self) -> str | None:
         return _subject(self.event)
+
+    @property
+    def account(self) -> str | None:
+        return account_of(self.event)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> EventRow:
+        """From the columns (seq, time, block, log_index, event)."""
+        seq, time, block, log_index, text = row
+        return cls(seq, time, decode_event(block, log_index, text))
 
 
 class DashboardStore(Journal):
@@ -153,7 +164,7 @@ class DashboardStore(Journal):
                 hex0x(event.transaction_hash),
                 _subject(event),
                 event.args.get("market_id"),
-                _account(event),
+                account_of(event),
                 encode_event(event),
             ),
         )
@@ -242,13 +253,10 @@ class DashboardStore(Journal):
             (after,),
         )
         for row in rows:
-            yield EventRow(row[0], row[1], decode_event(row[2], row[3], row[4]))
+            yield EventRow.from_row(row)
 
     def _event_rows(self, query: str, args: Iterable[Any]) -> list[EventRow]:
-        return [
-            EventRow(r[0], r[1], decode_event(r[2], r[3], r[4]))
-            for r in self.db.execute(query, tuple(args))
-        ]
+        return [EventRow.from_row(r) for r in self.db.execute(query, tuple(args))]
 
     def recent_events(
         self,
@@ -368,9 +376,11 @@ class DashboardStore(Journal):
     def generators(self) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM generators ORDER BY registered_at"))
 
-    def is_generator(self, address: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM generators WHERE address = ?", (address,))
-        return row.fetchone() is not None
+    def generator(self, address: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM generators WHERE address = ?", (address,)
+        ).fetchone()
+        return row
 
     def is_requester(self, address: str) -> bool:
         row = self.db.execute("SELECT 1 FROM requests WHERE requester = ? LIMIT 1", (address,))

@@ -337,6 +337,10 @@ class OrderBook(BookState):
     def book_view(self, market_id: int, limit: int = 50) -> views.MarketBookView:
         return views.book_view(self._market(market_id), self._requests, self._gens, limit)
 
+    def offers(self, market_id: int) -> tuple[views.OfferView, ...]:
+        """A market's offers by score (`book_view`'s, without looking at its requests)."""
+        return views.market_offers(self._market(market_id), self._gens)
+
     def _gen_or_blank(self, generator: str) -> Generator:
         return self._gens.get(generator) or Generator(generator, self.window)
 

@@ -303,5 +303,10 @@ def book_view(
         queued_ids=oldest(QUEUED),
         parked_ids=oldest(PARKED),
         pending_ids=oldest(PENDING),
-        offers=tuple(offer_view(gens[generator], m) for _, generator in m.ranked),
+        offers=market_offers(m, gens),
     )
+
+
+def market_offers(m: Market, gens: Mapping[str, Generator]) -> tuple[OfferView, ...]:
+    """A market's offers by score, best first."""
+    return tuple(offer_view(gens[generator], m) for _, generator in m.ranked)
