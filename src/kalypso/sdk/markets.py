@@ -156,8 +156,8 @@ class MarketStats:
 
         `proof_timestamps` maps a task id to the timestamp of its `ProofSubmitted` block.
         """
-        expiries: dict[bytes, int] = {}
-        open_ids: dict[bytes, int] = {}  # request id -> expiry
+        expiries: dict[bytes, int] = {}  # request id -> expiry
+        open_ids: set[bytes] = set()
         proof_time: dict[bytes, int] = {}
         assigned_at: dict[bytes, int] = {}
         prices: list[int] = []
@@ -165,22 +165,23 @@ class MarketStats:
         for event in events:
             rid = bytes(event.args.get("request_id") or event.args.get("task_id") or b"")
             if event.name == "RequestCreated":
-                open_ids[rid] = expiries[rid] = int(event["expiry"])
+                expiries[rid] = int(event["expiry"])
+                open_ids.add(rid)
                 proof_time[rid] = int(event["proof_time"])
             elif event.name == "TaskAssigned":
-                open_ids.pop(rid, None)
+                open_ids.discard(rid)
                 prices.append(int(event["price"]))
                 if rid in proof_time:
                     assigned_at[rid] = int(event["deadline"]) - proof_time[rid]
             elif event.name == "TaskDiscarded" and rid in expiries:
-                open_ids[rid] = expiries[rid]  # the request is open to matching again
+                open_ids.add(rid)  # the request is open to matching again
             elif event.name in ("RequestCancelled", "RequestExpired"):
-                open_ids.pop(rid, None)
+                open_ids.discard(rid)
             elif event.name == "ProofSubmitted" and rid in assigned_at and rid in proof_timestamps:
                 seconds.append(max(0, proof_timestamps[rid] - assigned_at[rid]))
         return cls(
             market_id=market_id,
-            open_requests=sum(1 for expiry in open_ids.values() if expiry >= now),
+            open_requests=sum(1 for rid in open_ids if expiries[rid] >= now),
             offers=tuple(offers),
             prices=tuple(prices[-history:] if history > 0 else ()),
             proof_seconds=tuple(seconds[-history:] if history > 0 else ()),
