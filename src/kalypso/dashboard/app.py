@@ -15,7 +15,6 @@ GET /health                    head, indexed block, follower failure
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +32,6 @@ from kalypso.logs import get_logger
 log = get_logger("kalypso.dashboard")
 HERE = Path(__file__).parent
 
-Lifespan = Callable[[FastAPI], Any]
-
 
 def _short(value: str | None) -> str:
     if not value:
@@ -48,11 +45,9 @@ def _utc(unix: int | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(unix))
 
 
-def create_app(indexer: Indexer, lifespan: Lifespan | None = None) -> FastAPI:
+def create_app(indexer: Indexer) -> FastAPI:
     """The app over `indexer` (which something else keeps following the chain)."""
-    app = FastAPI(
-        title="Kalypso dashboard", docs_url="/api/docs", redoc_url=None, lifespan=lifespan
-    )
+    app = FastAPI(title="Kalypso dashboard", docs_url="/api/docs", redoc_url=None)
     pages = Pages(indexer)
     templates = Jinja2Templates(directory=HERE / "templates")
     env = templates.env

@@ -116,21 +116,19 @@ class Indexer:
             self.state = state
             self.view = self._replay()
             return True
-        times = {n: await self._timestamp(n) for n in {e.block_number for e in item.events}}
+        blocks = {e.block_number for e in item.events}
+        times = {n: int((await self._block(n))["timestamp"]) for n in blocks}
         self.ingest(item.events, times, state)
         self.head = max(self.head, item.to_block)
         return True
 
-    async def _timestamp(self, number: int) -> int:
+    async def _block(self, number: int | str) -> Any:
         assert self.w3 is not None
         w3 = self.w3
-        block = await retrying(lambda: w3.eth.get_block(number), what="eth_getBlock")
-        return int(block["timestamp"])
+        return await retrying(lambda: w3.eth.get_block(number), what="eth_getBlock")  # type: ignore[arg-type]
 
     async def update_head(self) -> None:
-        assert self.w3 is not None
-        w3 = self.w3
-        block = await retrying(lambda: w3.eth.get_block("latest"), what="eth_getBlock")
+        block = await self._block("latest")
         self.head, self.head_time = int(block["number"]), int(block["timestamp"])
 
     def trim(self) -> None:
