@@ -43,6 +43,8 @@ def devnet(
             str(free_port()),
             "--generator-port",
             str(free_port()),
+            "--dashboard-port",
+            str(free_port()),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
