@@ -48,6 +48,7 @@ DEPLOYMENT = Deployment(
     token="0x" + "99" * 20,
     registry="0x" + "22" * 20,
     marketplace=MARKETPLACE,
+    market_registry="0x" + "33" * 20,
     token_symbol="KAL",
     token_decimals=18,
 )
@@ -75,6 +76,7 @@ def history(rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
                     "input_verification_image": bytes(32),
                     "proof_verification_image": bytes(32),
                     "public_inputs_count": 1,
+                    "request_kinds": 1,
                     "fee": 0,
                     "metadata": json.dumps(meta).encode(),
                 },

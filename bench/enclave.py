@@ -41,7 +41,7 @@ from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.crypto import SecretContext, seal
 from kalypso.daemon import jsonable
-from kalypso.devnet import ATTESTED_MARKET, ENCLAVE_MARKET, Anvil, deploy_devnet, dev_account
+from kalypso.devnet import ATTESTED_MARKET, PRIVATE_MARKET, Anvil, deploy_devnet, dev_account
 from kalypso.enclave.process import devnet_enclaves, matching_engine_key
 from kalypso.market import encode_signals, request_id
 from kalypso.matching.secrets import EnclaveKeeper
@@ -98,7 +98,7 @@ def measure(requests: int, e2e_p50: float) -> dict[str, Any]:
             client.register(generator, stake=1_000 * TOKEN_UNIT, compute=4)
             client.join_market(
                 generator,
-                markets[ENCLAVE_MARKET],
+                markets[PRIVATE_MARKET],
                 price=TOKEN_UNIT,
                 proof_time=60,
                 encryption_key=image_key,
@@ -117,7 +117,7 @@ def measure(requests: int, e2e_p50: float) -> dict[str, Any]:
                 sealed = seal(json.dumps({"preimage": preimage}).encode(), me_key, context)
                 posted = client.create_request(
                     requester,
-                    markets[ENCLAVE_MARKET],
+                    markets[PRIVATE_MARKET],
                     encode_signals([hashes[i]]),
                     max_price=2 * TOKEN_UNIT,
                     proof_time=120,
@@ -135,7 +135,7 @@ def measure(requests: int, e2e_p50: float) -> dict[str, Any]:
                 )
                 times["rewrap"].append(t)
                 task = {
-                    "market_id": markets[ENCLAVE_MARKET],
+                    "market_id": markets[PRIVATE_MARKET],
                     "task_id": "0x" + rid.hex(),
                     "generator": generator.address,
                     "public_inputs": "0x" + posted.public_inputs.hex(),

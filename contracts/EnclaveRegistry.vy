@@ -19,11 +19,14 @@
           real proof;
         - `InputsInvalid`: a Generator Image (private inputs) or an Input
           Verification Image (public inputs) found the inputs unprovable.
-        A market's creator may revoke one of its images: only tasks
-        assigned after the revocation are refused.
+        A market's creator may revoke one of its images: the marketplace
+        assigns no task that depends on it from then on, and tasks
+        assigned before (in the same block too) still settle.
 @custom:security Changing the attestation authority (or the Matching
         Engine image id) is timelocked by `AUTHORITY_DELAY`, so users can
-        leave before a new root of trust applies. An attestation is bound
+        leave before a new root of trust applies, and a proposal lapses
+        `APPLY_WINDOW` after it could apply, so an old one cannot be
+        sprung on users who forgot it. An attestation is bound
         to one task, so a signature cannot be replayed onto another; the
         sample proof a market is created with (task id 0) is only decoded,
         since no task exists yet.
@@ -57,6 +60,8 @@ INPUTS_INVALID_TYPEHASH: constant(bytes32) = keccak256("InputsInvalid(uint256 ma
 HALF_ORDER: constant(uint256) = 57896044618658097711785492504343953926418782139537452191302581570759080747168
 # An attestation dated this far ahead of the chain's clock is refused.
 MAX_CLOCK_SKEW: constant(uint256) = 300
+# A proposed authority applies within this window after its delay, or lapses.
+APPLY_WINDOW: public(constant(uint256)) = 7 * 86400
 PROOF_BOUND: constant(uint256) = 4096
 # abi.encode(raw proof, 65-byte signature) fits in a proof's 4,096 bytes
 RAW_PROOF_BOUND: constant(uint256) = PROOF_BOUND - 224
@@ -73,7 +78,7 @@ struct Enclave:
     attested_at: uint256
 
 
-MARKETPLACE: public(immutable(IMarketDirectory))
+MARKETS: public(immutable(IMarketDirectory))
 # Seconds a key stays valid after its attestation.
 MAX_AGE: public(immutable(uint256))
 # Seconds between proposing a new authority and applying it.
@@ -122,21 +127,21 @@ event AuthoritySet:
 
 
 @deploy
-def __init__(marketplace: IMarketDirectory, authority: address, matching_engine_image: bytes32, max_age: uint256, authority_delay: uint256):
+def __init__(markets: IMarketDirectory, authority: address, matching_engine_image: bytes32, max_age: uint256, authority_delay: uint256):
     """
-    @param marketplace The one marketplace whose markets this serves.
+    @param markets The market registry of the one marketplace this serves.
     @param authority Signs enclave statements (the dev root on a devnet).
     @param matching_engine_image The image id of the Matching Engine.
     @param max_age Seconds a key stays valid after its attestation.
     @param authority_delay Seconds before a new authority applies.
     """
-    assert marketplace.address != empty(address), "enclaves: zero marketplace"
+    assert markets.address != empty(address), "enclaves: zero market registry"
     assert authority != empty(address), "enclaves: zero authority"
     assert max_age > 0, "enclaves: zero max age"
     ownable.__init__()
     ownable_2step.__init__()
     eip712.__init__("Kalypso Enclaves", "1")
-    MARKETPLACE = marketplace
+    MARKETS = markets
     MAX_AGE = max_age
     AUTHORITY_DELAY = authority_delay
     self.authority = authority
@@ -163,7 +168,7 @@ def register(market_id: uint256, signing_key: address, encryption_key: bytes32, 
     assert signing_key != empty(address) and encryption_key != empty(bytes32), "enclaves: zero key"
     assert image_id != empty(bytes32), "enclaves: zero image"
     if image_id != self.matching_engine_image:
-        assert market_id < staticcall MARKETPLACE.market_count(), "enclaves: unknown market"
+        assert market_id < staticcall MARKETS.market_count(), "enclaves: unknown market"
         assert self._authorizes(market_id, image_id), "enclaves: image not authorized"
         assert self.revoked_at[market_id][image_id] == 0, "enclaves: image revoked"
     attested_at: uint256 = convert(timestamp, uint256) // 1000
@@ -192,7 +197,7 @@ def revoke_image(market_id: uint256, image_id: bytes32):
     @param market_id The market.
     @param image_id One of the market's image ids.
     """
-    assert msg.sender == staticcall MARKETPLACE.market_creator(market_id), "enclaves: not the market creator"
+    assert msg.sender == staticcall MARKETS.market_creator(market_id), "enclaves: not the market creator"
     assert image_id != empty(bytes32) and self._authorizes(market_id, image_id), "enclaves: image not authorized"
     assert self.revoked_at[market_id][image_id] == 0, "enclaves: image revoked"
     self.revoked_at[market_id][image_id] = block.timestamp
@@ -232,13 +237,14 @@ def cancel_authority():
 @external
 def apply_authority():
     """
-    @notice Apply the proposed authority once its delay has passed. Keys
-            already registered stay until they expire.
+    @notice Apply the proposed authority once its delay has passed, within
+            `APPLY_WINDOW`. Keys already registered stay until they expire.
     """
     ownable._check_owner()
     since: uint256 = self.pending_since
     assert since != 0, "enclaves: no change pending"
     assert block.timestamp >= since + AUTHORITY_DELAY, "enclaves: timelock not passed"
+    assert block.timestamp <= since + AUTHORITY_DELAY + APPLY_WINDOW, "enclaves: proposal expired"
     self.authority = self.pending_authority
     self.matching_engine_image = self.pending_matching_engine_image
     log AuthoritySet(authority=self.authority, matching_engine_image=self.matching_engine_image)
@@ -267,7 +273,7 @@ def verify(ctx: IVerifier.VerifyContext, public_inputs: Bytes[2048], proof: Byte
     if ctx.task_id == empty(bytes32):
         # The creation sample: no task, no enclave yet (see the header).
         return True
-    image: bytes32 = staticcall MARKETPLACE.market_image(ctx.market_id, PROOF_VERIFICATION_IMAGE)
+    image: bytes32 = staticcall MARKETS.market_image(ctx.market_id, PROOF_VERIFICATION_IMAGE)
     assert image != empty(bytes32), "enclaves: no proof verification image"
     struct_hash: bytes32 = keccak256(abi_encode(PROOF_VALID_TYPEHASH, ctx.market_id, ctx.task_id, ctx.generator, ctx.inputs_hash, keccak256(raw)))
     self._check_attestation(ctx, struct_hash, signature, image)
@@ -306,23 +312,21 @@ def attested_invalid(ctx: IVerifier.VerifyContext, image_id: bytes32, evidence: 
 
 @external
 @view
-def is_enclave_key(encryption_key: bytes32, market_id: uint256, image_id: bytes32) -> bool:
+def key_valid_until(encryption_key: bytes32, market_id: uint256, image_id: bytes32) -> uint256:
     """
-    @notice Whether `encryption_key` belongs to a registered, unexpired
-            enclave of `image_id` that `market_id` has not revoked.
+    @notice Until when `encryption_key` is a key of a registered enclave of
+            `image_id` that `market_id` has not revoked.
     @param encryption_key An X25519 public key.
     @param market_id The market.
     @param image_id The image the key must come from.
-    @return True when it does.
+    @return The last second it is valid (its attestation + MAX_AGE), or 0
+            when it is not such a key (or the image is revoked).
     """
     signer: address = self.encryption_key_owner[encryption_key]
     enclave: Enclave = self.enclaves[signer]
-    return (
-        signer != empty(address)
-        and enclave.image_id == image_id
-        and block.timestamp <= enclave.attested_at + MAX_AGE
-        and self.revoked_at[market_id][image_id] == 0
-    )
+    if signer == empty(address) or enclave.image_id != image_id or self.revoked_at[market_id][image_id] != 0:
+        return 0
+    return enclave.attested_at + MAX_AGE
 
 
 @external
@@ -363,7 +367,9 @@ def _check_attestation(ctx: IVerifier.VerifyContext, struct_hash: bytes32, signa
     assert enclave.attested_at != 0 and enclave.image_id == image_id, "enclaves: not an authorized enclave"
     assert block.timestamp <= enclave.attested_at + MAX_AGE, "enclaves: enclave key expired"
     revoked: uint256 = self.revoked_at[ctx.market_id][image_id]
-    assert revoked == 0 or ctx.assigned_at < revoked, "enclaves: image revoked"
+    # No task is assigned once its image is revoked, so a task assigned in
+    # the revocation's second came before it in the block.
+    assert revoked == 0 or ctx.assigned_at <= revoked, "enclaves: image revoked"
 
 
 @internal
@@ -382,7 +388,7 @@ def _signer(digest: bytes32, signature: Bytes[65]) -> address:
 @view
 def _authorizes(market_id: uint256, image_id: bytes32) -> bool:
     for kind: uint256 in [GENERATOR_IMAGE, INPUT_VERIFICATION_IMAGE, PROOF_VERIFICATION_IMAGE]:
-        if staticcall MARKETPLACE.market_image(market_id, kind) == image_id:
+        if staticcall MARKETS.market_image(market_id, kind) == image_id:
             return True
     return False
 

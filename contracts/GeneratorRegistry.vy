@@ -24,6 +24,7 @@ from snekmate.auth import ownable_2step
 from .interfaces import IMarketDirectory
 from .interfaces import IEnclaveRegistry
 from .interfaces import IStakeVault
+from .interfaces import IMarketplace
 
 initializes: ownable
 initializes: ownable_2step[ownable := ownable]
@@ -59,6 +60,7 @@ NOT_THE_QUOTE: constant(uint256) = 4
 TOO_SLOW: constant(uint256) = 5
 NO_COMPUTE: constant(uint256) = 6
 NO_STAKE: constant(uint256) = 7
+NO_LIVE_KEY: constant(uint256) = 8
 
 
 # What the `generators` view returns; storage packs it in two slots.
@@ -311,7 +313,7 @@ def join_market(market_id: uint256, price: uint256, proof_time: uint256, compute
            image (or zero: no private tasks).
     """
     assert self._get(msg.sender).status == ACTIVE, "registry: not active"
-    assert market_id < staticcall IMarketDirectory(self.marketplace).market_count(), "registry: unknown market"
+    assert market_id < staticcall self._markets().market_count(), "registry: unknown market"
     assert self._offer[msg.sender][market_id] & 1 == 0, "registry: already in market"
     self._set_offer(market_id, price, proof_time, compute_per_request, encryption_key)
 
@@ -383,7 +385,16 @@ def withdraw():
 
 
 @external
-def lock(generator: address, market_id: uint256, price: uint256, max_proof_time: uint256, penalty: uint256) -> (uint256, uint256, uint256):
+def lock(
+    generator: address,
+    market_id: uint256,
+    price: uint256,
+    max_proof_time: uint256,
+    penalty: uint256,
+    enclaves: address,
+    key_image: bytes32,
+    key_until: uint256,
+) -> (uint256, uint256, uint256):
     """
     @notice Lock compute and `penalty` of stake for a new task, if the
             generator may take it.
@@ -394,6 +405,11 @@ def lock(generator: address, market_id: uint256, price: uint256, max_proof_time:
     @param price The price the matching engine offers: must be the quote.
     @param max_proof_time The request's proof time.
     @param penalty The market's slashing penalty.
+    @param enclaves The enclave registry (when `key_image` is set).
+    @param key_image For a task with private inputs, the market's Generator
+           Image: the offer key must be a key of it, unrevoked, that stays
+           valid until `key_until`; empty for other tasks.
+    @param key_until The task's deadline.
     @return (code, generator index, compute locked); code 0 is success.
     """
     assert msg.sender == self.marketplace, "registry: not the marketplace"
@@ -414,6 +430,10 @@ def lock(generator: address, market_id: uint256, price: uint256, max_proof_time:
         return NO_COMPUTE, 0, 0
     if g.locked_stake + penalty > g.stake:
         return NO_STAKE, 0, 0
+    if key_image != empty(bytes32):
+        key: bytes32 = self._offer_key[generator][market_id]
+        if key == empty(bytes32) or staticcall IEnclaveRegistry(enclaves).key_valid_until(key, market_id, key_image) < key_until:
+            return NO_LIVE_KEY, 0, 0
     g.used_compute += compute
     g.locked_stake += penalty
     self._put(generator, g)
@@ -590,11 +610,18 @@ def _check_key(market_id: uint256, encryption_key: bytes32):
          to the offer key: it must be a registered, unexpired key of that
          image, or the generator's node would hold them in the clear.
     """
-    image: bytes32 = staticcall IMarketDirectory(self.marketplace).market_image(market_id, 0)
+    markets: IMarketDirectory = self._markets()
+    image: bytes32 = staticcall markets.market_image(market_id, 0)
     if image == empty(bytes32):
         return
-    enclaves: address = staticcall IMarketDirectory(self.marketplace).enclave_registry()
-    assert enclaves != empty(address) and staticcall IEnclaveRegistry(enclaves).is_enclave_key(encryption_key, market_id, image), "registry: key not of the generator image"
+    enclaves: address = staticcall markets.enclave_registry()
+    assert enclaves != empty(address) and staticcall IEnclaveRegistry(enclaves).key_valid_until(encryption_key, market_id, image) >= block.timestamp, "registry: key not of the generator image"
+
+
+@internal
+@view
+def _markets() -> IMarketDirectory:
+    return IMarketDirectory(staticcall IMarketplace(self.marketplace).market_registry())
 
 
 @internal

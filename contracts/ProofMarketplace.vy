@@ -3,11 +3,14 @@
 """
 @title Kalypso proof marketplace
 @license Apache-2.0
-@notice Markets, proof requests, their assignment to generators and
-        their settlement, with internal balances for deposits, earnings
-        and refunds. Generators, stakes and offers live in the
+@notice Proof requests, their assignment to generators and their
+        settlement, with internal balances for deposits, earnings and
+        refunds. Markets are created in the MarketRegistry (which opens
+        them here); generators, stakes and offers live in the
         GeneratorRegistry.
-@custom:security Every external function is non-reentrant (pragma). Owner
+@custom:security Every external function is non-reentrant (each module's
+        pragma), except the views the registries read back during a call
+        (`market_terms`, `enclave_registry`, `market_registry`). Owner
         functions are behind two-step ownership. The payment token must
         be a plain ERC20: fee-on-transfer and callback tokens are
         unsupported.
@@ -41,7 +44,7 @@ exports: (
 )
 
 
-VERSION: public(constant(String[8])) = "1.0.0"
+VERSION: public(constant(String[8])) = "2.0.0"
 
 
 @deploy

@@ -1,9 +1,10 @@
 # pragma version ~=0.4.3
+# pragma nonreentrancy on
 """
 @title Owner settings of the marketplace
 @license Apache-2.0
-@notice Treasury, market creation fee and the authorized matching
-        engines (global, or for one market so that shards do not share a
+@notice Treasury, market creation fee, the registries it trusts and the
+        authorized matching engines (global, or for one market so that shards do not share a
         key). Every setter is for the owner, under two-step ownership.
 """
 
@@ -19,7 +20,9 @@ matching_engines: public(HashMap[address, bool])
 # market id => engine => allowed for this market
 market_matching_engines: public(HashMap[uint256, HashMap[address, bool]])
 # checks enclave attestations of invalid inputs; set once
-enclave_registry: public(address)
+enclave_registry: public(reentrant(address))
+# creates markets and opens them here; set once
+market_registry: public(reentrant(address))
 
 
 event TreasurySet:
@@ -36,6 +39,10 @@ event MatchingEngineSet:
 
 
 event EnclaveRegistrySet:
+    registry: indexed(address)
+
+
+event MarketRegistrySet:
     registry: indexed(address)
 
 
@@ -114,6 +121,19 @@ def set_enclave_registry(registry: address):
     assert registry.is_contract, "config: enclave registry not a contract"
     self.enclave_registry = registry
     log EnclaveRegistrySet(registry=registry)
+
+
+@external
+def set_market_registry(registry: address):
+    """
+    @notice Set, once, the market registry: it alone opens markets here.
+    @param registry The MarketRegistry (bound to this marketplace).
+    """
+    ownable._check_owner()
+    assert self.market_registry == empty(address), "config: market registry already set"
+    assert registry.is_contract, "config: market registry not a contract"
+    self.market_registry = registry
+    log MarketRegistrySet(registry=registry)
 
 
 @internal

@@ -1,15 +1,16 @@
 # pragma version ~=0.4.3
+# pragma nonreentrancy on
 """
-@title Markets: one per circuit
+@title What the marketplace keeps of each market
 @license Apache-2.0
-@notice A market fixes its verifier, its input verifier, its slashing
-        penalty and its enclave image ids for life: a change is a new
-        market, so a task's terms can never move under it. A sample proof
-        is checked at creation so a market with a broken verifier cannot
-        take requests.
+@notice Markets are created in the MarketRegistry, which writes here, once,
+        what every request of a market reads: the verifier, the slashing
+        penalty, what settlement depends on, the input verifier and the
+        shape of the inputs (two slots, read locally on every request).
+        Image ids and metadata stay in the registry.
 """
 
-from ..interfaces import IVerifier
+from ..interfaces import IMarketDirectory
 from . import escrow
 from . import config
 
@@ -25,229 +26,132 @@ INPUTS_BOUND: constant(uint256) = 2048
 MAX_SIGNALS: constant(uint256) = 30
 METADATA_BOUND: constant(uint256) = 4096
 PROOF_BOUND: constant(uint256) = 4096
+MAX_PENALTY: constant(uint256) = 2**88 - 1
 # image kinds, for `market_image`
 GENERATOR_IMAGE: constant(uint256) = 0
 INPUT_VERIFICATION_IMAGE: constant(uint256) = 1
 PROOF_VERIFICATION_IMAGE: constant(uint256) = 2
+# request kinds a market takes (a bit set)
+PUBLIC_REQUESTS: constant(uint256) = 1
+PRIVATE_REQUESTS: constant(uint256) = 2
+# settlement flags: proofs are attested by the Proof Verification Image
+ATTESTED_PROOFS: constant(uint256) = 1
+# settlement flags: only the Input Verification Image shows public inputs
+# invalid
+IVS_ONLY: constant(uint256) = 2
 
 
-struct MarketParams:
-    verifier: address
-    input_verifier: address
-    slashing_penalty: uint256
-    generator_image: bytes32
-    input_verification_image: bytes32
-    proof_verification_image: bytes32
-    # 0: public inputs are opaque bytes; n: ABI `uint256[n]` of field elements
-    public_inputs_count: uint256
-    # the creator declares that every well-formed input is provable
-    all_inputs_provable: bool
-
-
-struct Market:
-    creator: address
-    verifier: address
-    input_verifier: address
-    slashing_penalty: uint256
-    generator_image: bytes32
-    input_verification_image: bytes32
-    proof_verification_image: bytes32
-    public_inputs_count: uint256
-    metadata_hash: bytes32
-
-
-# What a market stores besides its terms (the `market` view adds them).
-struct MarketInfo:
-    creator: address
-    input_verifier: address
-    generator_image: bytes32
-    input_verification_image: bytes32
-    proof_verification_image: bytes32
-    public_inputs_count: uint256
-    metadata_hash: bytes32
-
-
-MAX_PENALTY: constant(uint256) = 2**96 - 1
-
-_info: HashMap[uint256, MarketInfo]
-# verifier u160 | slashing penalty u96: every task reads both, in one slot
+# verifier u160 | slashing penalty u88 | settlement flags u8
 _terms: HashMap[uint256, uint256]
-market_count: public(uint256)
-
-
-event MarketCreated:
-    market_id: indexed(uint256)
-    creator: indexed(address)
-    verifier: address
-    input_verifier: address
-    slashing_penalty: uint256
-    generator_image: bytes32
-    input_verification_image: bytes32
-    proof_verification_image: bytes32
-    public_inputs_count: uint256
-    fee: uint256
-    metadata: Bytes[METADATA_BOUND]
+# input verifier u160 | public inputs count u8 | request kinds u8; zero for
+# an unknown market (a market takes at least one kind)
+_shape: HashMap[uint256, uint256]
 
 
 @external
-def create_market(
-    params: MarketParams,
-    metadata: Bytes[METADATA_BOUND],
-    sample_inputs: Bytes[INPUTS_BOUND],
-    sample_proof: Bytes[PROOF_BOUND],
-) -> uint256:
+def open_market(market_id: uint256, creator: address, terms: uint256, shape: uint256, max_fee: uint256) -> uint256:
     """
-    @notice Create a market. Its terms are immutable. The creation fee is
-            taken from the caller's internal balance or pulled.
-    @param params Verifier, input verifier, penalty, image ids, input shape.
-    @param metadata Circuit name, artifact URI and hashes, input schema
-           (JSON); only its hash is stored, the bytes are in the event.
-    @param sample_inputs Public inputs of a sample proof.
-    @param sample_proof A proof the verifier must accept.
-    @return The new market's id.
+    @notice The market registry opens a market it created: its terms are
+            copied here and the creation fee is taken from the creator.
+    @param market_id The new market.
+    @param creator Who pays the fee (internal balance, else pulled).
+    @param terms verifier | penalty << 160 | flags << 248.
+    @param shape input verifier | inputs count << 160 | kinds << 168.
+    @param max_fee The most the creator agreed to pay.
+    @return The fee taken.
     """
-    assert params.verifier.is_contract, "markets: verifier not a contract"
-    assert params.input_verifier == empty(address) or params.input_verifier.is_contract, "markets: input verifier not a contract"
-    assert params.slashing_penalty > 0, "markets: zero penalty"
-    assert params.slashing_penalty <= MAX_PENALTY, "markets: penalty too large"
-    assert params.public_inputs_count <= MAX_SIGNALS, "markets: too many public inputs"
-    assert (
-        params.input_verifier != empty(address)
-        or params.input_verification_image != empty(bytes32)
-        or params.generator_image != empty(bytes32)
-        or params.all_inputs_provable
-    ), "markets: no invalid-input path"
-
-    market_id: uint256 = self.market_count
-    self._check_signals(params.public_inputs_count, sample_inputs)
-    ctx: IVerifier.VerifyContext = IVerifier.VerifyContext(
-        chain_id=chain.id,
-        market_id=market_id,
-        task_id=empty(bytes32),
-        generator=msg.sender,
-        inputs_hash=keccak256(sample_inputs),
-        assigned_at=block.timestamp,
-    )
-    assert staticcall IVerifier(params.verifier).verify(ctx, sample_inputs, sample_proof), "markets: sample proof rejected"
-
+    assert msg.sender == config.market_registry, "markets: not the market registry"
+    assert self._shape[market_id] == 0, "markets: market exists"
     fee: uint256 = config.market_creation_fee
-    escrow._charge(msg.sender, fee)
+    assert fee <= max_fee, "markets: fee above max"
+    self._terms[market_id] = terms
+    self._shape[market_id] = shape
+    escrow._charge(creator, fee)
     escrow._credit(config.treasury, fee)
-
-    self.market_count = market_id + 1
-    self._terms[market_id] = convert(params.verifier, uint256) | (params.slashing_penalty << 160)
-    self._info[market_id] = MarketInfo(
-        creator=msg.sender,
-        input_verifier=params.input_verifier,
-        generator_image=params.generator_image,
-        input_verification_image=params.input_verification_image,
-        proof_verification_image=params.proof_verification_image,
-        public_inputs_count=params.public_inputs_count,
-        metadata_hash=keccak256(metadata),
-    )
-    log MarketCreated(
-        market_id=market_id,
-        creator=msg.sender,
-        verifier=params.verifier,
-        input_verifier=params.input_verifier,
-        slashing_penalty=params.slashing_penalty,
-        generator_image=params.generator_image,
-        input_verification_image=params.input_verification_image,
-        proof_verification_image=params.proof_verification_image,
-        public_inputs_count=params.public_inputs_count,
-        fee=fee,
-        metadata=metadata,
-    )
-    return market_id
+    return fee
 
 
 @external
 @view
-def market(market_id: uint256) -> Market:
+@reentrant
+def market_terms(market_id: uint256) -> (uint256, uint256):
     """
-    @notice A market's immutable terms.
+    @notice The two packed slots kept here (the registry's `market` view
+            unpacks them).
     @param market_id The market.
-    @return creator, verifier, input verifier, penalty, image ids, number
-            of public inputs (0: opaque bytes) and the metadata hash.
+    @return (terms, shape), zero for an unknown market.
     """
-    info: MarketInfo = self._info[market_id]
-    return Market(
-        creator=info.creator,
-        verifier=self._verifier(market_id),
-        input_verifier=info.input_verifier,
-        slashing_penalty=self._penalty(market_id),
-        generator_image=info.generator_image,
-        input_verification_image=info.input_verification_image,
-        proof_verification_image=info.proof_verification_image,
-        public_inputs_count=info.public_inputs_count,
-        metadata_hash=info.metadata_hash,
-    )
-
-
-@external
-@view
-def market_creator(market_id: uint256) -> address:
-    """
-    @notice Who created a market (it may revoke the market's images).
-    @param market_id The market.
-    @return The creator, or the zero address for an unknown market.
-    """
-    return self._info[market_id].creator
-
-
-@external
-@view
-def market_image(market_id: uint256, kind: uint256) -> bytes32:
-    """
-    @notice One of a market's enclave image ids, read alone (one slot).
-    @param market_id The market.
-    @param kind 0 Generator, 1 Input Verification, 2 Proof Verification.
-    @return The image id, or zero when the market has none of that kind.
-    """
-    return self._image(market_id, kind)
+    return self._terms[market_id], self._shape[market_id]
 
 
 @internal
-@view
-def _image(market_id: uint256, kind: uint256) -> bytes32:
-    if kind == GENERATOR_IMAGE:
-        return self._info[market_id].generator_image
-    if kind == INPUT_VERIFICATION_IMAGE:
-        return self._info[market_id].input_verification_image
-    assert kind == PROOF_VERIFICATION_IMAGE, "markets: bad image kind"
-    return self._info[market_id].proof_verification_image
+@pure
+def _pack_terms(verifier: address, penalty: uint256, flags: uint256) -> uint256:
+    return convert(verifier, uint256) | (penalty << 160) | (flags << 248)
+
+
+@internal
+@pure
+def _pack_shape(input_verifier: address, inputs_count: uint256, kinds: uint256) -> uint256:
+    return convert(input_verifier, uint256) | (inputs_count << 160) | (kinds << 168)
+
+
+@internal
+@pure
+def _address(packed: uint256) -> address:
+    return convert(convert(packed & (2**160 - 1), uint160), address)
 
 
 @internal
 @view
 def _verifier(market_id: uint256) -> address:
-    return convert(convert(self._terms[market_id] & (2**160 - 1), uint160), address)
+    return self._address(self._terms[market_id])
 
 
 @internal
 @view
 def _penalty(market_id: uint256) -> uint256:
-    return self._terms[market_id] >> 160
+    return (self._terms[market_id] >> 160) & MAX_PENALTY
+
+
+@internal
+@view
+def _flags(market_id: uint256) -> uint256:
+    return self._terms[market_id] >> 248
 
 
 @internal
 @view
 def _input_verifier(market_id: uint256) -> address:
-    return self._info[market_id].input_verifier
+    return self._address(self._shape[market_id])
 
 
 @internal
 @view
 def _inputs_count(market_id: uint256) -> uint256:
-    return self._info[market_id].public_inputs_count
+    return (self._shape[market_id] >> 160) & 255
 
 
 @internal
 @view
-def _check_inputs(market_id: uint256, public_inputs: Bytes[INPUTS_BOUND]):
-    assert market_id < self.market_count, "markets: unknown market"
+def _image(market_id: uint256, kind: uint256) -> bytes32:
+    return staticcall IMarketDirectory(config.market_registry).market_image(market_id, kind)
+
+
+@internal
+@view
+def _check_inputs(market_id: uint256, public_inputs: Bytes[INPUTS_BOUND], private: bool):
+    """
+    @dev A request's inputs, and whether the market takes its kind.
+    """
+    shape: uint256 = self._shape[market_id]
+    assert shape != 0, "markets: unknown market"
     assert len(public_inputs) <= MAX_INPUTS_BYTES, "markets: inputs too large"
-    self._check_signals(self._info[market_id].public_inputs_count, public_inputs)
+    if private:
+        assert shape & (PRIVATE_REQUESTS << 168) != 0, "requests: market takes no private inputs"
+    else:
+        assert shape & (PUBLIC_REQUESTS << 168) != 0, "requests: market takes private inputs only"
+    self._check_signals((shape >> 160) & 255, public_inputs)
 
 
 @internal

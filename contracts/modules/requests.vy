@@ -1,4 +1,5 @@
 # pragma version ~=0.4.3
+# pragma nonreentrancy on
 """
 @title Proof requests and their tasks
 @license Apache-2.0
@@ -12,7 +13,12 @@
      `RequestCreated`) and the contract checks them against the hash; only
      `submit_proof` and `submit_invalid_inputs` need the public inputs.
 @custom:security Checks, then effects, then token and registry calls;
-     every external function is non-reentrant (pragma in the contract).
+     every external function is non-reentrant (the pragma of this module:
+     a contract's pragma does not reach its modules' functions).
+     Assignment refuses a task whose settlement depends on a revoked image
+     or, for private inputs, on an offer key that expires before the
+     deadline, so an honest generator is never handed a task it cannot
+     settle.
 """
 
 from ..interfaces import IVerifier
@@ -45,7 +51,8 @@ MAX_PRICE: constant(uint256) = 2**96 - 1
 # the secret hash of a request with public inputs only
 NO_SECRET_HASH: constant(bytes32) = keccak256(b"")
 BPS: constant(uint256) = 10000
-# Share of a task's penalty paid when its generator hands it back.
+# Share of a task's penalty paid when its generator hands it back; it goes
+# to the treasury, never to the requester, who could force a discard.
 DISCARD_PENALTY_BPS: constant(uint256) = 2000
 # Share of a slashed penalty paid to whoever calls `slash`.
 SLASH_BOUNTY_BPS: constant(uint256) = 5000
@@ -147,6 +154,7 @@ event TaskAssigned:
 event AssignSkipped:
     request_id: indexed(bytes32)
     generator: indexed(address)
+    engine: indexed(address)
     reason: String[64]
 
 
@@ -220,7 +228,7 @@ def create_request(
     """
     request_id: bytes32 = keccak256(abi_encode(chain.id, self, msg.sender, salt))
     assert self._packed_state[request_id] == 0 and self.request_hash[request_id] == empty(bytes32), "requests: request exists"
-    markets._check_inputs(market_id, public_inputs)
+    markets._check_inputs(market_id, public_inputs, len(encrypted_secret) > 0)
     assert len(encrypted_secret) <= MAX_SECRET_BYTES, "requests: secret too large"
     assert max_price > 0, "requests: zero price"
     assert max_price <= MAX_PRICE, "requests: price too large"
@@ -320,7 +328,8 @@ def increase_max_price(request_id: bytes32, request: Request, new_max_price: uin
 def assign(request_id: bytes32, request: Request, generator: address, price: uint256, generator_secret: Bytes[KEY_BOUND]):
     """
     @notice An authorized matching engine assigns a request to a
-            generator; reverts with the failed rule.
+            generator; reverts with the failed rule (any other caller
+            reverts with "requests: not a matching engine").
     @param request_id The request.
     @param request Its fields, as in `RequestCreated`.
     @param generator The chosen generator.
@@ -328,6 +337,7 @@ def assign(request_id: bytes32, request: Request, generator: address, price: uin
     @param generator_secret The content key re-encrypted to the
            generator's key for this market, or empty.
     """
+    assert config._is_matching_engine(msg.sender, request.market_id), "requests: not a matching engine"
     reason: String[64] = self._assign(request_id, request, generator, price, generator_secret)
     assert reason == "", reason
 
@@ -336,17 +346,21 @@ def assign(request_id: bytes32, request: Request, generator: address, price: uin
 def assign_batch(assignments: DynArray[Assignment, MAX_BATCH]) -> uint256:
     """
     @notice Assign many requests at once. An item that breaks a rule is
-            skipped with `AssignSkipped(reason)`, the rest go through.
+            skipped with `AssignSkipped(engine, reason)`, the rest go
+            through. A caller that may not assign one of the items' markets
+            reverts the whole batch: only an engine's own transactions log
+            skips, so nobody can make an engine believe it was revoked.
     @param assignments Up to 32 assignments.
     @return How many were assigned.
     """
     assigned: uint256 = 0
     for a: Assignment in assignments:
+        assert config._is_matching_engine(msg.sender, a.request.market_id), "requests: not a matching engine"
         reason: String[64] = self._assign(a.request_id, a.request, a.generator, a.price, a.generator_secret)
         if reason == "":
             assigned += 1
         else:
-            log AssignSkipped(request_id=a.request_id, generator=a.generator, reason=reason)
+            log AssignSkipped(request_id=a.request_id, generator=a.generator, engine=msg.sender, reason=reason)
     return assigned
 
 
@@ -378,10 +392,11 @@ def submit_proofs(items: DynArray[ProofItem, MAX_PROOF_BATCH]):
     @dev The verifier takes flat arrays (IVerifier): the field-element
          inputs of a market that declares them, concatenated (they were
          checked canonical when each request was made, and each item's
-         bytes are checked against its request), and each proof right-
-         padded with zeros to a row of 8 words.
-    @param items Up to 16 proofs of at most 256 bytes, all for the same
-           market; larger proofs go one by one through `submit_proof`.
+         bytes are checked against its request), and each proof as a row
+         of 8 words. Only proofs of exactly 256 bytes batch: padding a
+         shorter one would let a proof through that `verify` refuses.
+    @param items Up to 16 proofs of exactly 256 bytes, all for the same
+           market; other proofs go one by one through `submit_proof`.
     """
     assert len(items) > 0, "requests: empty batch"
     market_id: uint256 = items[0].request.market_id
@@ -391,7 +406,6 @@ def submit_proofs(items: DynArray[ProofItem, MAX_PROOF_BATCH]):
         assert staticcall IVerifier(markets._verifier(market_id)).verify(ctx, items[0].public_inputs, items[0].proof), "requests: proof rejected"
         return
     count: uint256 = markets._inputs_count(market_id)
-    zeros: Bytes[BATCH_PROOF_BOUND] = abi_encode(empty(uint256[8]))
     contexts: DynArray[IVerifier.VerifyContext, MAX_PROOF_BATCH] = []
     signals: DynArray[uint256, BATCH_SIGNALS] = []
     proofs: DynArray[uint256[8], MAX_PROOF_BATCH] = []
@@ -402,7 +416,8 @@ def submit_proofs(items: DynArray[ProofItem, MAX_PROOF_BATCH]):
             values: DynArray[uint256, markets.MAX_SIGNALS] = abi_decode(item.public_inputs, DynArray[uint256, markets.MAX_SIGNALS])
             for value: uint256 in values:
                 signals.append(value)
-        proofs.append(abi_decode(concat(item.proof, slice(zeros, 0, BATCH_PROOF_BOUND - len(item.proof))), uint256[8]))
+        assert len(item.proof) == BATCH_PROOF_BOUND, "requests: batched proofs are 256 bytes"
+        proofs.append(abi_decode(item.proof, uint256[8]))
     # A static call after the effects: the verifier cannot change state, and
     # a rejected batch reverts every effect above.
     assert staticcall IVerifier(markets._verifier(market_id)).verify_batch(contexts, signals, proofs), "requests: proof rejected"
@@ -456,8 +471,11 @@ def submit_invalid_inputs(task_id: bytes32, request: Request, public_inputs: Byt
 def discard(task_id: bytes32, request: Request):
     """
     @notice The assigned generator hands a task back before its deadline,
-            paying a reduced penalty to the requester; the request is open
+            paying a reduced penalty to the treasury; the request is open
             again (until its expiry).
+    @custom:security The penalty never goes to the requester: a requester
+            who could make a request unprovable would profit from the
+            discard it forces.
     @param task_id The task (= request id).
     @param request Its fields, as in `RequestCreated`.
     """
@@ -471,7 +489,7 @@ def discard(task_id: bytes32, request: Request):
 
     self._store(task_id, TaskState(state=OPEN, generator_index=0, deadline=0, price=0, compute=0))
     self._release(task, markets._penalty(request.market_id), penalty, False)
-    escrow._credit(request.refund_address, penalty)
+    escrow._credit(config.treasury, penalty)
     log TaskDiscarded(task_id=task_id, market_id=request.market_id, generator=generator, penalty=penalty)
 
 
@@ -587,14 +605,23 @@ def _assign(request_id: bytes32, request: Request, generator: address, price: ui
         return "requests: expired"
     if price > request.max_price:
         return "requests: price above max"
+    flags: uint256 = markets._flags(request.market_id)
+    enclaves: address = empty(address)
+    key_image: bytes32 = empty(bytes32)
+    if flags != 0 or request.secret_hash != NO_SECRET_HASH:
+        enclaves = config.enclave_registry
+        if self._revoked(enclaves, request, flags):
+            return "requests: image revoked"
+        if request.secret_hash != NO_SECRET_HASH:
+            key_image = markets._image(request.market_id, markets.GENERATOR_IMAGE)
+    deadline: uint256 = block.timestamp + request.proof_time
     penalty: uint256 = markets._penalty(request.market_id)
     code: uint256 = 0
     index: uint256 = 0
     compute: uint256 = 0
-    code, index, compute = extcall REGISTRY.lock(generator, request.market_id, price, request.proof_time, penalty)
+    code, index, compute = extcall REGISTRY.lock(generator, request.market_id, price, request.proof_time, penalty, enclaves, key_image, deadline)
     if code != 0:
         return self._lock_failure(code)
-    deadline: uint256 = block.timestamp + request.proof_time
     self._store(request_id, TaskState(state=ASSIGNED, generator_index=index, deadline=deadline, price=price, compute=compute))
     log TaskAssigned(task_id=request_id, market_id=request.market_id, generator=generator, price=price, deadline=deadline, generator_secret=generator_secret)
     return ""
@@ -615,7 +642,29 @@ def _lock_failure(code: uint256) -> String[64]:
         return "registry: proof time too long"
     if code == 6:
         return "registry: not enough compute"
-    return "registry: not enough free stake"
+    if code == 7:
+        return "registry: not enough free stake"
+    return "registry: offer key not live until the deadline"
+
+
+@internal
+@view
+def _revoked(enclaves: address, request: Request, flags: uint256) -> bool:
+    """
+    @dev Whether settling the request would need an image its market's
+         creator revoked: the Proof Verification Image of attested proofs,
+         the Input Verification Image where it alone shows public inputs
+         invalid. (A private request's Generator Image is checked with the
+         offer key, by the registry.)
+    """
+    market_id: uint256 = request.market_id
+    if flags & markets.ATTESTED_PROOFS != 0:
+        if staticcall IEnclaveRegistry(enclaves).revoked_at(market_id, markets._image(market_id, markets.PROOF_VERIFICATION_IMAGE)) != 0:
+            return True
+    if flags & markets.IVS_ONLY != 0 and request.secret_hash == NO_SECRET_HASH:
+        if staticcall IEnclaveRegistry(enclaves).revoked_at(market_id, markets._image(market_id, markets.INPUT_VERIFICATION_IMAGE)) != 0:
+            return True
+    return False
 
 
 @internal

@@ -2,9 +2,10 @@
 """
 @title Test verifier
 @license Apache-2.0
-@notice Accepts a "proof" that is exactly keccak256(keccak256(public inputs)
-        || task id || generator), so it is bound to its task like a real
-        proof is to its inputs. For tests, benchmarks and the on-chain
+@notice Accepts a "proof" of 256 bytes (a Groth16 proof's size, so it
+        batches) that is keccak256(keccak256(public inputs) || task id ||
+        generator) followed by 224 zero bytes: it is bound to its task like
+        a real proof is to its inputs. For tests, benchmarks and the on-chain
         demo; never for a real market. Reverts on a wrong proof.
 """
 
@@ -20,10 +21,11 @@ def verify(ctx: IVerifier.VerifyContext, public_inputs: Bytes[2048], proof: Byte
     @notice Check a test proof.
     @param ctx The task.
     @param public_inputs The inputs.
-    @param proof 32 bytes: keccak256(keccak256(public_inputs) || task id || generator).
+    @param proof keccak256(keccak256(public_inputs) || task id || generator)
+           and 224 zero bytes.
     @return True, or reverts.
     """
-    assert len(proof) == 32 and extract32(proof, 0) == self._expected(keccak256(public_inputs), ctx), "mock: bad proof"
+    assert len(proof) == 256 and keccak256(proof) == keccak256(concat(self._expected(keccak256(public_inputs), ctx), empty(bytes32), empty(bytes32), empty(bytes32), empty(bytes32), empty(bytes32), empty(bytes32), empty(bytes32))), "mock: bad proof"
     return True
 
 
@@ -34,7 +36,7 @@ def verify_batch(ctxs: DynArray[IVerifier.VerifyContext, 32], public_inputs: Dyn
     @notice Check test proofs one by one, through each context's inputs hash.
     @param ctxs The tasks.
     @param public_inputs Their field-element inputs (unused).
-    @param proofs Their proofs, each a 32-byte word padded to a row of 8.
+    @param proofs Their proofs, each a row of 8 words.
     @return True, or reverts.
     """
     assert len(ctxs) == len(proofs), "mock: bad batch"

@@ -45,6 +45,8 @@ class Binding:
     marketplace: Any
     registry: Any
     token: Any
+    #: the MarketRegistry: markets' terms, images and metadata
+    markets: Any
 
     async def close(self) -> None:
         await self.w3.provider.disconnect()
@@ -83,11 +85,12 @@ async def bind_deployment(
             address=to_checksum_address(deployment.marketplace),
             abi=artifact("ProofMarketplace").abi,
         )
-        registry, token = (
+        registry, token, markets = (
             w3.eth.contract(address=to_checksum_address(address), abi=artifact(name).abi)
             for name, address in (
                 ("GeneratorRegistry", deployment.registry),
                 ("Token", deployment.token),
+                ("MarketRegistry", deployment.market_registry),
             )
         )
         if not await w3.eth.get_code(marketplace.address):
@@ -104,7 +107,7 @@ async def bind_deployment(
     except BaseException:
         await w3.provider.disconnect()
         raise
-    return Binding(w3, deployment, marketplace, registry, token)
+    return Binding(w3, deployment, marketplace, registry, token, markets)
 
 
 async def supervise(

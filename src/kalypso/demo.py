@@ -21,10 +21,9 @@ from rich.table import Table
 from kalypso.circuits import circuit, plonk
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.crypto import EncryptionKey
 from kalypso.devnet import (
     ATTESTED_MARKET,
-    ENCLAVE_MARKET,
+    PRIVATE_MARKET,
     Anvil,
     deploy_devnet,
     dev_account,
@@ -95,7 +94,6 @@ def second_generator(workdir: Path, chain: Anvil, deployment: Path) -> Generator
         stake=1_000 * KAL,
         compute=8,
         name="generator-b",
-        encryption_key=EncryptionKey.generate().save(workdir / "generator-b.x25519"),
         markets={
             "square_root": {
                 "price": 4 * KAL,
@@ -142,12 +140,9 @@ def tour(
     kalypso.deposit("300 KAL")
 
     # -- private inputs, proven inside the Generator Image, decoded in the SDK
-    n.say(
-        "a private request in one call: "
-        'request_proof("poseidon_preimage_enclave", {"preimage": 42})'
-    )
+    n.say('a private request in one call: request_proof("poseidon_preimage", {"preimage": 42})')
     request = kalypso.request_proof(
-        ENCLAVE_MARKET, {"preimage": 42}, max_price="25 KAL", proof_time=120
+        PRIVATE_MARKET, {"preimage": 42}, max_price="25 KAL", proof_time=120
     )
     n.detail(
         "the preflight ran the circuit on 42 and found its Poseidon hash; the preimage was "
@@ -234,7 +229,7 @@ def tour(
     )
     hash_of_42 = proof.public_signals[0]
     mismatch = kalypso.request_proof(
-        ENCLAVE_MARKET,
+        PRIVATE_MARKET,
         {"preimage": 43, "hash": hash_of_42},
         max_price="25 KAL",
         proof_time=120,

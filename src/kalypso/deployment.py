@@ -14,7 +14,7 @@ from pathlib import Path
 from kalypso.errors import DeploymentError
 
 #: Version of the contracts' ABI that this package speaks (`ProofMarketplace.VERSION`).
-CONTRACTS_VERSION = "1.0.0"
+CONTRACTS_VERSION = "2.0.0"
 DEVNET_CHAIN_ID = 31337
 
 
@@ -25,6 +25,8 @@ class Deployment:
     token: str
     registry: str
     marketplace: str
+    #: The MarketRegistry: creates markets, keeps their terms and metadata.
+    market_registry: str
     token_symbol: str
     token_decimals: int
     #: The EnclaveRegistry (attestations, enclave keys).

@@ -28,7 +28,7 @@ from kalypso.contracts.deploy import TOKEN_UNIT, DeployParams, deploy_web3
 from kalypso.contracts.web3tx import deploy
 from kalypso.deployment import DEVNET_CHAIN_ID, Deployment
 from kalypso.errors import ChainError, ConfigError
-from kalypso.market import MarketParams, encode_signals
+from kalypso.market import MarketParams, RequestKinds, encode_signals
 from kalypso.market.groth16 import Groth16Market, create_groth16_market
 from kalypso.market.mock import mock_proof
 
@@ -171,8 +171,9 @@ SAMPLE_MARKET = "mock"
 SAMPLE_PENALTY = 100 * TOKEN_UNIT
 #: The square_root market whose PLONK proofs the Proof Verification Image attests.
 ATTESTED_MARKET = "square_root_plonk"
-#: The poseidon_preimage market proven only inside its Generator Image.
-ENCLAVE_MARKET = "poseidon_preimage_enclave"
+#: The market of private requests: poseidon_preimage, proven only inside its Generator
+#: Image, which alone opens the preimages and attests the ones that do not match.
+PRIVATE_MARKET = "poseidon_preimage"
 FUND_AMOUNT = 100_000 * TOKEN_UNIT
 
 
@@ -227,14 +228,12 @@ def create_circuit_markets(
 ) -> dict[str, Groth16Market]:
     """The sample circuits' markets, with real Groth16 verifiers.
 
-    poseidon_preimage: a private preimage opened by the generator's own key; its creator
-    declares every input provable (a sealed preimage that does not match its hash is the
-    requester's mistake, handed back by the generator). square_root: public inputs can be
-    unprovable, decided by an on-chain verifier. poseidon_preimage_enclave
-    (`ENCLAVE_MARKET`): the same circuit, proven only inside its Generator Image (`kalypso
-    enclave generator`), which also attests invalid preimages. The PLONK market of
-    square_root (`ATTESTED_MARKET`, created after these) is verified by the Proof
-    Verification Image.
+    poseidon_preimage (`PRIVATE_MARKET`): private requests only (a sealed preimage of a
+    public hash), proven inside its Generator Image (`kalypso enclave generator`), which
+    also attests preimages that do not match: the only party that sees them. square_root:
+    public requests; inputs can be unprovable, decided by an on-chain verifier. The PLONK
+    market of square_root (`ATTESTED_MARKET`, created after these) is verified by the
+    Proof Verification Image.
     """
     from kalypso.enclave.generator import GeneratorImage  # it imports the daemons' code
     from kalypso.enclave.images import ImageKind, image_id
@@ -242,13 +241,14 @@ def create_circuit_markets(
     generator_image = image_id(ImageKind.GENERATOR, GeneratorImage.config_for("poseidon_preimage"))
     input_verifier, _ = deploy(client.w3, owner, "SquareRootInputVerifier")
     return {
-        "poseidon_preimage": create_groth16_market(
+        PRIVATE_MARKET: create_groth16_market(
             client,
             owner,
             circuit("poseidon_preimage"),
-            name="poseidon_preimage",
+            name=PRIVATE_MARKET,
             slashing_penalty=SAMPLE_PENALTY,
-            all_inputs_provable=True,
+            generator_image=generator_image,
+            request_kinds=RequestKinds.PRIVATE,
         ),
         "square_root": create_groth16_market(
             client,
@@ -257,13 +257,5 @@ def create_circuit_markets(
             name="square_root",
             slashing_penalty=SAMPLE_PENALTY,
             input_verifier=input_verifier.address,
-        ),
-        ENCLAVE_MARKET: create_groth16_market(
-            client,
-            owner,
-            circuit("poseidon_preimage"),
-            name=ENCLAVE_MARKET,
-            slashing_penalty=SAMPLE_PENALTY,
-            generator_image=generator_image,
         ),
     }

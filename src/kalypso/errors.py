@@ -166,6 +166,11 @@ REASONS: dict[str, _Rule] = {
         InvalidArgumentError,
         "deploy the EnclaveRegistry first",
     ),
+    "config: market registry already set": (InvalidStateError, "the market registry is set once"),
+    "config: market registry not a contract": (
+        InvalidArgumentError,
+        "deploy the MarketRegistry first",
+    ),
     "ownable: caller is not the owner": (UnauthorizedError, "only the owner may do this"),
     "ownable_2step: caller is not the new owner": (
         UnauthorizedError,
@@ -182,10 +187,39 @@ REASONS: dict[str, _Rule] = {
         InvalidInputsError,
         "inline public inputs are capped at 1024 bytes; pass larger ones by reference",
     ),
-    "markets: no invalid-input path": (
+    "markets: no invalid-input path for public inputs": (
         InvalidArgumentError,
-        "give an input verifier or an input verification image, or declare all inputs provable",
+        "give an input verifier or an input verification image, or declare all public inputs "
+        "provable (or take private requests only)",
     ),
+    "markets: private inputs need a generator image": (
+        InvalidArgumentError,
+        "a market that takes secrets needs a Generator Image: only it opens them and can show "
+        "them invalid",
+    ),
+    "markets: provable markets take no private inputs": (
+        InvalidArgumentError,
+        "nobody can check a secret's preimage but the Generator Image: take public requests "
+        "only, or drop all_inputs_provable",
+    ),
+    "markets: bad request kinds": (
+        InvalidArgumentError,
+        "request kinds are 1 (public), 2 (private) or 3 (both)",
+    ),
+    "markets: attested proofs need a proof verification image": (
+        InvalidArgumentError,
+        "a market verified by the enclave registry must name its Proof Verification Image",
+    ),
+    "markets: fee above max": (
+        InvalidStateError,
+        "the market creation fee rose above your max fee; check the fee and send again",
+    ),
+    "markets: zero marketplace": (InvalidArgumentError, "deploy with the marketplace address"),
+    "markets: not the market registry": (
+        UnauthorizedError,
+        "markets are created through the MarketRegistry",
+    ),
+    "markets: market exists": (InvalidStateError, "the market id is taken"),
     "markets: sample proof rejected": (ProofRejectedError, "give a proof the verifier accepts"),
     "markets: too many public inputs": (InvalidArgumentError, "at most 30 public signals"),
     "markets: unknown market": (NotFoundError, "list markets with `kalypso market list`"),
@@ -195,7 +229,7 @@ REASONS: dict[str, _Rule] = {
         "encode exactly the market's public signals as uint256[]",
     ),
     "markets: zero penalty": (InvalidArgumentError, "a market needs a slashing penalty"),
-    "markets: penalty too large": (InvalidArgumentError, "penalties are capped at 2**96 - 1"),
+    "markets: penalty too large": (InvalidArgumentError, "penalties are capped at 2**88 - 1"),
     # requests and tasks
     "requests: bad expiry": (InvalidArgumentError, "expiry must be between now and 30 days ahead"),
     "requests: bad proof time": (InvalidArgumentError, "proof time must be 1 s to 1 day"),
@@ -216,6 +250,23 @@ REASONS: dict[str, _Rule] = {
         "the market's input verifier says these inputs are valid: prove them",
     ),
     "requests: mixed markets": (InvalidArgumentError, "batch proofs of one market only"),
+    "requests: batched proofs are 256 bytes": (
+        InvalidArgumentError,
+        "only 256-byte proofs batch; submit other proofs one by one",
+    ),
+    "requests: market takes no private inputs": (
+        InvalidInputsError,
+        "this market takes public inputs only: send no secret",
+    ),
+    "requests: market takes private inputs only": (
+        InvalidInputsError,
+        "this market takes private requests only: seal the private inputs",
+    ),
+    "requests: image revoked": (
+        InvalidStateError,
+        "the market's creator revoked an enclave image this request needs; it cannot be "
+        "assigned: cancel it",
+    ),
     "requests: no invalid-input path": (
         InvalidStateError,
         "this market has neither an input verifier nor an image that attests invalid inputs",
@@ -276,6 +327,11 @@ REASONS: dict[str, _Rule] = {
         "the generator's free stake is below the market's penalty",
     ),
     "registry: not exiting": (InvalidStateError, "request exit first"),
+    "registry: offer key not live until the deadline": (
+        IneligibleGeneratorError,
+        "the generator's offer key is not a key of the market's Generator Image that stays "
+        "valid until the deadline: its enclave must attest again (or the image was revoked)",
+    ),
     "registry: not in market": (
         IneligibleGeneratorError,
         "the generator has not joined the market",
@@ -397,7 +453,14 @@ REASONS: dict[str, _Rule] = {
     "enclaves: zero authority": (InvalidArgumentError, "give an authority address"),
     "enclaves: zero image": (InvalidArgumentError, "give an image id"),
     "enclaves: zero key": (InvalidArgumentError, "give both the signing and encryption key"),
-    "enclaves: zero marketplace": (InvalidArgumentError, "deploy with the marketplace address"),
+    "enclaves: zero market registry": (
+        InvalidArgumentError,
+        "deploy with the market registry's address",
+    ),
+    "enclaves: proposal expired": (
+        InvalidStateError,
+        "the proposal lapsed: propose the authority again and apply it within the window",
+    ),
     "enclaves: zero max age": (InvalidArgumentError, "keys need a positive MAX_AGE"),
     # test contracts
     "mock: bad batch": (InvalidArgumentError, "give one input and one proof per batch item"),

@@ -18,7 +18,7 @@ from kalypso.circuits import plonk
 from kalypso.contracts.client import PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.crypto import SecretContext, seal
-from kalypso.devnet import ATTESTED_MARKET, ENCLAVE_MARKET, dev_account, free_port
+from kalypso.devnet import ATTESTED_MARKET, PRIVATE_MARKET, dev_account, free_port
 from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.process import EnclaveProcess, matching_engine_key
 from kalypso.enclave.service import Enclave, Image
@@ -30,7 +30,7 @@ from kalypso.matching.daemon import Matcher
 from kalypso.provers.plonk import PlonkProof
 from kalypso.provers.snarkjs import SnarkjsWorker
 from tests.integration.test_generator import generator_config, poseidon_hash, run_until_ready
-from tests.integration.world import ENCLAVE_POSEIDON, World, async_wait_for, config_for
+from tests.integration.world import POSEIDON, World, async_wait_for, config_for
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
@@ -49,7 +49,7 @@ async def stack(world: World, tmp_path: Path) -> AsyncIterator[Stack]:
     attested = world.setup.deployment.markets[ATTESTED_MARKET]
     vkey = plonk("square_root").vkey_json()
     images: dict[str, tuple[Image, int | None, int]] = {
-        "generator": (GeneratorImage("poseidon_preimage", worker), ENCLAVE_POSEIDON, 7),
+        "generator": (GeneratorImage("poseidon_preimage", worker), POSEIDON, 7),
         "pvs": (ProofVerificationImage("plonk", vkey, worker), attested, 8),
         "ivs": (InputVerificationImage("square_root", ["square", "max_root"]), attested, 9),
     }
@@ -91,7 +91,7 @@ async def stack(world: World, tmp_path: Path) -> AsyncIterator[Stack]:
         config_for(world, tmp_path, enclave_url=urls["matcher"]), dev_account(1)
     )
     markets: dict[str, dict[str, Any]] = {
-        ENCLAVE_MARKET: {
+        PRIVATE_MARKET: {
             "price": 10 * TOKEN_UNIT,
             "proof_time": 60,
             "prover": "enclave",
@@ -131,7 +131,7 @@ def private(stack: Stack, preimage: int, public: int) -> PostedRequest:
     context = SecretContext(deployment.chain_id, deployment.marketplace, rid)
     return world.client.create_request(
         requester,
-        ENCLAVE_POSEIDON,
+        POSEIDON,
         encode_signals([public]),
         max_price=25 * TOKEN_UNIT,
         proof_time=120,
@@ -145,9 +145,7 @@ async def settled(stack: Stack, posted: PostedRequest, state: RequestState) -> N
 
 
 async def test_private_tasks_are_proven_and_claimed_in_the_generator_image(stack: Stack) -> None:
-    offer = stack.world.client.registry.functions.offers(
-        dev_account(2).address, ENCLAVE_POSEIDON
-    ).call()
+    offer = stack.world.client.registry.functions.offers(dev_account(2).address, POSEIDON).call()
     async with httpx.AsyncClient() as http:  # the Generator Image serves from this loop
         answer = await http.get(stack.urls["generator"] + "/attestation")
     enclave_key = answer.json()["encryption_key"]

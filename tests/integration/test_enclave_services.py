@@ -20,7 +20,6 @@ from kalypso.crypto import EncryptionKey, SecretContext, open_with, seal
 from kalypso.daemon import jsonable
 from kalypso.devnet import dev_account
 from kalypso.enclave import DEV_AUTHORITY, Attestation, EnclaveStatement, check_attestation
-from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.matching_engine import MatchingEngineImage
 from kalypso.enclave.service import Enclave, request_from_json
 from kalypso.enclave.verdicts import InputVerificationImage, ProofVerificationImage
@@ -29,7 +28,7 @@ from kalypso.market import RequestState, encode_signals, request_id
 from kalypso.market.attested import attested_proof, create_plonk_market, split_attested_proof
 from kalypso.provers.plonk import PlonkProof, SnarkjsPlonkProver
 from kalypso.provers.snarkjs import SnarkjsWorker
-from tests.integration.world import ENCLAVE_POSEIDON, MOCK, SQUARE_ROOT, World
+from tests.integration.world import POSEIDON, SQUARE_ROOT, World
 
 PRICE = 5 * TOKEN_UNIT
 
@@ -197,12 +196,14 @@ def test_the_matching_engine_rewraps_only_to_the_requests_generator(
     enclave, http = serve(world, MatchingEngineImage(), None)
     registry = enclave.registry.functions
     key = bytes(registry.matching_engine_key(enclave.identity.address).call())  # from the chain
-    generator, generator_key = dev_account(2), EncryptionKey.generate()
+    generator = dev_account(2)
     world.generator(generator, {})
+    # a Generator Image enclave of the private market (the test holds its key, as it would)
+    generator_key = world.generator_image_enclave(POSEIDON).encryption
     world.client.join_market(
-        generator, MOCK, price=PRICE, proof_time=60, encryption_key=generator_key.public_bytes
+        generator, POSEIDON, price=PRICE, proof_time=60, encryption_key=generator_key.public_bytes
     )
-    envelope, context, base, fields = sealed(world, key, MOCK, b"\x07" * 32)
+    envelope, context, base, fields = sealed(world, key, POSEIDON, b"\x07" * 32)
     assert http.post("/can_open", json=base).json() == {"ok": True}
     # a valid key wrap over a broken body: no generator could open it, so it is refused
     broken = envelope[:-1] + bytes([envelope[-1] ^ 1])
@@ -223,31 +224,19 @@ def test_the_matching_engine_rewraps_only_to_the_requests_generator(
     wrapped = bytes.fromhex(answer.json()["key_envelope"][2:])
     assert json.loads(open_with(envelope, wrapped, generator_key, context)) == {"preimage": 42}
 
-    # a market with a Generator Image: a plain key cannot even be offered, and a Generator
-    # Image key stops counting once the market's creator revokes the image
+    # a plain key cannot even be offered in a market with a Generator Image
+    other = world.generator(dev_account(3), {})
     with pytest.raises(UnauthorizedError, match="generator image"):
         world.client.join_market(
-            generator,
-            ENCLAVE_POSEIDON,
+            other,
+            POSEIDON,
             price=PRICE,
             proof_time=60,
-            encryption_key=generator_key.public_bytes,
+            encryption_key=EncryptionKey.generate().public_bytes,
         )
-    image, _ = serve(world, GeneratorImage("poseidon_preimage", SnarkjsWorker()), ENCLAVE_POSEIDON)
-    image_key = image.identity.encryption.public_bytes
-    world.client.join_market(
-        generator, ENCLAVE_POSEIDON, price=PRICE, proof_time=60, encryption_key=image_key
-    )
-    _, _, base, fields = sealed(world, key, ENCLAVE_POSEIDON, b"\x08" * 32)
-    theirs = {**base, "request": fields, "generator": generator.address}
-    theirs["recipient"] = "0x" + image_key.hex()
-    assert http.post("/rewrap", json=theirs).status_code == 200
-    send(world.w3, world.setup.owner, registry.revoke_image(ENCLAVE_POSEIDON, image.image_id))
-    refused = http.post("/rewrap", json=theirs)
-    assert refused.status_code == 422 and "Generator Image" in refused.text
 
     # a cancelled request is never re-wrapped again
-    _, _, base, fields = sealed(world, key, MOCK, b"\x09" * 32)
+    _, _, base, fields = sealed(world, key, POSEIDON, b"\x09" * 32)
     cancelled = {**base, "request": fields, **mine}
     assert http.post("/rewrap", json=cancelled).status_code == 200
     posted_again = PostedRequest(
@@ -256,3 +245,12 @@ def test_the_matching_engine_rewraps_only_to_the_requests_generator(
     world.client.cancel(dev_account(5), posted_again)
     refused = http.post("/rewrap", json=cancelled)
     assert refused.status_code == 422 and "not open" in refused.text
+
+    # a Generator Image key stops counting once the market's creator revokes the image
+    _, _, base, fields = sealed(world, key, POSEIDON, b"\x08" * 32)
+    theirs = {**base, "request": fields, **mine}
+    assert http.post("/rewrap", json=theirs).status_code == 200
+    image = bytes(world.client.markets.functions.market(POSEIDON).call()[4])
+    send(world.w3, world.setup.owner, registry.revoke_image(POSEIDON, image))
+    refused = http.post("/rewrap", json=theirs)
+    assert refused.status_code == 422 and "Generator Image" in refused.text

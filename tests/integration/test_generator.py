@@ -4,29 +4,25 @@ proofs (public and private inputs), claims invalid inputs, and gets paid exactly
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from eth_account.signers.local import LocalAccount
 
 from kalypso.circuits import circuit
 from kalypso.contracts.client import PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.crypto import EncryptionKey, SecretContext, seal
+from kalypso.crypto import EncryptionKey
 from kalypso.devnet import dev_account
 from kalypso.errors import ConfigError
 from kalypso.generator import GeneratorConfig, Phase
 from kalypso.generator.daemon import GeneratorNode
-from kalypso.market import RequestState, encode_signals, request_id
+from kalypso.market import RequestState, encode_signals
 from kalypso.matching.daemon import Matcher
 from kalypso.provers.snarkjs import SnarkjsWorker
 from tests.integration.world import (
-    POSEIDON,
     SQUARE_ROOT,
     World,
     async_wait_for,
@@ -54,11 +50,6 @@ def generator_config(
         "api_port": 0,
         "markets": markets
         or {
-            "poseidon_preimage": {
-                "price": 10 * TOKEN_UNIT,
-                "proof_time": 60,
-                "circuit": "poseidon_preimage",
-            },
             "square_root": {
                 "price": 5 * TOKEN_UNIT,
                 "proof_time": 60,
@@ -92,14 +83,10 @@ async def run_until_ready(daemon: Any, stop: asyncio.Event) -> asyncio.Task[None
 @pytest.fixture
 async def daemons(world: World, tmp_path: Path) -> AsyncIterator[Daemons]:
     matcher_key = EncryptionKey.generate().save(tmp_path / "matcher.x25519")
-    generator_key = EncryptionKey.generate().save(tmp_path / "generator.x25519")
     matcher = await Matcher.open(
         config_for(world, tmp_path, encryption_key=str(matcher_key)), dev_account(1)
     )
-    account = dev_account(2)
-    node = await GeneratorNode.open(
-        generator_config(world, tmp_path, encryption_key=str(generator_key)), account
-    )
+    node = await GeneratorNode.open(generator_config(world, tmp_path), dev_account(2))
     stop = asyncio.Event()
     tasks = [await run_until_ready(matcher, stop), await run_until_ready(node, stop)]
     try:
@@ -124,30 +111,6 @@ async def poseidon_hash(preimage: int = PREIMAGE) -> int:
     return signals[0]
 
 
-def private_request(
-    world: World,
-    requester: LocalAccount,
-    matcher_key: bytes,
-    secret: dict[str, int],
-    public: list[int],
-) -> PostedRequest:
-    """A Poseidon request whose secret is sealed to the matcher."""
-    client = world.client
-    salt = os.urandom(32)
-    rid = request_id(31337, client.marketplace.address, requester.address, salt)
-    context = SecretContext(31337, client.marketplace.address, rid)
-    sealed = seal(json.dumps(secret).encode(), matcher_key, context)
-    return client.create_request(
-        requester,
-        POSEIDON,
-        encode_signals(public),
-        max_price=25 * TOKEN_UNIT,
-        proof_time=120,
-        encrypted_secret=sealed,
-        salt=salt,
-    )
-
-
 def settled(world: World, posted: PostedRequest, state: RequestState) -> Callable[[], bool]:
     return lambda: world.state(posted) == state
 
@@ -158,55 +121,30 @@ async def test_it_onboards_proves_and_gets_paid(
     client, generator = world.client, dev_account(2)
     g = client.generator(generator.address)
     assert g[0] == 1 and g[3] == 1_000 * TOKEN_UNIT and g[5] == 4
-    offer = client.registry.functions.offers(generator.address, POSEIDON).call()
-    assert offer[0] and offer[1] == 10 * TOKEN_UNIT
-    assert offer[4] == daemons.node.encryption_key.public_bytes  # type: ignore[union-attr]
+    offer = client.registry.functions.offers(generator.address, SQUARE_ROOT).call()
+    assert offer[0] and offer[1] == 5 * TOKEN_UNIT
+    assert offer[4] == bytes(32)  # the node holds no key: private tasks need a Generator Image
 
     requester = dev_account(5)
     client.approve_all(requester)
-    key = daemons.matcher_key
-    private = private_request(
-        world, requester, key, {"preimage": PREIMAGE}, [await poseidon_hash()]
-    )
     public = world.request(SQUARE_ROOT, max_price=8 * TOKEN_UNIT, value=7)
     invalid = client.create_request(
         requester, SQUARE_ROOT, encode_signals([10, 10]), max_price=8 * TOKEN_UNIT, proof_time=120
     )
     before = client.balance(generator.address)
-    await async_wait_for(settled(world, private, RequestState.FULFILLED), 60, "the private proof")
     await async_wait_for(settled(world, public, RequestState.FULFILLED), 60, "the public proof")
     await async_wait_for(settled(world, invalid, RequestState.INVALID_INPUTS), 60, "the claim")
-    assert client.balance(generator.address) - before == 10 * TOKEN_UNIT + 5 * TOKEN_UNIT * 2
+    assert client.balance(generator.address) - before == 5 * TOKEN_UNIT * 2
 
     journal = daemons.node.journal
     await async_wait_for(lambda: not journal.live(), 20, "the journal to settle")
     phases = {t.id: t.phase for t in journal.tasks()}
     assert phases == {
-        private.id: Phase.CONFIRMED,
         public.id: Phase.CONFIRMED,
         invalid.id: Phase.INVALID_CLAIMED,
     }
     totals = journal.totals()
-    assert totals.revenue == 20 * TOKEN_UNIT and totals.penalties == 0 and totals.gas_wei > 0
-
-
-async def test_a_secret_that_does_not_match_the_hash_is_handed_back(
-    world: World, daemons: Daemons, tmp_path: Path
-) -> None:
-    requester = dev_account(5)
-    world.client.approve_all(requester)
-    wrong = private_request(
-        world, requester, daemons.matcher_key, {"preimage": 7}, [await poseidon_hash()]
-    )
-    journal = daemons.node.journal
-    await async_wait_for(
-        lambda: (t := journal.get(wrong.id)) is not None and t.phase == Phase.DISCARDED,
-        60,
-        "the discard",
-    )
-    # Handed back (no invalid-input path in this market yet): the request is open again.
-    assert world.state(wrong) == RequestState.OPEN
-    assert journal.totals().penalties > 0
+    assert totals.revenue == 10 * TOKEN_UNIT and totals.penalties == 0 and totals.gas_wei > 0
 
 
 @pytest.mark.parametrize(

@@ -21,12 +21,13 @@ from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.contracts.web3tx import send
 from kalypso.crypto import EncryptionKey, SecretContext, open_with, seal
 from kalypso.devnet import dev_account, free_port
-from kalypso.errors import MatcherKeyError
+from kalypso.errors import MatcherKeyError, UnauthorizedError
 from kalypso.market import RequestState, encode_signals, request_id
 from kalypso.matching.daemon import Matcher
 from tests.integration.world import (
     KALYPSO,
     MOCK,
+    POSEIDON,
     SQUARE_ROOT,
     World,
     async_wait_for,
@@ -283,6 +284,34 @@ def test_two_shards_with_their_own_keys_assign_side_by_side(world: World, tmp_pa
     assert not world.events("AssignSkipped")
 
 
+async def test_attack_nobody_else_can_stop_the_matcher(world: World, tmp_path: Path) -> None:
+    """A stranger's `assign_batch` reverts (it used to log "not a matching engine" skips
+    the matcher read as its own revocation), and another engine's skips are not ours."""
+    m = await Matcher.open(config_for(world, tmp_path), dev_account(1))
+    stop = asyncio.Event()
+    task = asyncio.create_task(m.run(stop))
+    try:
+        await async_wait_for(lambda: m.ready, what="the matcher to start")
+        first = world.request(MOCK, max_price=5 * TOKEN_UNIT)  # no generator yet: it waits
+        item = (first, dev_account(2).address, TOKEN_UNIT, b"")
+        with pytest.raises(UnauthorizedError, match="not a matching engine"):
+            world.client.assign_batch(dev_account(7), [item])
+        other_engine = world.setup.owner  # authorized too, with a batch that skips
+        world.client.set_matching_engine(other_engine, other_engine.address, True)
+        world.client.assign_batch(other_engine, [item])
+        (skip,) = world.events("AssignSkipped")
+        assert skip["engine"] == other_engine.address
+        world.generator(dev_account(2), {MOCK: 3 * TOKEN_UNIT})
+        await async_wait_for(
+            lambda: world.state(first) == RequestState.ASSIGNED, what="the matcher to assign"
+        )
+        assert not task.done() and m.fatal is None
+    finally:
+        stop.set()
+        await task
+        await m.close()
+
+
 async def test_a_key_revoked_while_running_stops_the_matcher(world: World, tmp_path: Path) -> None:
     m = await Matcher.open(config_for(world, tmp_path), dev_account(1))
     stop = asyncio.Event()
@@ -292,7 +321,7 @@ async def test_a_key_revoked_while_running_stops_the_matcher(world: World, tmp_p
         world.client.set_matching_engine(world.setup.owner, dev_account(1).address, False)
         world.generator(dev_account(2), {MOCK: 3 * TOKEN_UNIT})
         posted = world.request(MOCK, max_price=5 * TOKEN_UNIT)
-        with pytest.raises(MatcherKeyError, match="no longer an authorized matching engine"):
+        with pytest.raises(MatcherKeyError, match="is not an authorized matching engine"):
             await asyncio.wait_for(task, 20)
         assert world.state(posted) == RequestState.OPEN
     finally:
@@ -305,7 +334,7 @@ async def test_a_key_revoked_while_running_stops_the_matcher(world: World, tmp_p
 async def test_a_private_request_reaches_the_generator_sealed_to_its_key(
     world: World, tmp_path: Path
 ) -> None:
-    matcher_key, generator_key = EncryptionKey.generate(), EncryptionKey.generate()
+    matcher_key = EncryptionKey.generate()
     key_file = matcher_key.save(tmp_path / "matcher.x25519")
     m = await Matcher.open(
         config_for(world, tmp_path, encryption_key=str(key_file)), dev_account(1)
@@ -315,22 +344,18 @@ async def test_a_private_request_reaches_the_generator_sealed_to_its_key(
     client, requester = world.client, dev_account(5)
     try:
         await async_wait_for(lambda: m.ready, what="the matcher to start")
+        enclave = world.generator_image_enclave(POSEIDON)  # its key opens the secret
         generator = dev_account(2)
         client.approve_all(generator)
         client.register(generator, stake=1_000 * TOKEN_UNIT, compute=8)
         client.join_market(
             generator,
-            MOCK,
+            POSEIDON,
             price=3 * TOKEN_UNIT,
             proof_time=60,
-            encryption_key=generator_key.public_bytes,
+            encryption_key=enclave.encryption.public_bytes,
         )
-        cheat = dev_account(3)  # cheaper, with a key no secret can be wrapped to
-        client.approve_all(cheat)
-        client.register(cheat, stake=1_000 * TOKEN_UNIT, compute=8)
-        client.join_market(
-            cheat, MOCK, price=TOKEN_UNIT, proof_time=60, encryption_key=b"\x01" + bytes(31)
-        )
+        cheap = world.generator(dev_account(3), {POSEIDON: TOKEN_UNIT})  # no key: public only
         client.approve_all(requester)
 
         def private_request(plaintext: bytes, sealed_to: bytes) -> tuple[PostedRequest, bytes]:
@@ -340,7 +365,7 @@ async def test_a_private_request_reaches_the_generator_sealed_to_its_key(
             secret = seal(plaintext, sealed_to, context)
             posted = client.create_request(
                 requester,
-                MOCK,
+                POSEIDON,
                 encode_signals([3]),
                 max_price=5 * TOKEN_UNIT,
                 proof_time=120,
@@ -354,9 +379,9 @@ async def test_a_private_request_reaches_the_generator_sealed_to_its_key(
         await async_wait_for(lambda: world.state(posted) == RequestState.ASSIGNED, what="it")
         (event,) = [e for e in world.events("TaskAssigned") if e["task_id"] == posted.id]
         context = SecretContext(31337, client.marketplace.address, posted.id)
-        opened = open_with(secret, event["generator_secret"], generator_key, context)
+        opened = open_with(secret, event["generator_secret"], enclave.encryption, context)
         assert opened == b'{"preimage": "42"}'
-        assert event["generator"] == generator.address
+        assert event["generator"] == generator.address != cheap.address
         await asyncio.sleep(0.5)
         assert world.state(stray) == RequestState.OPEN
         assert stray.id in m.view.undecryptable

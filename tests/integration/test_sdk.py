@@ -17,7 +17,7 @@ from web3.types import RPCEndpoint
 from kalypso.circuits import circuit, plonk
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.devnet import ATTESTED_MARKET, ENCLAVE_MARKET, dev_account
+from kalypso.devnet import ATTESTED_MARKET, PRIVATE_MARKET, dev_account
 from kalypso.errors import ConfigError
 from kalypso.market import RequestState
 from kalypso.provers.plonk import PlonkProof
@@ -92,7 +92,7 @@ async def test_one_call_private_request_through_the_generator_image_warns_of_the
     async with client:
         with pytest.warns(DevAuthorityWarning, match="not confidential"):
             request = await client.request_proof(
-                ENCLAVE_MARKET, {"preimage": 42}, max_price="25 KAL", proof_time=120
+                PRIVATE_MARKET, {"preimage": 42}, max_price="25 KAL", proof_time=120
             )
         proof = await request.wait_for_proof(timeout=60)
     assert isinstance(proof, Groth16Proof)

@@ -15,13 +15,15 @@ from web3.types import RPCEndpoint
 
 from kalypso.contracts.client import MarketplaceClient, PostedRequest
 from kalypso.contracts.deploy import TOKEN_UNIT
+from kalypso.contracts.web3tx import bind, send
 from kalypso.devnet import Anvil, DevnetSetup, dev_account
+from kalypso.enclave import DEV_AUTHORITY_KEY, Authority, Domain, EnclaveIdentity
 from kalypso.market import RequestState, encode_signals
 from kalypso.market.events import marketplace_decoder
 from kalypso.matching.config import MatcherConfig
 
 KALYPSO = [sys.executable, "-m", "kalypso.cli"]
-MOCK, POSEIDON, SQUARE_ROOT, ENCLAVE_POSEIDON = 0, 1, 2, 3
+MOCK, POSEIDON, SQUARE_ROOT = 0, 1, 2
 
 
 def rpc(w3: Web3, method: str, *params: Any) -> Any:
@@ -66,6 +68,22 @@ class World:
         for market, price in markets.items():
             self.client.join_market(account, market, price=price, proof_time=proof_time)
         return account
+
+    def generator_image_enclave(self, market: int) -> EnclaveIdentity:
+        """An enclave identity of `market`'s Generator Image, registered with the dev
+        authority's statement (the test holds its keys, as the image would)."""
+        identity = EnclaveIdentity()
+        image = bytes(self.client.markets.functions.market(market).call()[4])
+        registry = bind(self.w3, "EnclaveRegistry", str(self.setup.deployment.enclave_registry))
+        domain = Domain(self.setup.deployment.chain_id, registry.address)
+        now_ms = int(self.w3.eth.get_block("latest")["timestamp"]) * 1000
+        a = Authority(DEV_AUTHORITY_KEY).attest(identity, image, "test", domain, now_ms=now_ms)
+        st = a.statement
+        call = registry.functions.register(
+            market, st.signing_key, st.encryption_key, st.image_id, st.timestamp_ms, a.signature
+        )
+        send(self.w3, self.setup.owner, call)
+        return identity
 
     def request(
         self, market: int, *, max_price: int, value: int = 4, account: LocalAccount | None = None

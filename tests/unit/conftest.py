@@ -21,6 +21,12 @@ def market_id(kal: Kal) -> int:
     return kal.create_market()
 
 
+@pytest.fixture(scope="session")
+def private_market_id(kal: Kal) -> int:
+    """A market of public and private requests (with a test Generator Image)."""
+    return kal.create_market(private=True)
+
+
 @pytest.fixture
 def alice(kal: Kal) -> str:
     """A funded requester."""

@@ -7,13 +7,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import boa
+from eth_utils import keccak
 
 from kalypso.contracts.deploy import BoaDeployment
-from kalypso.market import MarketParams, Request, TaskState, encode_signals, request_id
+from kalypso.market import (
+    MarketParams,
+    Request,
+    RequestKinds,
+    TaskState,
+    encode_signals,
+    request_id,
+)
 from kalypso.market.mock import mock_proof
 
 __all__ = [
     "PENALTY",
+    "TEST_GENERATOR_IMAGE",
     "UNIT",
     "Kal",
     "events",
@@ -26,6 +35,7 @@ __all__ = [
 ]
 
 UNIT = 10**18
+TEST_GENERATOR_IMAGE = keccak(b"test/generator-image")
 PENALTY = 100 * UNIT
 ZERO = "0x" + "00" * 20
 
@@ -37,6 +47,10 @@ class Kal:
     @property
     def market(self) -> Any:
         return self.d.marketplace
+
+    @property
+    def markets(self) -> Any:
+        return self.d.markets
 
     @property
     def registry(self) -> Any:
@@ -59,20 +73,25 @@ class Kal:
         input_verifier: bool = True,
         public_inputs_count: int = 1,
         creator: str | None = None,
+        private: bool = False,
     ) -> int:
+        """A market of the test verifier; `private`: it takes secrets too, opened by a
+        (test) Generator Image."""
         params = MarketParams(
             verifier=self.d.mock_verifier.address,
             slashing_penalty=penalty,
             input_verifier=self.d.input_verifier.address if input_verifier else ZERO,
             public_inputs_count=public_inputs_count,
             all_inputs_provable=not input_verifier,
+            generator_image=TEST_GENERATOR_IMAGE if private else b"\x00" * 32,
+            request_kinds=RequestKinds.BOTH if private else RequestKinds.PUBLIC,
         )
         sample = encode_signals([7] * public_inputs_count) if public_inputs_count else b"\x01"
         creator = creator or self.d.owner
         proof = mock_proof(sample, b"\x00" * 32, creator)
         return int(
-            self.market.create_market(
-                params.as_tuple(), b'{"name":"test"}', sample, proof, sender=creator
+            self.markets.create_market(
+                params.as_tuple(), b'{"name":"test"}', sample, proof, 2**256 - 1, sender=creator
             )
         )
 

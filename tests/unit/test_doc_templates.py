@@ -43,8 +43,8 @@ def template_market(kal: Kal, verifier: Any) -> int:
     sample = encode_signals([7, 1])
     proof = mock_proof(sample, b"\x00" * 32, kal.d.owner)
     return int(
-        kal.market.create_market(
-            params.as_tuple(), b'{"name":"inverse"}', sample, proof, sender=kal.d.owner
+        kal.markets.create_market(
+            params.as_tuple(), b'{"name":"inverse"}', sample, proof, 2**256 - 1, sender=kal.d.owner
         )
     )
 

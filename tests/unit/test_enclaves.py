@@ -20,7 +20,7 @@ from kalypso.enclave import (
     EnclaveStatement,
     TaskAttestation,
 )
-from kalypso.market import MarketParams, Request, RequestState, encode_signals
+from kalypso.market import MarketParams, Request, RequestKinds, RequestState, encode_signals
 from tests.unit.helpers import PENALTY, UNIT, Kal, events, mock_proof, now, state
 
 GEN_IMAGE = keccak(b"test/generator-image")
@@ -54,7 +54,8 @@ def statement_args(s: EnclaveStatement) -> tuple[Any, ...]:
 
 
 def create(kal: Kal, **terms: Any) -> int:
-    """A market with the test verifier, an IVS and a Generator Image unless overridden."""
+    """A market of public and private requests with the test verifier, an IVS and a
+    Generator Image unless overridden."""
     params = MarketParams(
         verifier=kal.d.mock_verifier.address,
         slashing_penalty=PENALTY,
@@ -62,12 +63,15 @@ def create(kal: Kal, **terms: Any) -> int:
         input_verification_image=IVS_IMAGE,
         proof_verification_image=PVS_IMAGE,
         public_inputs_count=1,
+        request_kinds=RequestKinds.BOTH,
     )
     params = replace(params, **terms)
     sample = encode_signals([7])
     proof = mock_proof(sample, b"\x00" * 32, str(kal.d.owner))
     return int(
-        kal.market.create_market(params.as_tuple(), b"{}", sample, proof, sender=kal.d.owner)
+        kal.markets.create_market(
+            params.as_tuple(), b"{}", sample, proof, 2**256 - 1, sender=kal.d.owner
+        )
     )
 
 
@@ -88,8 +92,8 @@ def attested_market(kal: Kal) -> int:
         public_inputs_count=1,
     )
     return int(
-        kal.market.create_market(
-            params.as_tuple(), b"{}", encode_signals([7]), sample, sender=kal.d.owner
+        kal.markets.create_market(
+            params.as_tuple(), b"{}", encode_signals([7]), sample, 2**256 - 1, sender=kal.d.owner
         )
     )
 
@@ -134,8 +138,9 @@ def test_a_statement_of_the_authority_registers_both_keys(kal: Kal, market: int)
     assert kal.d.enclaves.encryption_key_owner(identity.encryption.public_bytes) == (
         identity.address
     )
-    assert kal.d.enclaves.is_enclave_key(identity.encryption.public_bytes, market, GEN_IMAGE)
-    assert not kal.d.enclaves.is_enclave_key(identity.encryption.public_bytes, market, IVS_IMAGE)
+    key, until = identity.encryption.public_bytes, now() + int(kal.d.enclaves.MAX_AGE())
+    assert kal.d.enclaves.key_valid_until(key, market, GEN_IMAGE) == until
+    assert kal.d.enclaves.key_valid_until(key, market, IVS_IMAGE) == 0
 
 
 def test_the_statement_digest_is_the_pythons(kal: Kal) -> None:
@@ -237,10 +242,16 @@ def test_an_encryption_key_belongs_to_one_enclave(kal: Kal, market: int) -> None
 def test_keys_expire_after_max_age(kal: Kal, market: int) -> None:
     identity = register(kal, market, GEN_IMAGE)
     key = identity.encryption.public_bytes
+    expiry = int(kal.d.enclaves.key_valid_until(key, market, GEN_IMAGE))
+    assert expiry == now() + int(kal.d.enclaves.MAX_AGE())
+    who = boa.env.generate_address("late-joiner")
+    kal.fund(who)
+    kal.registry.register(who, 4, 500 * UNIT, sender=who)
     boa.env.time_travel(seconds=int(kal.d.enclaves.MAX_AGE()))
-    assert kal.d.enclaves.is_enclave_key(key, market, GEN_IMAGE)
+    kal.registry.join_market(market, PRICE, 600, 1, key, sender=who)  # valid to the second
     boa.env.time_travel(seconds=1)
-    assert not kal.d.enclaves.is_enclave_key(key, market, GEN_IMAGE)
+    with boa.reverts("registry: key not of the generator image"):
+        kal.registry.update_offer(market, PRICE, 600, 1, key, sender=who)
 
 
 # ------------------------------------------------------------------ revoke
@@ -259,7 +270,7 @@ def test_the_market_creator_revokes_an_image(kal: Kal, market: int) -> None:
         kal.d.enclaves.revoke_image(market, GEN_IMAGE, sender=kal.d.owner)
     with boa.reverts("enclaves: image revoked"):
         register(kal, market, GEN_IMAGE)
-    assert not kal.d.enclaves.is_enclave_key(identity.encryption.public_bytes, market, GEN_IMAGE)
+    assert kal.d.enclaves.key_valid_until(identity.encryption.public_bytes, market, GEN_IMAGE) == 0
 
 
 # --------------------------------------------------------------- authority
@@ -329,6 +340,8 @@ def test_private_inputs_need_the_generator_image(
     kal: Kal, market: int, alice: str, generator: str
 ) -> None:
     ivs, gen_enclave = register(kal, market, IVS_IMAGE), register(kal, market, GEN_IMAGE)
+    key = gen_enclave.encryption.public_bytes
+    kal.registry.update_offer(market, PRICE, 600, 1, key, sender=generator)
     rid, req, inputs = task(kal, market, alice, generator, secret=b"sealed preimage")
     said = verdict(kal, rid, req, generator)
     with boa.reverts("enclaves: not an authorized enclave"):
@@ -382,17 +395,9 @@ def test_revoking_an_image_refuses_only_tasks_assigned_after_it(
     before = task(kal, market, alice, generator)
     boa.env.time_travel(seconds=5)
     kal.d.enclaves.revoke_image(market, IVS_IMAGE, sender=kal.d.owner)
-    after = task(kal, market, alice, generator)  # assigned in the revocation's second
-    rid, req, inputs = after
-    with boa.reverts("enclaves: image revoked"):
-        claim(
-            kal,
-            rid,
-            req,
-            inputs,
-            ivs.sign(domain(kal), verdict(kal, rid, req, generator)),
-            generator,
-        )
+    rid, req, _ = kal.request(alice, market)
+    with boa.reverts("requests: image revoked"):  # the IVS alone shows public inputs invalid
+        kal.assign(rid, req, generator)
     rid, req, inputs = before
     claim(
         kal, rid, req, inputs, ivs.sign(domain(kal), verdict(kal, rid, req, generator)), generator
@@ -408,6 +413,7 @@ def test_a_market_without_an_image_of_the_kind_has_no_path(
         generator_image=b"\x00" * 32,
         input_verification_image=b"\x00" * 32,
         all_inputs_provable=True,
+        request_kinds=RequestKinds.PUBLIC,
     )
     kal.registry.join_market(bare, PRICE, 600, 1, b"\x00" * 32, sender=generator)
     rid, req, inputs = task(kal, bare, alice, generator)

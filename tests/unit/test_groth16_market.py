@@ -35,11 +35,12 @@ def root_market(kal: Kal) -> int:
     )
     sample = c.sample_proof()
     return int(
-        kal.market.create_market(
+        kal.markets.create_market(
             params.as_tuple(),
             market_metadata(c, "square_root"),
             sample.public_inputs(),
             sample.calldata(),
+            2**256 - 1,
             sender=kal.d.owner,
         )
     )

@@ -72,9 +72,11 @@ def test_stake_above_128_bits_reverts(kal: Kal) -> None:
         kal.registry.register(generator, 1, 2**128, sender=generator)
 
 
-def test_penalty_above_96_bits_reverts(kal: Kal) -> None:
+def test_penalty_above_88_bits_reverts(kal: Kal) -> None:
     with boa.reverts("markets: penalty too large"):
-        kal.create_market(penalty=2**96)
+        kal.create_market(penalty=2**88)
+    market_id = kal.create_market(penalty=2**88 - 1)  # beside the verifier and the flags
+    assert kal.markets.market(market_id).slashing_penalty == 2**88 - 1
 
 
 def test_registry_without_marketplace_cannot_take_stake(kal: Kal) -> None:

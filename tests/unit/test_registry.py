@@ -572,7 +572,7 @@ def test_join_market_while_exiting(kal: Kal, market_id: int, gen: str) -> None:
 
 
 def test_join_market_unknown_market(kal: Kal, market_id: int, gen: str) -> None:
-    unknown = kal.market.market_count()
+    unknown = kal.markets.market_count()
     with boa.reverts("registry: unknown market"):
         kal.registry.join_market(unknown, PRICE, 600, 1, KEY, sender=gen)
 
@@ -840,7 +840,9 @@ def test_exiting_generator_can_still_be_slashed(
 def test_lock_only_marketplace(kal: Kal, market_id: int, gen: str) -> None:
     for caller in (gen, kal.d.owner):
         with boa.reverts("registry: not the marketplace"):
-            kal.registry.lock(gen, market_id, PRICE, 600, PENALTY, sender=caller)
+            kal.registry.lock(
+                gen, market_id, PRICE, 600, PENALTY, ZERO, b"\x00" * 32, 0, sender=caller
+            )
     assert kal.registry.generators(gen).locked_stake == 0
 
 
@@ -888,7 +890,7 @@ def test_discard_forfeits_a_fifth_without_a_miss(
 ) -> None:
     rid, req, _ = live(kal, alice, market_id, gen)
     held = vault(kal)
-    refund = kal.market.balance_of(alice)
+    refund, treasury = kal.market.balance_of(alice), kal.market.balance_of(kal.d.treasury)
     kal.market.discard(rid, req.as_tuple(), sender=gen)
     (event,) = logs(kal.market, "StakeForfeited")
     assert event.address == kal.registry.address
@@ -896,11 +898,12 @@ def test_discard_forfeits_a_fifth_without_a_miss(
     info = kal.registry.generators(gen)
     assert (info.stake, info.locked_stake, info.used_compute) == (STAKE - PENALTY // 5, 0, 0)
     assert info.missed_deadlines == 0
-    # No token moves: the forfeit is credited to the requester from the vault.
+    # No token moves: the forfeit is credited to the treasury from the vault.
     assert logs(kal.market, "Transfer") == []
     assert vault(kal) == held
     assert_registry_holds_nothing(kal)
-    assert kal.market.balance_of(alice) == refund + PENALTY // 5
+    assert kal.market.balance_of(alice) == refund
+    assert kal.market.balance_of(kal.d.treasury) == treasury + PENALTY // 5
 
 
 def test_proof_forfeits_nothing(kal: Kal, market_id: int, alice: str, gen: str) -> None:

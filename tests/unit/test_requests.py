@@ -40,7 +40,8 @@ def create(kal: Kal, who: str, market_id: int, **overrides: Any) -> bytes:
 # ------------------------------------------------------------------ create
 
 
-def test_create_request_logs_request_created(kal: Kal, market_id: int, alice: str) -> None:
+def test_create_request_logs_request_created(kal: Kal, private_market_id: int, alice: str) -> None:
+    market_id = private_market_id
     refund = boa.env.generate_address("refund")
     salt = b"\x05" * 32
     expiry = now() + 600
@@ -66,8 +67,10 @@ def test_request_id_is_known_before_sending(kal: Kal, market_id: int, alice: str
     assert rid == request_id(boa.env.evm.patch.chain_id, kal.market.address, alice, salt)
 
 
-def test_request_hash_is_the_commitment_of_its_fields(kal: Kal, market_id: int, alice: str) -> None:
-    rid, req, _ = kal.request(alice, market_id, secret=b"key")
+def test_request_hash_is_the_commitment_of_its_fields(
+    kal: Kal, private_market_id: int, alice: str
+) -> None:
+    rid, req, _ = kal.request(alice, private_market_id, secret=b"key")
     assert kal.market.request_hash(rid) == req.commitment()
     assert kal.market.hash_request(req.as_tuple()) == req.commitment()
 
@@ -96,7 +99,7 @@ def test_same_salt_of_another_requester_is_a_new_request(
 
 def test_unknown_market_reverts(kal: Kal, alice: str) -> None:
     with boa.reverts("markets: unknown market"):
-        create(kal, alice, kal.market.market_count())
+        create(kal, alice, kal.markets.market_count())
 
 
 def test_inputs_too_large_on_opaque_market_reverts(kal: Kal, alice: str) -> None:
@@ -126,13 +129,13 @@ def test_input_not_in_field_reverts(kal: Kal, market_id: int, alice: str) -> Non
         create(kal, alice, market_id, public_inputs=inputs)
 
 
-def test_secret_too_large_reverts(kal: Kal, market_id: int, alice: str) -> None:
+def test_secret_too_large_reverts(kal: Kal, private_market_id: int, alice: str) -> None:
     with boa.reverts("requests: secret too large"):
-        create(kal, alice, market_id, encrypted_secret=b"\x01" * 1025)
+        create(kal, alice, private_market_id, encrypted_secret=b"\x01" * 1025)
 
 
-def test_secret_of_1024_bytes(kal: Kal, market_id: int, alice: str) -> None:
-    create(kal, alice, market_id, encrypted_secret=b"\x01" * 1024)
+def test_secret_of_1024_bytes(kal: Kal, private_market_id: int, alice: str) -> None:
+    create(kal, alice, private_market_id, encrypted_secret=b"\x01" * 1024)
 
 
 def test_zero_price_reverts(kal: Kal, market_id: int, alice: str) -> None:

@@ -225,6 +225,7 @@ def terms(metadata: bytes, **kw: Any) -> tuple[Any, ...]:
         "pvs": NO_IMAGE,
         "count": 1,
         "hash": keccak(metadata),
+        "kinds": 1,
     } | kw
     return tuple(t.values())
 

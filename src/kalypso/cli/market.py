@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import replace
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,6 +25,7 @@ from kalypso.errors import ConfigError
 from kalypso.keys import load_account
 from kalypso.market.audit import AuditFiles, audit_market, require_files
 from kalypso.market.groth16 import NO_IMAGE, ZERO_ADDRESS, create_groth16_market
+from kalypso.market.types import RequestKinds
 from kalypso.provers import InvalidInputs
 from kalypso.provers.proof import Groth16Proof
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover
@@ -111,6 +113,12 @@ def resolve_circuit(
     )
 
 
+class RequestChoice(StrEnum):
+    public = "public"
+    private = "private"
+    both = "both"
+
+
 def create(
     name: Annotated[str, typer.Argument(help="The market's name, recorded in its metadata.")],
     rpc_url: RpcUrl,
@@ -141,8 +149,21 @@ def create(
     ivs_image: Annotated[
         str | None, typer.Option(help="Input Verification Image id (hex32).")
     ] = None,
+    requests: Annotated[
+        RequestChoice,
+        typer.Option(
+            help="The requests the market takes: public inputs only (a generator computes "
+            "any private signal), private inputs only (opened by the --generator-image), or "
+            "both. Each kind needs a way to be shown invalid: public, an --input-verifier "
+            "or --ivs-image (or --all-inputs-provable); private, the --generator-image."
+        ),
+    ] = RequestChoice.public,
     all_inputs_provable: Annotated[
-        bool, typer.Option(help="Every input has a proof: no invalid-input path needed.")
+        bool,
+        typer.Option(
+            help="Every well-formed public input has a proof: public requests need no "
+            "invalid-input path. Refused for markets that take private inputs."
+        ),
     ] = False,
     deployment: DeploymentPath = None,
     keystore: Annotated[
@@ -202,6 +223,7 @@ def create(
             generator_image=images[0],
             input_verification_image=images[1],
             all_inputs_provable=all_inputs_provable,
+            request_kinds=RequestKinds[requests.name.upper()],
             sample=sample,
         )
     console.print(f"[bold green]market created[/]: {name} (id {market.market_id})")

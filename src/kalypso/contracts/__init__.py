@@ -24,6 +24,7 @@ CONTRACTS: dict[str, str] = {
     "Token": "Token.vy",
     "GeneratorRegistry": "GeneratorRegistry.vy",
     "ProofMarketplace": "ProofMarketplace.vy",
+    "MarketRegistry": "MarketRegistry.vy",
     "EnclaveRegistry": "EnclaveRegistry.vy",
     "Groth16Verifier": "verifiers/Groth16Verifier.vy",
     "SquareRootInputVerifier": "verifiers/SquareRootInputVerifier.vy",

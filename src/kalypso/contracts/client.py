@@ -44,6 +44,7 @@ class MarketplaceClient:
         self.token = bind(w3, "Token", deployment.token)
         self.registry = bind(w3, "GeneratorRegistry", deployment.registry)
         self.marketplace = bind(w3, "ProofMarketplace", deployment.marketplace)
+        self.markets = bind(w3, "MarketRegistry", deployment.market_registry)
 
     @classmethod
     def connect(cls, rpc_url: str, deployment: Path | None = None) -> MarketplaceClient:
@@ -82,7 +83,10 @@ class MarketplaceClient:
 
     def market_count(self) -> int:
         """The id the next `create_market` gets."""
-        return int(self.marketplace.functions.market_count().call())
+        return int(self.markets.functions.market_count().call())
+
+    def market_creation_fee(self) -> int:
+        return int(self.marketplace.functions.market_creation_fee().call())
 
     def create_market(
         self,
@@ -91,9 +95,13 @@ class MarketplaceClient:
         metadata: bytes,
         sample_inputs: bytes,
         sample_proof: bytes,
+        max_fee: int | None = None,
     ) -> TxReceipt:
-        call = self.marketplace.functions.create_market(
-            params.as_tuple(), metadata, sample_inputs, sample_proof
+        """`max_fee`: the most the creator pays; by default the fee read now, so a fee
+        raised before the transaction is mined makes it revert instead of costing more."""
+        fee = self.market_creation_fee() if max_fee is None else max_fee
+        call = self.markets.functions.create_market(
+            params.as_tuple(), metadata, sample_inputs, sample_proof, fee
         )
         return send(self.w3, account, call)
 

@@ -76,9 +76,9 @@ def deploy_web3(w3: Web3, account: LocalAccount, params: DeployParams) -> Deploy
         params.market_creation_fee,
     )
     send(w3, account, registry.functions.set_marketplace(marketplace.address))
-    enclaves, _ = deploy(
-        w3, account, "EnclaveRegistry", marketplace.address, *params.enclave_args()
-    )
+    markets, _ = deploy(w3, account, "MarketRegistry", marketplace.address)
+    send(w3, account, marketplace.functions.set_market_registry(markets.address))
+    enclaves, _ = deploy(w3, account, "EnclaveRegistry", markets.address, *params.enclave_args())
     send(w3, account, marketplace.functions.set_enclave_registry(enclaves.address))
     verifiers: dict[str, str] = {}
     if params.test_verifiers:
@@ -92,6 +92,7 @@ def deploy_web3(w3: Web3, account: LocalAccount, params: DeployParams) -> Deploy
         token=token.address,
         registry=registry.address,
         marketplace=marketplace.address,
+        market_registry=markets.address,
         enclave_registry=enclaves.address,
         token_symbol=token.functions.symbol().call(),
         token_decimals=token.functions.decimals().call(),
@@ -109,6 +110,7 @@ class BoaDeployment:
     token: Any
     registry: Any
     marketplace: Any
+    markets: Any
     enclaves: Any
     mock_verifier: Any
     input_verifier: Any
@@ -138,9 +140,11 @@ def deploy_boa(
         token.address, registry.address, treasury, market_creation_fee
     )
     registry.set_marketplace(marketplace.address)
+    markets = boa.load_partial(str(source_path("MarketRegistry"))).deploy(marketplace.address)
+    marketplace.set_market_registry(markets.address)
     settings = enclaves or DeployParams(treasury=str(treasury))
     enclave_registry = boa.load_partial(str(source_path("EnclaveRegistry"))).deploy(
-        marketplace.address, *settings.enclave_args()
+        markets.address, *settings.enclave_args()
     )
     marketplace.set_enclave_registry(enclave_registry.address)
     mock_verifier = boa.load_partial(str(source_path("MockVerifier"))).deploy()
@@ -153,6 +157,7 @@ def deploy_boa(
         token=token,
         registry=registry,
         marketplace=marketplace,
+        markets=markets,
         enclaves=enclave_registry,
         mock_verifier=mock_verifier,
         input_verifier=input_verifier,

@@ -51,7 +51,7 @@ class Indexer:
             if w3 is None
             else LogFollower(
                 w3,
-                [deployment.marketplace, deployment.registry],
+                [deployment.marketplace, deployment.market_registry, deployment.registry],
                 marketplace_decoder(),
                 confirmations=confirmations,
                 max_range=max_range,

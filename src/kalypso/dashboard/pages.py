@@ -167,6 +167,7 @@ class Pages:
                 bytes.fromhex(row["proof_verification_image"][2:]),
                 None,
                 keccak(bytes(row["metadata"])),
+                int(row["request_kinds"]),
             )
             names = self.indexer.deployment.markets
             market = Market.from_chain(row["id"], terms, bytes(row["metadata"]), names)

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS markets (
     id INTEGER PRIMARY KEY, creator TEXT NOT NULL, verifier TEXT NOT NULL,
     input_verifier TEXT NOT NULL, penalty TEXT NOT NULL, generator_image TEXT NOT NULL,
     input_verification_image TEXT NOT NULL, proof_verification_image TEXT NOT NULL,
-    metadata BLOB NOT NULL, created_at INTEGER NOT NULL, tx TEXT NOT NULL);
+    metadata BLOB NOT NULL, created_at INTEGER NOT NULL, tx TEXT NOT NULL,
+    request_kinds INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY, seq INTEGER NOT NULL, market_id INTEGER NOT NULL,
     requester TEXT NOT NULL, refund_address TEXT NOT NULL, max_price TEXT NOT NULL,
@@ -174,7 +175,7 @@ class DashboardStore(Journal):
         db, name = self.db, e.name
         if name == "MarketCreated":
             db.execute(
-                "INSERT OR REPLACE INTO markets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO markets VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     e["market_id"],
                     e["creator"],
@@ -187,6 +188,7 @@ class DashboardStore(Journal):
                     e["metadata"],
                     time,
                     hex0x(e.transaction_hash),
+                    e["request_kinds"],
                 ),
             )
         elif name == "RequestCreated":

@@ -47,6 +47,7 @@ class MatchingEngineImage:
     def routes(self, app: FastAPI, enclave: Enclave) -> None:
         registry = bind(enclave.w3, "GeneratorRegistry", enclave.deployment.registry)
         marketplace = bind(enclave.w3, "ProofMarketplace", enclave.deployment.marketplace)
+        markets = bind(enclave.w3, "MarketRegistry", enclave.deployment.market_registry)
 
         def context(body: dict[str, Any]) -> tuple[SecretContext, bytes]:
             try:
@@ -86,10 +87,8 @@ class MatchingEngineImage:
             ):
                 raise HTTPException(422, "the request is not the one committed on-chain")
             state = marketplace.functions.request_state(ctx.request_id).call()[0]
-            if (
-                state != OPEN
-                or request_fields.expiry < enclave.w3.eth.get_block("latest")["timestamp"]
-            ):
+            now = int(enclave.w3.eth.get_block("latest")["timestamp"])
+            if state != OPEN or request_fields.expiry < now:
                 raise HTTPException(422, "the request is not open for assignment")
             market_id = request_fields.market_id
             offer = registry.functions.offers(generator, market_id).call()
@@ -97,17 +96,16 @@ class MatchingEngineImage:
                 raise HTTPException(
                     422, "the recipient is not the generator's offer key in this market"
                 )
-            image = bytes(
-                marketplace.functions.market_image(market_id, GENERATOR_IMAGE_KIND).call()
-            )
-            if (
-                any(image)
-                and not enclave.registry.functions.is_enclave_key(
-                    recipient, market_id, image
-                ).call()
-            ):
+            image = bytes(markets.functions.market_image(market_id, GENERATOR_IMAGE_KIND).call())
+            valid_until = enclave.registry.functions.key_valid_until(
+                recipient, market_id, image
+            ).call()
+            # as the contract assigns: a live key of the image until the task's deadline
+            if not any(image) or valid_until < now + request_fields.proof_time:
                 raise HTTPException(
-                    422, "the recipient is not a key of the market's Generator Image"
+                    422,
+                    "the recipient is not a key of the market's Generator Image that stays "
+                    "valid until the task's deadline",
                 )
             try:
                 wrapped = rewrap(envelope, enclave.identity.encryption, recipient, ctx)

@@ -79,9 +79,9 @@ def devnet_enclaves(
     workdir: Path, rpc_url: str, deployment_path: Path, markets: dict[str, int]
 ) -> dict[str, EnclaveProcess]:
     """The devnet's four images, not started: the Matching Engine, the Generator Image of
-    the enclave Poseidon market, and the Proof and Input Verification Images of the PLONK market.
+    the private Poseidon market, and the Proof and Input Verification Images of the PLONK market.
     Anvil's accounts 6 to 9 pay their registrations (gas only, no other role)."""
-    from kalypso.devnet import ATTESTED_MARKET, ENCLAVE_MARKET, dev_account, free_port
+    from kalypso.devnet import ATTESTED_MARKET, PRIVATE_MARKET, dev_account, free_port
 
     def process(image: str, operator: int, **kw: Any) -> EnclaveProcess:
         return EnclaveProcess(
@@ -98,7 +98,7 @@ def devnet_enclaves(
     return {
         "matcher": process("matcher", 6),
         "generator": process(
-            "generator", 7, market=markets[ENCLAVE_MARKET], circuit="poseidon_preimage"
+            "generator", 7, market=markets[PRIVATE_MARKET], circuit="poseidon_preimage"
         ),
         "pvs": process("pvs", 8, market=attested, circuit="square_root"),
         "ivs": process("ivs", 9, market=attested, circuit="square_root"),

@@ -26,8 +26,6 @@ rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
 # keystore = "generator.json"            # encrypted key (password: KALYPSO_GENERATOR_PASSWORD)
                                          # or the key itself in KALYPSO_GENERATOR_KEY
 # state = "~/.kalypso/generator/31337-0xYou.sqlite"  # task journal; default by chain and key
-# encryption_key = "generator.x25519"    # from `kalypso key new`: private inputs are re-encrypted
-                                         # to it; without one the node takes public tasks only
 # reward_address = "0x…"                 # where earnings go; default: the generator's address
 stake = 1000000000000000000000           # (required) base units; topped up to this at start
 compute = 4                              # (required) declared compute units
@@ -123,7 +121,6 @@ class GeneratorConfig:
     deployment: Path | None = None
     keystore: Path | None = None
     state: Path | None = None
-    encryption_key: Path | None = None
     reward_address: str | None = None
     max_parallel_proofs: int = os.cpu_count() or 1
     submit_margin: float = 5.0
@@ -197,7 +194,7 @@ class GeneratorConfig:
             raise ConfigError(f"{source}: a market is listed twice")
 
 
-_PATHS = {"deployment", "keystore", "state", "encryption_key", "wasm", "zkey", "schema"}
+_PATHS = {"deployment", "keystore", "state", "wasm", "zkey", "schema"}
 _INTS = {
     "stake",
     "compute",

@@ -34,12 +34,10 @@ from web3.exceptions import ContractLogicError
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, find_request
 from kalypso.chain.rpc import retrying
 from kalypso.contracts import artifact
-from kalypso.crypto import EncryptionKey, SecretContext, load_ring, open_with
 from kalypso.daemon import Binding, Stage, bind_deployment, sleep_or_stop, supervise
 from kalypso.errors import (
     ChainError,
     ConfigError,
-    DecryptionError,
     KalypsoError,
     ProverError,
     ProverTimeout,
@@ -93,7 +91,6 @@ class GeneratorNode:
         resolved: dict[int, tuple[MarketConfig, MarketTerms]],
         provers: dict[int, MarketProver],
         worker: SnarkjsWorker,
-        encryption_keys: list[EncryptionKey],
     ) -> None:
         self.config = config
         self.binding = binding
@@ -107,11 +104,8 @@ class GeneratorNode:
         self.markets = {market_id: terms for market_id, (_, terms) in resolved.items()}
         self.provers = provers
         self.worker = worker
-        #: the offer key first, then the ones `kalypso key rotate` retired (tasks assigned
-        #: before a rotation were wrapped to them)
-        self.encryption_keys = encryption_keys
-        self.encryption_key = encryption_keys[0] if encryption_keys else None
-        #: the Generator Image keys last offered, by market
+        #: the Generator Image keys last offered, by market (the node holds no key: private
+        #: inputs are opened only inside a Generator Image, whose key the offer names)
         self.enclave_keys: dict[int, bytes | None] = {}
         self.metrics = GeneratorMetrics()
         self.sender = TxSender(self.w3, account, SenderPolicy(poll_interval=config.poll_interval))
@@ -152,7 +146,7 @@ class GeneratorNode:
         worker = SnarkjsWorker()
         try:
             resolved = await resolve_markets(
-                binding.marketplace, binding.deployment.markets, config.markets
+                binding.markets, binding.deployment.markets, config.markets
             )
             provers = {
                 market_id: build_prover(market_id, market, worker)
@@ -160,7 +154,6 @@ class GeneratorNode:
             }
             for market, _ in resolved.values():
                 await check_reachable(market)
-            keys = load_ring(config.encryption_key) if config.encryption_key else []
             deployment = binding.deployment
             identity = await binding.identity(generator=account.address)
             journal = TaskJournal(
@@ -170,7 +163,7 @@ class GeneratorNode:
             await worker.close()
             await binding.close()
             raise
-        return cls(config, binding, account, journal, resolved, provers, worker, keys)
+        return cls(config, binding, account, journal, resolved, provers, worker)
 
     async def close(self) -> None:
         for prover in self.provers.values():
@@ -190,11 +183,9 @@ class GeneratorNode:
             await self.set_offers(joined=not self.journal.paused)
 
     async def set_offers(self, *, joined: bool) -> None:
-        count = int(await self.marketplace.functions.market_count().call())
-        key = self.encryption_key.public_bytes if self.encryption_key else None
+        count = int(await self.binding.markets.functions.market_count().call())
         self.enclave_keys = await self._enclave_keys()
-        keys = {m: key for m in self.resolved} | self.enclave_keys
-        await self._onboarding().offers(self.resolved, count, keys, joined=joined)
+        await self._onboarding().offers(self.resolved, count, self.enclave_keys, joined=joined)
 
     async def _follow_enclave_keys(self) -> None:
         """A restarted Generator Image has new keys: offer the new one at once, or every
@@ -413,11 +404,12 @@ class GeneratorNode:
         if prover is None:  # a market left from the config while it had live tasks
             self.journal.move(task.id, Phase.DISCARDING, error="market no longer configured")
             return
-        secret = None
-        if prover.enclave is None:  # a Generator Image opens its tasks' secrets itself
-            secret = self._open_secret(task)
-            if secret is None and task.encrypted_secret:
-                return
+        if task.encrypted_secret and prover.enclave is None:
+            # Not expected: the chain assigns a private task only to a Generator Image's key.
+            error = "a private task outside a Generator Image"
+            log.error("handing a private task back", task_id=task.tag, reason=error)
+            self.journal.move(task.id, Phase.DISCARDING, error=error)
+            return
         slot = self.snarkjs_slot if prover.config.prover == "snarkjs" else self.slots
         async with slot:  # the clock starts once the prover is free: proof_seconds is proving
             budget = task.deadline - self.chain_now() - self.config.submit_margin
@@ -432,7 +424,7 @@ class GeneratorNode:
             started = time.monotonic()
             try:
                 async with asyncio.timeout(budget):
-                    result = await prover.prove_task(task, self.address, secret)
+                    result = await prover.prove_task(task, self.address)
             except (TimeoutError, ProverTimeout):
                 log.warning("proof not ready in time; handing the task back", task_id=task.tag)
                 self.journal.move(task.id, Phase.DISCARDING, error="the proof took too long")
@@ -468,24 +460,6 @@ class GeneratorNode:
             return
         self.journal.move(task.id, Phase.READY, proof=proof, proof_seconds=seconds)
         log.info("proof ready", task_id=task.tag, seconds=round(seconds, 3))
-
-    def _open_secret(self, task: Task) -> bytes | None:
-        """The task's private inputs in the clear (never journaled, never logged)."""
-        if not task.encrypted_secret:
-            return None
-        reason = None
-        if self.encryption_key is None:
-            reason = "a private task, but the node has no encryption_key"
-        else:
-            context = SecretContext(self.deployment.chain_id, self.deployment.marketplace, task.id)
-            for key in self.encryption_keys:
-                try:
-                    return open_with(task.encrypted_secret, task.generator_secret, key, context)
-                except DecryptionError as exc:
-                    reason = f"cannot open its private inputs: {exc}"
-        log.error("handing a private task back", task_id=task.tag, reason=reason)
-        self.journal.move(task.id, Phase.DISCARDING, error=reason)
-        return None
 
     def _context(self, task: Task) -> VerifyContext:
         """The verifier's context of a task whose request is fetched."""

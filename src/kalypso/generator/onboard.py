@@ -42,8 +42,8 @@ class Offer:
     encryption_key: bytes
 
 
-async def market_terms(marketplace: Any, market_id: int) -> MarketTerms:
-    terms = await marketplace.functions.market(market_id).call()
+async def market_terms(markets: Any, market_id: int) -> MarketTerms:
+    terms = await markets.functions.market(market_id).call()
     input_verifier = str(terms[2])
     return MarketTerms(
         market_id,
@@ -54,10 +54,10 @@ async def market_terms(marketplace: Any, market_id: int) -> MarketTerms:
 
 
 async def resolve_markets(
-    marketplace: Any, names: dict[str, int], configs: tuple[MarketConfig, ...]
+    markets: Any, names: dict[str, int], configs: tuple[MarketConfig, ...]
 ) -> dict[int, tuple[MarketConfig, MarketTerms]]:
     """Each configured market by id, with its terms; unknown ones are a `ConfigError`."""
-    count = int(await marketplace.functions.market_count().call())
+    count = int(await markets.functions.market_count().call())
     resolved: dict[int, tuple[MarketConfig, MarketTerms]] = {}
     for config in configs:
         if config.market in names:
@@ -77,7 +77,7 @@ async def resolve_markets(
             )
         if market_id in resolved:
             raise ConfigError(f"market {market_id} is configured twice")
-        resolved[market_id] = (config, await market_terms(marketplace, market_id))
+        resolved[market_id] = (config, await market_terms(markets, market_id))
     return resolved
 
 

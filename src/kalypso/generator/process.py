@@ -10,8 +10,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from kalypso.contracts.deploy import TOKEN_UNIT
-from kalypso.crypto import EncryptionKey
-from kalypso.devnet import ATTESTED_MARKET, ENCLAVE_MARKET
+from kalypso.devnet import ATTESTED_MARKET, PRIVATE_MARKET
 from kalypso.process import DaemonProcess
 
 
@@ -86,21 +85,19 @@ def devnet_generator(
     name: str = "generator",
     price: Mapping[str, int] | None = None,
 ) -> GeneratorProcess:
-    """A generator node for every devnet market (not started): poseidon_preimage with its
-    own key, the enclave market through the Generator Image at `enclave_urls["generator"]`,
-    square_root with its solver, and the PLONK market attested by the PVS and IVS images.
+    """A generator node for every devnet market (not started): poseidon_preimage's private
+    requests through the Generator Image at `enclave_urls["generator"]`, square_root with
+    its solver, and the PLONK market attested by the PVS and IVS images.
     `price` overrides the default price (base units) of a market by name."""
     prices = {
-        "poseidon_preimage": 10 * TOKEN_UNIT,
-        ENCLAVE_MARKET: 10 * TOKEN_UNIT,
+        PRIVATE_MARKET: 10 * TOKEN_UNIT,
         "square_root": 5 * TOKEN_UNIT,
         ATTESTED_MARKET: 6 * TOKEN_UNIT,
         **(price or {}),
     }
     square_root = {"circuit": "square_root", "solver": "square_root"}
     markets: dict[str, dict[str, Any]] = {
-        "poseidon_preimage": {"circuit": "poseidon_preimage"},
-        ENCLAVE_MARKET: {"prover": "enclave", "url": enclave_urls["generator"]},
+        PRIVATE_MARKET: {"prover": "enclave", "url": enclave_urls["generator"]},
         "square_root": square_root,
         ATTESTED_MARKET: {
             **square_root,
@@ -120,6 +117,5 @@ def devnet_generator(
         stake=1_000 * TOKEN_UNIT,
         compute=8,
         name=name,
-        encryption_key=EncryptionKey.generate().save(workdir / f"{name}.x25519"),
         markets=markets,
     )

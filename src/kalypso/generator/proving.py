@@ -57,10 +57,8 @@ class MarketProver:
     async def prove(self, public_inputs: bytes, secret: bytes | None) -> Proof | InvalidInputs:
         return await self.tasks.prove(public_inputs, secret)
 
-    async def prove_task(
-        self, task: Task, generator: str, secret: bytes | None
-    ) -> Proof | InvalidInputs:
-        """Prove one task (in the Generator Image, or here with its opened `secret`) and
+    async def prove_task(self, task: Task, generator: str) -> Proof | InvalidInputs:
+        """Prove one task (a private one in the Generator Image, a public one here) and
         get the attestations the market needs. An enclave that disagrees with this node
         (a proof it rejects, inputs it finds provable) is a `ProverError`."""
         ref = {
@@ -77,7 +75,7 @@ class MarketProver:
                 ref, task.request, task.encrypted_secret, task.generator_secret
             )
         else:
-            result = await self.prove(task.public_inputs, secret)
+            result = await self.prove(task.public_inputs, None)
         if isinstance(result, InvalidInputs):
             if result.evidence or self.ivs is None:
                 return result

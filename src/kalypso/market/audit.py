@@ -56,17 +56,17 @@ class Check:
 
 def read_market(client: MarketplaceClient, market_id: int) -> OnChainMarket:
     """A market's terms and the metadata bytes of its `MarketCreated` event."""
-    terms = client.marketplace.functions.market(market_id).call()
+    terms = client.markets.functions.market(market_id).call()
     if market_id >= client.market_count() or terms[0] == ZERO_ADDRESS:
         raise NotFoundError("markets: unknown market", f"there is no market {market_id}")
     abi = next(
         e
-        for e in artifact("ProofMarketplace").abi
+        for e in artifact("MarketRegistry").abi
         if e.get("type") == "event" and e.get("name") == "MarketCreated"
     )
     logs = client.w3.eth.get_logs(
         {
-            "address": client.marketplace.address,
+            "address": client.markets.address,
             "fromBlock": client.deployment.deploy_block,
             "toBlock": "latest",
             "topics": [

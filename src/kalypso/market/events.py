@@ -119,7 +119,14 @@ def created_request(event: DecodedEvent) -> Request:
 
 
 def marketplace_decoder() -> EventDecoder:
-    """A decoder for every event of the marketplace and the generator registry."""
+    """A decoder for every event of the marketplace, the market registry and the generator
+    registry."""
     from kalypso.contracts import artifact
 
-    return EventDecoder([artifact("ProofMarketplace").abi, artifact("GeneratorRegistry").abi])
+    return EventDecoder(
+        [
+            artifact("ProofMarketplace").abi,
+            artifact("MarketRegistry").abi,
+            artifact("GeneratorRegistry").abi,
+        ]
+    )

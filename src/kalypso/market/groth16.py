@@ -12,7 +12,7 @@ from kalypso.circuits import Circuit, verify_artifacts
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.web3tx import deploy
 from kalypso.errors import ConfigError
-from kalypso.market.types import MarketParams
+from kalypso.market.types import MarketParams, RequestKinds
 from kalypso.provers.proof import Groth16Proof, verifier_args
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -55,6 +55,7 @@ def create_groth16_market(
     generator_image: bytes = NO_IMAGE,
     input_verification_image: bytes = NO_IMAGE,
     all_inputs_provable: bool = False,
+    request_kinds: RequestKinds = RequestKinds.PUBLIC,
     sample: Groth16Proof | None = None,
 ) -> Groth16Market:
     """Deploy the circuit's verifier and create its market; the sample proof (`sample`,
@@ -71,6 +72,7 @@ def create_groth16_market(
         input_verification_image=input_verification_image,
         public_inputs_count=len(c.public_signals),
         all_inputs_provable=all_inputs_provable,
+        request_kinds=request_kinds,
     )
     market_id = client.market_count()
     client.create_market(account, params, metadata, sample.public_inputs(), sample.calldata())

@@ -20,6 +20,8 @@ MIN_PROOF_TIME = 1
 MAX_PROOF_TIME = 86_400
 MAX_EXPIRY_HORIZON = 30 * 86_400
 MAX_PRICE = 2**96 - 1
+#: markets.MAX_PENALTY: the penalty shares a slot with the verifier and flags.
+MAX_PENALTY = 2**88 - 1
 
 REQUEST_ABI_TYPE = "(uint256,address,address,uint256,uint256,uint256,bytes32,bytes32)"
 
@@ -39,6 +41,19 @@ class RequestState(IntEnum):
     @property
     def is_final(self) -> bool:
         return self >= RequestState.FULFILLED
+
+
+class RequestKinds(IntEnum):
+    """The requests a market takes (`MarketParams.request_kinds`, a bit set)."""
+
+    #: public inputs only (a generator computes any private signal itself)
+    PUBLIC = 1
+    #: private inputs only, opened by the market's Generator Image
+    PRIVATE = 2
+    BOTH = 3
+
+    def takes(self, private: bool) -> bool:
+        return bool(self & (RequestKinds.PRIVATE if private else RequestKinds.PUBLIC))
 
 
 class GeneratorStatus(IntEnum):
@@ -143,9 +158,11 @@ class MarketParams:
     input_verification_image: bytes = b"\x00" * 32
     proof_verification_image: bytes = b"\x00" * 32
     public_inputs_count: int = 0
+    #: the creator's word that every well-formed public input is provable
     all_inputs_provable: bool = False
+    request_kinds: RequestKinds = RequestKinds.PUBLIC
 
-    def as_tuple(self) -> tuple[str, str, int, bytes, bytes, bytes, int, bool]:
+    def as_tuple(self) -> tuple[str, str, int, bytes, bytes, bytes, int, bool, int]:
         return (
             self.verifier,
             self.input_verifier,
@@ -155,6 +172,7 @@ class MarketParams:
             self.proof_verification_image,
             self.public_inputs_count,
             self.all_inputs_provable,
+            int(self.request_kinds),
         )
 
 

@@ -16,7 +16,7 @@ from eth_utils import event_abi_to_log_topic
 
 from kalypso.chain.sender import PendingTx, SentTx
 from kalypso.contracts import artifact
-from kalypso.errors import ChainError, KalypsoError
+from kalypso.errors import ChainError, KalypsoError, MatcherKeyError
 from kalypso.logs import get_logger
 from kalypso.matching import Match
 
@@ -32,6 +32,8 @@ BATCH_GAS_BASE = 40_000
 #: Batches smaller than this do not teach the gas per item (fixed costs dominate).
 LEARN_FROM_ITEMS = 4
 UNUSABLE_KEY = "matching: unusable encryption key"
+#: What the marketplace reverts with when the sender may not assign.
+NOT_AN_ENGINE = "requests: not a matching engine"
 ASSIGNED = event_abi_to_log_topic(
     next(e for e in artifact("ProofMarketplace").abi if e.get("name") == "TaskAssigned")  # type: ignore[arg-type]
 )
@@ -118,6 +120,8 @@ class Assigner:
             )
         except Exception as exc:  # any failure hands the matches back to the book
             self._failed(matches, exc, epoch)
+            if NOT_AN_ENGINE in str(exc):
+                await self.m.confirm_authorized()
             if isinstance(exc, ChainError):
                 raise
             return
@@ -150,6 +154,9 @@ class Assigner:
         except Exception as exc:
             self._failed(matches, exc, epoch)
             self.m.store.resolved(pending.nonce)
+            if NOT_AN_ENGINE in str(exc):
+                with contextlib.suppress(MatcherKeyError):  # the follow stage raises it
+                    await self.m.confirm_authorized()
         else:
             assigned = sum(1 for log in receipt["logs"] if bytes(log["topics"][0]) == ASSIGNED)
             if assigned == len(matches) >= LEARN_FROM_ITEMS:

@@ -84,7 +84,7 @@ class Matcher:
         self.view = self._fresh_view()
         self.follower = LogFollower(
             w3,
-            [deployment.marketplace, deployment.registry],
+            [deployment.marketplace, deployment.market_registry, deployment.registry],
             marketplace_decoder(),
             confirmations=config.confirmations,
             max_range=config.max_log_range,
@@ -172,7 +172,11 @@ class Matcher:
     # ---- recovery
 
     def _fresh_view(self) -> ChainView:
-        return ChainView(OrderBook(markets=self.config.markets), can_decrypt=self.can_decrypt)
+        return ChainView(
+            OrderBook(markets=self.config.markets),
+            can_decrypt=self.can_decrypt,
+            engine=self.account.address,
+        )
 
     def secret_context(self, request_id: bytes) -> SecretContext:
         return SecretContext(self.deployment.chain_id, self.deployment.marketplace, request_id)
@@ -275,9 +279,8 @@ class Matcher:
             self.assigner.followed(state.next_block)
             for event in item.events:
                 self._apply_event(event)
-                if event.name == "AssignSkipped":
+                if event.name == "AssignSkipped" and event["engine"] == self.account.address:
                     self.metrics.skipped.inc()
-                    self._check_still_authorized(event)
                     log.info(
                         "assignment skipped",
                         request_id=event["request_id"],
@@ -295,16 +298,16 @@ class Matcher:
                 log.warning("malformed log skipped", reason=reason, log=repr(log_entry)[:200])
         self.assigner.progress.set()
 
-    def _check_still_authorized(self, event: DecodedEvent) -> None:
-        if event["reason"] != "requests: not a matching engine":
-            return
-        request = self.view.requests.get(event["request_id"])
-        markets = self.config.markets
-        if request is not None and (markets is None or request.market_id in markets):
-            self.fatal = MatcherKeyError(
-                f"{self.account.address} is no longer an authorized matching engine "
-                f"(market {request.market_id}): the owner revoked it; stopping"
-            )
+    async def confirm_authorized(self) -> None:
+        """One of our assignments reverted as from a stranger: stop (`MatcherKeyError`)
+        only if the chain's `matching_engines` says this key was revoked. Nothing another
+        address sends can make the matcher stop."""
+        try:
+            await check_authorized(self.marketplace, self.account.address, self.config.markets)
+        except MatcherKeyError as exc:
+            log.error("matching engine key revoked", error=str(exc))
+            self.fatal = exc
+            raise
 
     def _apply_event(self, event: DecodedEvent) -> None:
         self.metrics.events.labels(event.name).inc()

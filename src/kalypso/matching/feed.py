@@ -43,6 +43,9 @@ class ChainView:
     book: OrderBook
     #: whether the matcher can open a request's secret (the private-inputs hook)
     can_decrypt: Callable[[bytes, bytes], bool] = lambda request_id, secret: False
+    #: the matcher's own address: another engine's skips say nothing about our matches
+    #: (None, as in the dashboard: every engine's)
+    engine: str | None = None
     requests: dict[bytes, Request] = field(default_factory=dict)
     secrets: dict[bytes, bytes] = field(default_factory=dict)
     undecryptable: set[bytes] = field(default_factory=set)
@@ -128,7 +131,8 @@ class ChainView:
         heapq.heappush(self._deadlines, (e["deadline"], task_id))
 
     def _on_AssignSkipped(self, e: DecodedEvent) -> None:
-        self.book.assign_skipped(e["request_id"], e["generator"], e["reason"])
+        if self.engine is None or e["engine"] == self.engine:
+            self.book.assign_skipped(e["request_id"], e["generator"], e["reason"])
 
     def _finished(self, e: DecodedEvent, outcome: Outcome) -> None:
         task_id = e["task_id"]

@@ -52,7 +52,6 @@ RULES = (
 #: other reason is about the generator, and the request goes back to the book.
 REQUEST_REASONS = frozenset(
     {
-        "requests: not a matching engine",
         "requests: unknown request",
         "requests: not open",
         "requests: fields mismatch",

@@ -43,7 +43,7 @@ from kalypso.errors import (
 )
 from kalypso.keys import load_account
 from kalypso.market import MAX_PROOF_TIME, Request, RequestState, TaskState, request_id
-from kalypso.market.events import DecodedEvent, EventDecoder, MalformedLogError
+from kalypso.market.events import DecodedEvent, MalformedLogError, marketplace_decoder
 from kalypso.provers.snarkjs import SnarkjsWorker
 from kalypso.sdk.inputs import Inputs, prepare, witness_generator
 from kalypso.sdk.markets import Market, MarketStats, Offer
@@ -110,6 +110,7 @@ class AsyncKalypso:
         self.w3 = binding.w3
         self.deployment: Deployment = binding.deployment
         self.marketplace = binding.marketplace
+        self.market_registry = binding.markets
         self.registry = binding.registry
         self.token = binding.token
         self.account = account
@@ -117,9 +118,7 @@ class AsyncKalypso:
         self.poll_interval = poll_interval
         self.matching_engine_enclave = matching_engine_enclave
         self._sender = TxSender(self.w3, account) if account is not None else None
-        self._decoder = EventDecoder(
-            [artifact("ProofMarketplace").abi, artifact("GeneratorRegistry").abi]
-        )
+        self._decoder = marketplace_decoder()
         self._markets: dict[int, Market] = {}
         self._worker: SnarkjsWorker | None = None
         self._escrow_lock = asyncio.Lock()
@@ -215,7 +214,7 @@ class AsyncKalypso:
 
     async def markets(self) -> list[Market]:
         """Every market of the marketplace."""
-        count = int(await self.marketplace.functions.market_count().call())
+        count = int(await self.market_registry.functions.market_count().call())
         return [await self.market(i) for i in range(count)]
 
     async def market(self, ref: MarketRef) -> Market:
@@ -224,7 +223,7 @@ class AsyncKalypso:
             return ref
         market_id = await self._market_id(ref)
         if market_id not in self._markets:
-            terms = await self.marketplace.functions.market(market_id).call()
+            terms = await self.market_registry.functions.market(market_id).call()
             metadata = await self._market_metadata(market_id)
             self._markets[market_id] = Market.from_chain(
                 market_id, terms, metadata, self.deployment.markets
@@ -283,6 +282,7 @@ class AsyncKalypso:
             generator_wasm = witness_generator(m, self.deployment.chain_id, wasm)
             worker = await self._snarkjs()
         prepared = await prepare(m, inputs, worker=worker, wasm=generator_wasm)
+        m.check_takes(private=prepared.secret is not None)
         stats = await self.stats(m)
         floor = max(MIN_GUARANTEE, int(BLOCKS_PER_GUARANTEE * stats.block_time + 0.999))
         seconds = response_time(proof_time, TimeContext(m, stats, floor, MAX_PROOF_TIME))
@@ -509,7 +509,7 @@ class AsyncKalypso:
         return self._worker
 
     async def _market_id(self, ref: int | str) -> int:
-        count = int(await self.marketplace.functions.market_count().call())
+        count = int(await self.market_registry.functions.market_count().call())
         if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
             market_id = int(ref)
         elif ref in self.deployment.markets:
@@ -528,10 +528,13 @@ class AsyncKalypso:
         return market_id
 
     async def _market_metadata(self, market_id: int) -> bytes:
-        topic = event_topic("ProofMarketplace", "MarketCreated")
+        topic = event_topic("MarketRegistry", "MarketCreated")
         head = int(await self.w3.eth.block_number)
         logs = await self._raw_logs(
-            self.marketplace.address, [topic, _topic(market_id)], self.deployment.deploy_block, head
+            self.market_registry.address,
+            [topic, _topic(market_id)],
+            self.deployment.deploy_block,
+            head,
         )
         if not logs:
             raise ConfigError(f"market {market_id} has no MarketCreated event")

@@ -17,7 +17,7 @@ from typing import Any
 from kalypso.amounts import format_amount, parse_amount, parse_positive
 from kalypso.circuits import circuit, manifest
 from kalypso.errors import ConfigError, InsufficientFundsError, InvalidStateError
-from kalypso.market import RequestState
+from kalypso.market import RequestKinds, RequestState
 from kalypso.provers import InvalidInputs
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
 from kalypso.sdk.inputs import Inputs, named, prepare, witness_inputs
@@ -52,6 +52,7 @@ def _market(market_id: int, name: str) -> Market:
         input_verification_image=NO_IMAGE,
         proof_verification_image=NO_IMAGE,
         proof_system="groth16",
+        request_kinds=RequestKinds.BOTH,  # no chain: nothing to settle, either kind proves
         inputs=dict(c.inputs),
         public_signals=list(c.public_signals),
         circuit=name,

@@ -17,7 +17,8 @@ from typing import Any
 
 from eth_utils import keccak
 
-from kalypso.errors import ConfigError
+from kalypso.errors import ConfigError, InvalidInputsError
+from kalypso.market.types import RequestKinds
 
 ZERO_ADDRESS = "0x" + "00" * 20
 NO_IMAGE = b"\x00" * 32
@@ -37,6 +38,9 @@ class Market:
     proof_verification_image: bytes
     #: "groth16", "plonk" (attested by a Proof Verification Image) or "opaque"
     proof_system: str
+    #: the requests it takes: public inputs only, private only (sealed, opened only by
+    #: its Generator Image), or both
+    request_kinds: RequestKinds = RequestKinds.PUBLIC
     #: circuit input name -> "public" | "private" (empty: the market takes raw signals)
     inputs: dict[str, str] = field(default_factory=dict)
     #: public signals in snarkjs order
@@ -48,6 +52,21 @@ class Market:
     def private_inputs(self) -> list[str]:
         return [n for n, kind in self.inputs.items() if kind == "private"]
 
+    def check_takes(self, private: bool) -> None:
+        """Refuse a request of a kind this market does not take, before any money moves."""
+        if self.request_kinds.takes(private):
+            return
+        if private:
+            raise InvalidInputsError(
+                f"market {self.name} takes public inputs only: give no private input (its "
+                "generators compute any private signal themselves)"
+            )
+        raise InvalidInputsError(
+            f"market {self.name} takes private requests only: give the private inputs "
+            f"({', '.join(self.private_inputs) or 'as its schema names them'}); they are sealed "
+            "and opened only inside its Generator Image"
+        )
+
     @property
     def proves_in_enclave(self) -> bool:
         """Private inputs are opened only inside the market's Generator Image."""
@@ -58,7 +77,7 @@ class Market:
         cls, market_id: int, terms: Sequence[Any], metadata: bytes, names: dict[str, int]
     ) -> Market:
         """From `market(id)`'s tuple and the `MarketCreated` metadata bytes."""
-        creator, verifier, input_verifier, penalty, gen_image, ivs, pvs, _, meta_hash = terms
+        creator, verifier, input_verifier, penalty, gen_image, ivs, pvs, _, meta_hash, kinds = terms
         if str(creator) == ZERO_ADDRESS:
             raise ConfigError(f"there is no market {market_id}")
         if keccak(metadata) != bytes(meta_hash):
@@ -84,6 +103,7 @@ class Market:
             input_verification_image=bytes(ivs),
             proof_verification_image=bytes(pvs),
             proof_system=system if system in ("groth16", "plonk") else "opaque",
+            request_kinds=RequestKinds(int(kinds)),
             inputs={str(k): str(v) for k, v in schema[0].items()} if schema else {},
             public_signals=[str(s) for s in schema[1]] if schema else [],
             circuit=str(meta["circuit"]) if isinstance(meta.get("circuit"), str) else None,
