@@ -2,7 +2,8 @@
 
     KalypsoError
     ├── ConfigError                 bad configuration or arguments          (ValueError)
-    │   └── MatcherKeyError         the matcher's key may not assign in its markets
+    │   ├── MatcherKeyError         the matcher's key may not assign in its markets
+    │   └── AmbiguousMarketError    a market name several markets carry     (LookupError)
     ├── BuildError                  contracts or circuits could not be built
     ├── ChainError                  the RPC endpoint failed or is unreachable (ConnectionError)
     │   ├── DeploymentError         a deployment file is missing, stale or for another chain
@@ -29,6 +30,8 @@ is missing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class KalypsoError(Exception):
     """Root of every error Kalypso raises."""
@@ -47,6 +50,28 @@ class MatcherKeyError(ConfigError):
     """The matching engine's signing key is not authorized for (some of) its markets."""
 
     code = "K-MATCH-001"
+
+
+class AmbiguousMarketError(ConfigError, LookupError):
+    """A market name that two or more markets' metadata carry: it addresses none of them
+    (anyone can create a market named like another). `ids` are every market carrying it."""
+
+    code = "K-CFG-002"
+
+    def __init__(self, name: str, ids: Sequence[int]) -> None:
+        self.name = name
+        self.ids = sorted(ids)
+        super().__init__(
+            f"market name {name!r} is ambiguous: {self.users}; address the market by id, "
+            "or record the name in the deployment file"
+        )
+
+    @property
+    def users(self) -> str:
+        """Who carries the name: "markets 1 and 7 both use it"."""
+        *rest, last = self.ids
+        every = "both" if len(rest) == 1 else "all"
+        return f"markets {', '.join(map(str, rest))} and {last} {every} use it"
 
 
 class BuildError(KalypsoError):

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -58,7 +59,11 @@ def kalypso(env: dict[str, str], *args: str | Path) -> subprocess.CompletedProce
 
 @pytest.fixture(scope="module")
 def market(chain: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> int:
-    tmp = tmp_path_factory.mktemp("creator")
+    return create_roots_market(chain, tmp_path_factory.mktemp("creator"), "my_roots")
+
+
+def create_roots_market(chain: dict[str, str], tmp: Path, name: str) -> int:
+    """A square_root market named `name`, created through the CLI; its id."""
     schema = tmp / "schema.json"
     schema.write_text(
         json.dumps(json.loads((BUILD.parent / "circuits.json").read_text())["square_root"])
@@ -67,7 +72,7 @@ def market(chain: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> i
     sample.write_text(json.dumps({"square": 144, "max_root": 20, "root": 12}))
     f = files("square_root")
     out = kalypso(
-        chain, "market", "create", "my_roots",
+        chain, "market", "create", name,
         "--zkey", f["zkey"], "--vkey", f["vkey"], "--wasm", f["wasm"], "--r1cs", f["r1cs"],
         "--schema", schema, "--sample-input", sample, "--ptau", PTAU,
         "--all-inputs-provable", "--penalty-base-units", 5 * 10**18,
@@ -155,3 +160,34 @@ def test_missing_artifacts_and_unknown_markets_are_one_line_errors(
     out = kalypso(chain, "market", "audit", 999, "--circuit", "square_root")
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert "no market 999" in out.stderr, out.stderr
+
+
+def test_attack_market_name_takeover_through_the_cli(
+    chain: dict[str, str], market: int, tmp_path: Path
+) -> None:
+    """A later market named like an earlier one does not take the name over: asking by
+    name is a one-line error naming both ids, the listing flags both, and a name the
+    deployment file records addresses its recorded market."""
+    attacker = create_roots_market(chain, tmp_path, "my_roots")
+    both = f"markets {market} and {attacker} both use it"
+    for command in (
+        ("market", "show", "my_roots"),
+        ("request", "create", "my_roots", "-i", "square=144", "--max-price", "1"),
+    ):
+        out = kalypso(chain, *command)
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert "Traceback" not in out.stderr
+        assert out.stderr.strip().count("\n") == 0, out.stderr
+        assert "market name 'my_roots' is ambiguous" in out.stderr and both in out.stderr
+    listed = {m["id"]: m for m in json.loads(kalypso(chain, "market", "list", "--json").stdout)}
+    for mid in (market, attacker):
+        assert listed[mid]["name"] == "my_roots"
+        assert both in listed[mid]["name_note"]
+    table = kalypso(chain, "market", "list").stdout
+    assert table.count("ambiguous") >= 2, table
+    recorded = Deployment.load(Path(chain["KALYPSO_DEPLOYMENT"]))
+    path = tmp_path / "deployment.json"
+    replace(recorded, markets={**recorded.markets, "my_roots": market}).save(path)
+    shown = kalypso({**chain, "KALYPSO_DEPLOYMENT": str(path)}, "market", "show", "my_roots")
+    assert shown.returncode == 0, shown.stderr
+    assert f"(market {market})" in shown.stdout

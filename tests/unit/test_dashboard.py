@@ -286,6 +286,7 @@ def test_the_market_page_shows_terms_offers_and_plots(client: TestClient) -> Non
         "assigned": 1,
         "requests": 3,
         "last_price": None,
+        "name_note": None,
     }
     assert model["typical_proof_time"] == 12
     assert model["price_p50"]["shown"] == "2 KAL"
@@ -386,6 +387,30 @@ def test_bad_ids_and_addresses_get_a_clear_not_found_page(
     assert page.status_code == 404
     assert message in html.unescape(page.text)
     assert "Traceback" not in page.text and "<h1>Not found</h1>" in page.text
+
+
+def test_attack_market_name_takeover_on_the_dashboard(history: History) -> None:
+    """Markets 2 and 3 carry one name, market 4 the name the deployment gives market 1:
+    search finds neither by the shared name, the recorded one by its name, and the home
+    page shows every market with the contested names flagged."""
+    history.market(1, "square")
+    for market_id, name in ((2, "cube"), (3, "cube"), (4, "square")):
+        history.market(market_id, name)
+    client = TestClient(create_app(history.indexer))
+    found = client.get("/search", params={"q": "square"}, follow_redirects=False)
+    assert found.headers["location"] == "/markets/1"
+    page = client.get("/search", params={"q": "cube"})
+    assert page.status_code == 404
+    assert "market name 'cube' is ambiguous: markets 2 and 3 both use it" in html.unescape(
+        page.text
+    )
+    home = html.unescape(client.get("/").text)
+    assert home.count("ambiguous: markets 2 and 3 both use it") == 2
+    assert "not this market's name: the deployment file gives it to market 1" in home
+    for market_id in (1, 2, 3, 4):
+        assert f'href="/markets/{market_id}"' in home
+    page = html.unescape(client.get("/markets/4").text)
+    assert "Its name is contested (not this market's name" in page
 
 
 def test_the_api_answers_not_found_in_json(client: TestClient) -> None:

@@ -160,7 +160,7 @@ def test_local_markets_by_name_and_id(k: Kalypso) -> None:
 def test_local_unknown_market(k: Kalypso) -> None:
     with pytest.raises(ConfigError, match=r"unknown market 'nope'.*poseidon_preimage, square_root"):
         k.market("nope")
-    with pytest.raises(ConfigError, match="unknown market 7"):
+    with pytest.raises(ConfigError, match="there is no market 7"):
         k.request_proof(7, {"preimage": 1}, max_price="1 KAL")
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from web3 import Web3
 
@@ -299,7 +300,7 @@ def list_markets(
         for m, s in rows:
             table.add_row(
                 str(m.id),
-                m.name,
+                escape(m.name) + (f" [yellow]({escape(m.name_note)})[/]" if m.name_note else ""),
                 m.proof_system + ("*" if m.proof_verification_image != NO_IMAGE else ""),
                 ", ".join(m.private_inputs) or "-",
                 str(s.active_generators),
@@ -312,6 +313,11 @@ def list_markets(
             "gens: live generator offers; p50: median recent price; time: typical "
             "proof time; *: verified by a Proof Verification Image"
         )
+        if any(m.name_note for m, _ in rows):
+            console.print(
+                "a contested name addresses the market the deployment file records, else "
+                "none: address such a market by id"
+            )
 
 
 def show(
@@ -328,7 +334,7 @@ def show(
         if as_json:
             print_json(data)
             return
-        console.print(f"[bold]{m.name}[/] (market {m.id})")
+        console.print(f"[bold]{escape(m.name)}[/] (market {m.id})")
         for key in (
             "verifier",
             "proof_system",
@@ -366,6 +372,7 @@ def _market_json(k: Kalypso, m: Market, s: MarketStats) -> dict[str, Any]:
     return {
         "id": m.id,
         "name": m.name,
+        "name_note": m.name_note,
         "verifier": m.verifier,
         "proof_system": m.proof_system,
         "slashing_penalty": m.slashing_penalty,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from kalypso.cli.options import (
     DEFAULT_RPC,
@@ -51,7 +52,7 @@ def _ask(question: Question) -> str | None:
     """The interactive price or time prompt, on stderr (stdout may carry --json): the
     suggestion, its basis and the market."""
     stats, show = question.stats, question.show
-    prompts.print(f"[bold]{question.market.name}[/] (market {question.market.id})")
+    prompts.print(f"[bold]{escape(question.market.name)}[/] (market {question.market.id})")
     prompts.print(
         f"  {stats.active_generators} generator(s) online, {stats.open_requests} open "
         f"request(s), {len(stats.prices)} recent price(s)"
@@ -172,7 +173,9 @@ def create(
                 print_json(_status_json(k, request.status()))
             else:
                 quote = request.quote
-                console.print(f"request 0x{request.id.hex()} placed in {request.market.name}")
+                console.print(
+                    f"request 0x{request.id.hex()} placed in {escape(request.market.name)}"
+                )
                 console.print(
                     f"  max price {k.show(request.max_price)} ({quote.basis if quote else ''})"
                 )

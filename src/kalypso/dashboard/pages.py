@@ -16,10 +16,11 @@ from kalypso.amounts import format_amount
 from kalypso.dashboard import plots
 from kalypso.dashboard.indexer import Indexer
 from kalypso.dashboard.store import ASSIGNED, OPEN, EventRow
-from kalypso.errors import KalypsoError
+from kalypso.errors import AmbiguousMarketError, ConfigError, KalypsoError
 from kalypso.market import decode_signals
+from kalypso.market.names import resolve_market
 from kalypso.matching.views import GeneratorView, OfferView
-from kalypso.sdk.markets import Market, percentile
+from kalypso.sdk.markets import Market, metadata_names, percentile, with_name_notes
 from kalypso.sdk.outcome import RawProof, decode_proof
 
 #: How many points the plots and lists take (the newest).
@@ -66,6 +67,8 @@ class MarketSummary:
     assigned: int
     requests: int
     last_price: Money | None
+    #: why `name` does not address this market (`kalypso.market.names`)
+    name_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -184,14 +187,24 @@ class Pages:
         return "custom verifier"
 
     def market_summaries(self) -> list[MarketSummary]:
-        counts = self.store.state_counts()
+        counts, notes = self.store.state_counts(), self._name_notes()
         return [
-            self._summary(row, counts.get(row["id"], {}), self.store.prices(row["id"], 1))
+            self._summary(row, counts.get(row["id"], {}), self.store.prices(row["id"], 1), notes)
             for row in self.store.markets()
         ]
 
+    def _name_notes(self) -> dict[int, str]:
+        """Why a market's name does not address it, by id (`kalypso.market.names`)."""
+        markets = [self.sdk_market(r) for r in self.store.markets()]
+        marked = with_name_notes(markets, self.indexer.deployment.markets)
+        return {m.id: m.name_note for m in marked if m.name_note}
+
     def _summary(
-        self, row: sqlite3.Row, states: dict[str, int], prices: list[tuple[int, int]]
+        self,
+        row: sqlite3.Row,
+        states: dict[str, int],
+        prices: list[tuple[int, int]],
+        notes: dict[int, str],
     ) -> MarketSummary:
         """`prices`: the market's latest (time, price) pairs, oldest first."""
         market = self.sdk_market(row)
@@ -206,6 +219,7 @@ class Pages:
             assigned=states.get(ASSIGNED, 0),
             requests=sum(states.values()),
             last_price=self.money(prices[-1][1]) if prices else None,
+            name_note=notes.get(market.id),
         )
 
     def market_row(self, key: str | int) -> sqlite3.Row:
@@ -214,8 +228,14 @@ class Pages:
         number = text.isascii() and text.isdecimal()
         row = self.store.market(int(text)) if number else None
         if row is None and not number:
-            ids = [r["id"] for r in self.store.markets() if self.sdk_market(r).name == text]
-            row = self.store.market(ids[0]) if ids else None
+            carried = metadata_names([self.sdk_market(r) for r in self.store.markets()])
+            try:
+                found = resolve_market(text, self.indexer.deployment.markets, carried)
+            except AmbiguousMarketError as exc:
+                raise NotFound(exc.args[0]) from None
+            except ConfigError:
+                found = None
+            row = self.store.market(found) if found is not None else None
         if row is None:
             raise NotFound(f"there is no market {text!r} on this deployment")
         return row
@@ -234,7 +254,7 @@ class Pages:
         else:
             path = "none: every input is declared provable"
         return MarketPage(
-            summary=self._summary(row, states, prices),
+            summary=self._summary(row, states, prices, self._name_notes()),
             verifier=market.verifier,
             input_verifier=market.input_verifier,
             invalid_inputs_path=path,

@@ -17,6 +17,7 @@ from kalypso.errors import ConfigError
 from kalypso.generator.config import GeneratorConfig, MarketConfig
 from kalypso.logs import get_logger
 from kalypso.market import GeneratorStatus
+from kalypso.market.names import resolve_market
 
 log = get_logger("kalypso.generator")
 
@@ -56,25 +57,19 @@ async def market_terms(markets: Any, market_id: int) -> MarketTerms:
 async def resolve_markets(
     markets: Any, names: dict[str, int], configs: tuple[MarketConfig, ...]
 ) -> dict[int, tuple[MarketConfig, MarketTerms]]:
-    """Each configured market by id, with its terms; unknown ones are a `ConfigError`."""
+    """Each configured market by id, with its terms; unknown ones are a `ConfigError`.
+
+    A `[markets.NAME]` table names a market by id or by the deployment file's name for it
+    (`kalypso.market.names`), never by metadata names, which anyone can choose."""
     count = int(await markets.functions.market_count().call())
     resolved: dict[int, tuple[MarketConfig, MarketTerms]] = {}
     for config in configs:
-        if config.market in names:
-            market_id = names[config.market]
-        elif config.market.isdigit():
-            market_id = int(config.market)
-        else:
-            known = ", ".join(sorted(names)) or "none"
+        try:
+            market_id = resolve_market(config.market, names, count=count)
+        except ConfigError as exc:
             raise ConfigError(
-                f"unknown market {config.market!r}: name one of the deployment's markets "
-                f"({known}) or give its id"
-            )
-        if market_id >= count:
-            raise ConfigError(
-                f"there is no market {market_id} (the marketplace has {count}); check the "
-                "config's [markets] tables and the deployment file"
-            )
+                f"{exc.args[0]}; check the config's [markets] tables and the deployment file"
+            ) from None
         if market_id in resolved:
             raise ConfigError(f"market {market_id} is configured twice")
         resolved[market_id] = (config, await market_terms(markets, market_id))

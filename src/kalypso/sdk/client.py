@@ -44,9 +44,10 @@ from kalypso.errors import (
 from kalypso.keys import load_account
 from kalypso.market import MAX_PROOF_TIME, Request, RequestState, TaskState, request_id
 from kalypso.market.events import DecodedEvent, MalformedLogError, marketplace_decoder
+from kalypso.market.names import needs_metadata, resolve_market
 from kalypso.provers.snarkjs import SnarkjsWorker
 from kalypso.sdk.inputs import Inputs, prepare, witness_generator
-from kalypso.sdk.markets import Market, MarketStats, Offer
+from kalypso.sdk.markets import Market, MarketStats, Offer, metadata_names, with_name_notes
 from kalypso.sdk.outcome import (
     NoProofError,
     Outcome,
@@ -213,12 +214,16 @@ class AsyncKalypso:
     # ---- markets
 
     async def markets(self) -> list[Market]:
-        """Every market of the marketplace."""
+        """Every market of the marketplace, each with a `name_note` where its name is
+        contested (another market carries it too, or the deployment gives it to another)."""
         count = int(await self.market_registry.functions.market_count().call())
-        return [await self.market(i) for i in range(count)]
+        markets = [await self.market(i) for i in range(count)]
+        return with_name_notes(markets, self.deployment.markets)
 
     async def market(self, ref: MarketRef) -> Market:
-        """A market by id, by the deployment's name for it, or by its metadata's name."""
+        """A market by id, by the deployment's name for it, or by its metadata's name
+        (`kalypso.market.names`: a metadata name several markets carry is an
+        `AmbiguousMarketError`)."""
         if isinstance(ref, Market):
             return ref
         market_id = await self._market_id(ref)
@@ -510,22 +515,11 @@ class AsyncKalypso:
 
     async def _market_id(self, ref: int | str) -> int:
         count = int(await self.market_registry.functions.market_count().call())
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            market_id = int(ref)
-        elif ref in self.deployment.markets:
-            market_id = self.deployment.markets[ref]
-        else:
-            named = {}
-            for i in range(count):
-                m = await self.market(i)
-                named[str(m.metadata.get("name", ""))] = i
-            if ref not in named:
-                known = ", ".join(sorted(set(self.deployment.markets) | set(named) - {""}))
-                raise ConfigError(f"unknown market {ref!r}: the markets are {known or 'none'}")
-            market_id = named[ref]
-        if not 0 <= market_id < count:
-            raise ConfigError(f"there is no market {market_id} (the marketplace has {count})")
-        return market_id
+        recorded = self.deployment.markets
+        carried = None
+        if needs_metadata(ref, recorded):
+            carried = metadata_names([await self.market(i) for i in range(count)])
+        return resolve_market(ref, recorded, carried, count=count)
 
     async def _market_metadata(self, market_id: int) -> bytes:
         topic = event_topic("MarketRegistry", "MarketCreated")

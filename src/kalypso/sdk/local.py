@@ -18,10 +18,11 @@ from kalypso.amounts import format_amount, parse_amount, parse_positive
 from kalypso.circuits import circuit, manifest
 from kalypso.errors import ConfigError, InsufficientFundsError, InvalidStateError
 from kalypso.market import RequestKinds, RequestState
+from kalypso.market.names import resolve_market
 from kalypso.provers import InvalidInputs
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
 from kalypso.sdk.inputs import Inputs, named, prepare, witness_inputs
-from kalypso.sdk.markets import NO_IMAGE, Market, MarketStats
+from kalypso.sdk.markets import NO_IMAGE, Market, MarketStats, metadata_names
 from kalypso.sdk.outcome import NoProofError, Outcome, Proof, RequestStatus, WaitTimeout
 from kalypso.sdk.pricing import (
     TYPICAL_TIME,
@@ -122,11 +123,8 @@ class LocalKalypso:
     async def market(self, ref: int | str | Market) -> Market:
         if isinstance(ref, Market):
             return ref
-        for m in self._markets:
-            if ref in (m.id, m.name) or (isinstance(ref, str) and ref == str(m.id)):
-                return m
-        known = ", ".join(m.name for m in self._markets)
-        raise ConfigError(f"unknown market {ref!r}: the local markets are {known}")
+        carried = metadata_names(self._markets)
+        return self._markets[resolve_market(ref, {}, carried, count=len(self._markets))]
 
     async def stats(self, ref: int | str | Market) -> MarketStats:
         m = await self.market(ref)

@@ -11,13 +11,14 @@ import json
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
 from eth_utils import keccak
 
 from kalypso.errors import ConfigError, InvalidInputsError
+from kalypso.market.names import name_notes
 from kalypso.market.types import RequestKinds
 
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -47,6 +48,15 @@ class Market:
     public_signals: list[str] = field(default_factory=list)
     circuit: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: why `name` does not address this market (another market carries it too, or the
+    #: deployment file gives it to another); set by listings (`markets()`), else None
+    name_note: str | None = None
+
+    @property
+    def metadata_name(self) -> str | None:
+        """The name its metadata gives it (anyone's choice: see `kalypso.market.names`)."""
+        name = self.metadata.get("name")
+        return str(name) if name not in (None, "") else None
 
     @property
     def private_inputs(self) -> list[str]:
@@ -207,6 +217,17 @@ class MarketStats:
             proof_seconds=tuple(seconds[-history:] if history > 0 else ()),
             block_time=block_time,
         )
+
+
+def with_name_notes(markets: Sequence[Market], recorded: dict[str, int]) -> list[Market]:
+    """`markets` (all of them), each noting whether its name is contested."""
+    notes = name_notes({m.id: m.name for m in markets}, recorded, metadata_names(markets))
+    return [replace(m, name_note=notes.get(m.id)) for m in markets]
+
+
+def metadata_names(markets: Sequence[Market]) -> dict[int, str]:
+    """Each market's metadata name, by id: what `resolve_market` reads as `carried`."""
+    return {m.id: name for m in markets if (name := m.metadata_name) is not None}
 
 
 def percentile(values: Sequence[int], p: float) -> int | None:

@@ -12,6 +12,7 @@ from kalypso.contracts.client import MarketplaceClient
 from kalypso.errors import ConfigError
 from kalypso.generator.config import GeneratorConfig
 from kalypso.market.audit import OnChainMarket
+from kalypso.market.names import resolve_market
 
 
 def connect(settings: GeneratorConfig) -> MarketplaceClient:
@@ -20,19 +21,8 @@ def connect(settings: GeneratorConfig) -> MarketplaceClient:
 
 
 def market_id(client: MarketplaceClient, market: str) -> int:
-    """A market by the deployment's name for it, or by id."""
-    names = client.deployment.markets
-    if market in names:
-        found = names[market]
-    elif market.isdigit():
-        found = int(market)
-    else:
-        known = ", ".join(sorted(names)) or "none"
-        raise ConfigError(f"unknown market {market!r}: give an id or a name ({known})")
-    count = client.market_count()
-    if found >= count:
-        raise ConfigError(f"there is no market {found} (the marketplace has {count})")
-    return found
+    """A market by the deployment's name for it, or by id (`kalypso.market.names`)."""
+    return resolve_market(market, client.deployment.markets, count=client.market_count())
 
 
 def market_name(client: MarketplaceClient, market: int) -> str:
