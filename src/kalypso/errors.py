@@ -2,7 +2,8 @@
 
     KalypsoError
     ├── ConfigError                 bad configuration or arguments          (ValueError)
-    │   └── MatcherKeyError         the matcher's key may not assign in its markets
+    │   ├── MatcherKeyError         the matcher's key may not assign in its markets
+    │   └── UnauditedMarketError    a market's verifier code can change its answers
     ├── BuildError                  contracts or circuits could not be built
     ├── ChainError                  the RPC endpoint failed or is unreachable (ConnectionError)
     │   ├── DeploymentError         a deployment file is missing, stale or for another chain
@@ -47,6 +48,13 @@ class MatcherKeyError(ConfigError):
     """The matching engine's signing key is not authorized for (some of) its markets."""
 
     code = "K-MATCH-001"
+
+
+class UnauditedMarketError(ConfigError):
+    """A market's verifier or input verifier is code whose answers can change (or whose
+    code cannot be judged): a generator refuses to stake on it unless told to trust it."""
+
+    code = "K-AUD-001"
 
 
 class BuildError(KalypsoError):
