@@ -3,7 +3,8 @@
     KalypsoError
     ├── ConfigError                 bad configuration or arguments          (ValueError)
     │   ├── MatcherKeyError         the matcher's key may not assign in its markets
-    │   └── AmbiguousMarketError    a market name several markets carry     (LookupError)
+    │   ├── AmbiguousMarketError    a market name several markets carry     (LookupError)
+    │   └── UnauditedMarketError    a market's verifier code can change its answers
     ├── BuildError                  contracts or circuits could not be built
     ├── ChainError                  the RPC endpoint failed or is unreachable (ConnectionError)
     │   ├── DeploymentError         a deployment file is missing, stale or for another chain
@@ -72,6 +73,13 @@ class AmbiguousMarketError(ConfigError, LookupError):
         *rest, last = self.ids
         every = "both" if len(rest) == 1 else "all"
         return f"markets {', '.join(map(str, rest))} and {last} {every} use it"
+
+
+class UnauditedMarketError(ConfigError):
+    """A market's verifier or input verifier is code whose answers can change (or whose
+    code cannot be judged): a generator refuses to stake on it unless told to trust it."""
+
+    code = "K-AUD-001"
 
 
 class BuildError(KalypsoError):

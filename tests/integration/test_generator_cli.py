@@ -1,4 +1,5 @@
-"""The operator's commands against anvil: `kalypso generator fetch|why|benchmark|exit`."""
+"""The operator's commands against anvil: `kalypso generator fetch|why|benchmark|exit`,
+and the node's refusal of a market whose verifier code can change (attack 4)."""
 
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ from kalypso.circuits import build_dir, circuit, sha256_file
 from kalypso.cli import app
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.devnet import dev_account, free_port
-from kalypso.errors import ConfigError, InvalidStateError, KalypsoError
+from kalypso.errors import ConfigError, InvalidStateError, KalypsoError, UnauditedMarketError
+from kalypso.generator import GeneratorConfig
+from kalypso.generator.daemon import GeneratorNode
 from kalypso.market import GeneratorStatus
+from kalypso.market.groth16 import create_groth16_market
 from tests.integration.world import KALYPSO, MOCK, POSEIDON, World, config_for
+from tests.switchable import SWITCHABLE_INPUT_VERIFIER, deploy_source
 
 pytestmark = pytest.mark.usefixtures("snapshot")
 
@@ -263,3 +268,60 @@ def test_exit_is_refused_while_the_node_api_answers(world: World, tmp_path: Path
     line = error(result, ConfigError)
     assert "the node is running" in line and "kill -TERM" in line
     assert world.client.generator(GENERATOR.address)[0] == GeneratorStatus.ACTIVE
+
+
+# ---- verifier code (attack 4)
+
+
+@pytest.fixture
+def switchable_market(world: World) -> int:
+    """square_root's circuit and Groth16Verifier, beside an input verifier whose owner can
+    switch it to call every input invalid (paid without proving) or none (slashed)."""
+    owner = world.setup.owner
+    liar = deploy_source(world.w3, owner, SWITCHABLE_INPUT_VERIFIER)
+    market = create_groth16_market(
+        world.client,
+        owner,
+        circuit("square_root"),
+        name="switchable",
+        slashing_penalty=10 * TOKEN_UNIT,
+        input_verifier=liar,
+    )
+    return market.market_id
+
+
+def test_attack_switchable_input_verifier_fetch_refuses_unless_trusted(
+    world: World, tmp_path: Path, switchable_market: int
+) -> None:
+    dest = tmp_path / "artifacts"
+    args = ("fetch", switchable_market, "-c", write_config(world, tmp_path), "--dest", dest)
+    line = error(kalypso(*args), UnauditedMarketError)
+    assert line.startswith("[K-AUD-001]") and "input verifier code" in line
+    assert "can change: SLOAD (state)" in line and "--trust-market-code" in line
+    assert list(dest.iterdir()) == []
+    trusted = kalypso(*args, "--trust-market-code")
+    assert trusted.exit_code == 0, trusted.output
+    assert "trust_market_code = true" in trusted.stdout
+
+
+async def test_attack_switchable_input_verifier_node_refuses_unless_trusted(
+    world: World, tmp_path: Path, switchable_market: int
+) -> None:
+    def config(**trust: bool) -> GeneratorConfig:
+        raw = tomllib.loads(write_config(world, tmp_path).read_text())
+        raw["state"] = str(tmp_path / "generator.sqlite")
+        raw["markets"] = {
+            str(switchable_market): {
+                "price": TOKEN_UNIT,
+                "proof_time": 60,
+                "circuit": "square_root",
+                **trust,
+            }
+        }
+        return GeneratorConfig.from_dict(raw)
+
+    with pytest.raises(UnauditedMarketError, match="trust_market_code = true") as refused:
+        await GeneratorNode.open(config(), GENERATOR)
+    assert "\n" not in str(refused.value) and "input verifier code" in str(refused.value)
+    node = await GeneratorNode.open(config(trust_market_code=True), GENERATOR)
+    await node.close()

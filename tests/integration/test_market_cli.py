@@ -14,10 +14,14 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
-from kalypso.circuits import build_dir, manifest
+from kalypso.circuits import build_dir, circuit, manifest
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.deployment import Deployment
 from kalypso.devnet import Anvil, deploy_devnet, dev_account
+from kalypso.market import MarketParams
+from kalypso.market.groth16 import market_metadata
+from kalypso.provers.proof import verifier_args
+from tests.switchable import SWITCHABLE_VERIFIER, deploy_source
 
 KALYPSO = [sys.executable, "-m", "kalypso.cli"]
 BUILD = build_dir()
@@ -113,7 +117,40 @@ def test_audit_of_the_right_artifacts_passes(chain: dict[str, str], market: int)
     assert "FAILED" not in out.stdout
     for check in ("metadata hash", "zkey sha256", "transcript sha256", "zkey verify"):
         assert check in out.stdout
-    assert "all 10 checks ok" in out.stdout, out.stdout
+    assert "all 11 checks ok" in out.stdout, out.stdout
+    assert "kalypso's Groth16Verifier" in out.stdout
+
+
+def test_attack_switchable_verifier_fails_the_audit(chain: dict[str, str]) -> None:
+    """Its getters give the real key and it accepts the sample at creation, but its owner
+    can switch `verify` off: the audit read the key through the getters and passed it."""
+    w3 = Web3(Web3.HTTPProvider(chain["KALYPSO_RPC_URL"]))
+    client = MarketplaceClient(w3, Deployment.load(Path(chain["KALYPSO_DEPLOYMENT"])))
+    c, owner = circuit("square_root"), dev_account(4)
+    verifier = deploy_source(w3, owner, SWITCHABLE_VERIFIER, *verifier_args(c.vkey_json()))
+    params = MarketParams(
+        verifier=verifier, slashing_penalty=10**18, public_inputs_count=2, all_inputs_provable=True
+    )
+    market_id, sample = client.market_count(), c.sample_proof()
+    metadata = market_metadata(c, "switchable")
+    client.create_market(owner, params, metadata, sample.public_inputs(), sample.calldata())
+    out = kalypso(chain, "market", "audit", market_id, "--circuit", "square_root")
+    assert out.returncode == 1, out.stdout + out.stderr
+    failed = [ln for ln in out.stdout.splitlines() if "FAILED" in ln]
+    assert any("verifier code" in ln and "unknown code" in ln for ln in failed), out.stdout
+    assert "can change: SLOAD (state)" in out.stdout
+    assert any("on-chain key = zkey's" in ln for ln in failed)
+    assert "3 of 11 checks FAILED" in out.stdout  # the code, the zkey's and vkey's key
+
+
+def test_audit_without_files_checks_the_code_only(chain: dict[str, str]) -> None:
+    deployment = Deployment.load(Path(chain["KALYPSO_DEPLOYMENT"]))
+    out = kalypso(chain, "market", "audit", deployment.markets["mock"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "kalypso's MockVerifier" in out.stdout and "ThresholdInputVerifier" in out.stdout
+    out = kalypso(chain, "market", "audit", deployment.markets["square_root_plonk"])
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "EnclaveRegistry" in out.stdout
 
 
 def test_audit_of_the_sample_market_by_circuit_name(chain: dict[str, str]) -> None:

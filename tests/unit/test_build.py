@@ -1,6 +1,7 @@
 """The contracts build, fit the EIP-170 limit, and every revert reason maps to a typed error."""
 
 import re
+from itertools import pairwise
 
 import pytest
 
@@ -13,6 +14,18 @@ REASON = re.compile(r'"((?:escrow|config|markets|requests|registry|groth16|encla
 @pytest.mark.parametrize("name", list(CONTRACTS))
 def test_contract_fits_the_code_size_limit(name: str) -> None:
     assert 0 < artifact(name).runtime_size <= MAX_CODE_SIZE
+
+
+@pytest.mark.parametrize("name", list(CONTRACTS))
+def test_the_runtime_layout_comes_with_the_build(name: str) -> None:
+    """Instructions, then data sections, in the runtime code; immutables after it, laid
+    out one after another as `vyper -f layout` says."""
+    compiled = artifact(name)
+    assert len(compiled.runtime) == compiled.runtime_size
+    assert 0 < compiled.code_size <= compiled.runtime_size
+    spans = sorted(compiled.immutables.values())
+    assert sum(length for _, length in spans) == compiled.immutables_size
+    assert all(a + n == b for (a, n), (b, _) in pairwise(spans))
 
 
 def contract_reasons() -> set[str]:

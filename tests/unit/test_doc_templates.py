@@ -9,6 +9,7 @@ import boa
 import pytest
 
 from kalypso.market import MarketParams, RequestState, VerifyContext, encode_signals
+from kalypso.market.codecheck import INPUT_VERIFIER_CODE, judge_code
 from tests.unit.helpers import UNIT, Kal, events, live, mock_proof, state
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,6 +64,12 @@ def ask(verifier: Any, signals: list[int]) -> bool:
 
 def test_it_deploys_with_its_signal_count(verifier: Any) -> None:
     assert verifier.PUBLIC_SIGNALS() == SIGNALS
+
+
+def test_its_code_passes_the_audit_generators_require(verifier: Any) -> None:
+    address = str(verifier.address)
+    check = judge_code(INPUT_VERIFIER_CODE, address, bytes(boa.env.get_code(address)))
+    assert check.ok and "unknown code" in check.detail and "immutable" in check.detail
 
 
 @pytest.mark.parametrize("count", [0, 31])

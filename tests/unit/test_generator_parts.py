@@ -71,7 +71,9 @@ def test_a_valid_config() -> None:
     (market,) = loaded.markets
     assert (loaded.stake, loaded.compute) == (10**21, 4)
     assert market == MarketConfig("m", 10, 60, 4, circuit="square_root", timeout=30.0)
-    assert isinstance(market.timeout, float)
+    assert isinstance(market.timeout, float) and market.trust_market_code is False
+    trusting = GeneratorConfig.from_dict(config("markets.m.trust_market_code = true"))
+    assert trusting.markets[0].trust_market_code is True
     loaded = GeneratorConfig.from_dict(tomllib.loads(EXAMPLE))
     assert (loaded.stake, loaded.compute, loaded.api_port) == (10**21, 4, 7400)
     assert [(m.market, m.circuit) for m in loaded.markets] == [("poseidon_preimage",) * 2]
@@ -111,7 +113,8 @@ def test_unknown_keys_are_named() -> None:
     cases('stake = "1"|compute = true|rpc_url = 8545|state = 1|api_port = 1.0'
           '|poll_interval = "0.5"|markets.m.price = 1.5|markets.m.proof_time = "60"'
           '|markets.m.timeout = true|markets.m.prover = 1|markets.m.wasm = 2'
-          '|markets.m.command = "./prove"|markets.m.command = []|markets.m.command = ["a", 1]'),
+          '|markets.m.command = "./prove"|markets.m.command = []|markets.m.command = ["a", 1]'
+          '|markets.m.trust_market_code = "yes"|markets.m.trust_market_code = 1'),
 )  # fmt: skip
 def test_a_wrong_type_is_named(line: str) -> None:
     key = line.split()[0].rsplit(".")[-1]

@@ -225,11 +225,19 @@ def fetch(
         Path | None,
         typer.Option(help="Where to write (default: ~/.kalypso/artifacts/<chain>/<market id>/)."),
     ] = None,
+    trust_market_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-market-code",
+            help="Fetch even if the verifier or input verifier code can change its answers.",
+        ),
+    ] = False,
 ) -> None:
     """Get a market's circuit artifacts and check them before joining: their SHA-256
-    against the market's metadata, and the zkey's verifying key against the on-chain
-    verifier's. Files that fail are deleted; nothing is written unless all pass. Prints
-    the `markets.<name>` table to paste into the config."""
+    against the market's metadata, the verifier and input verifier code (fixed code
+    that cannot change its answers: `kalypso market audit`), and the zkey's verifying key
+    against the one in the verifier's code. Files that fail are deleted; nothing is
+    written unless all pass. Prints the `markets.<name>` table to paste into the config."""
     shown = {"progress": False}
 
     def progress(file: str, done: int, total: int | None) -> None:
@@ -238,13 +246,19 @@ def fetch(
         shown["progress"] = True
 
     fetched = operator.fetch_artifacts(
-        _config(config), market, source=source, dest=dest, progress=progress
+        _config(config),
+        market,
+        source=source,
+        dest=dest,
+        progress=progress,
+        trust_code=trust_market_code,
     )
     if shown["progress"]:
         typer.echo(err=True)
     typer.echo(
         f"market {fetched.market_id}: wasm and zkey match the metadata's SHA-256 and the "
-        "zkey's verifying key is the on-chain verifier's"
+        "zkey's verifying key is the one in the verifier's code"
+        + ("" if fetched.trust_code else "; its verifier code cannot change its answers")
     )
     typer.echo(f"wrote {fetched.wasm}\n      {fetched.zkey}\n      {fetched.schema}\n")
     typer.echo("add to the config:\n")

@@ -1,5 +1,5 @@
 """`kalypso market create|audit`: put a Groth16 circuit on the marketplace, and check a
-market against local artifacts (DESIGN §8, market creators)."""
+market's verifier code and its artifacts (DESIGN §8, market creators)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.devnet import refuse_dev_key
 from kalypso.errors import ConfigError
 from kalypso.keys import load_account
-from kalypso.market.audit import AuditFiles, audit_market, require_files
+from kalypso.market.audit import AuditFiles, audit_market
 from kalypso.market.groth16 import NO_IMAGE, ZERO_ADDRESS, create_groth16_market
 from kalypso.market.types import RequestKinds
 from kalypso.provers import InvalidInputs
@@ -246,10 +246,13 @@ def audit(
     ptau: PtauPath = None,
     deployment: DeploymentPath = None,
 ) -> None:
-    """Check a market against local artifacts.
+    """Check a market's verifier code, and the market against local artifacts.
 
-    Their hashes against its metadata, the zkey against the r1cs and the transcript, and
-    the on-chain verifier's key against the zkey. Exits 1 when any check fails.
+    Always: the verifier and input verifier are code that cannot change its answers
+    (kalypso's own contracts byte for byte, or code with no storage, calls or block
+    reads). With files: their hashes against its metadata, the zkey against the r1cs
+    and the transcript, and the key in the verifier's code against the zkey's. Exits 1
+    when any check fails.
     """
     if sample_circuit is not None:
         if any(p is not None for p in (zkey, vkey, wasm, r1cs, ptau)):
@@ -258,7 +261,6 @@ def audit(
         files = AuditFiles(c.zkey, c.vkey, c.wasm, c.r1cs, sample_ptau())
     else:
         files = AuditFiles(zkey, vkey, wasm, r1cs, ptau)
-    require_files(files)
     for kind in ("zkey", "vkey", "wasm", "r1cs", "ptau"):
         path = getattr(files, kind)
         if path is not None:

@@ -1,8 +1,15 @@
 """Compiled contracts: build them from `contracts/*.vy` and load their ABIs and bytecode.
 
 The Vyper sources live in the repository's `contracts/` folder; their build outputs
-(`build/<Name>.json`: ABI, init bytecode, runtime size, source hash) are written next to
-this module and ship as package data, so an installed `kalypso` needs no compiler.
+(`build/<Name>.json`: ABI, init bytecode, runtime code and its layout, source hash) are
+written next to this module and ship as package data, so an installed `kalypso` needs no
+compiler.
+
+Deployed Vyper code is the runtime code followed by the immutables (Vyper 0.4.3:
+`deploy` returns the runtime code with `immutables_len` more bytes, which the constructor
+wrote; `vyper -f layout` gives each immutable's offset there). The runtime code ends
+with data sections (the selector jump table); the initcode's CBOR footer gives their
+lengths (vyper#3584), so `Artifact.code_size` is where the instructions stop.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import cbor2
 
 from kalypso.errors import BuildError
 
@@ -36,6 +45,8 @@ CONTRACTS: dict[str, str] = {
 MAX_CODE_SIZE = 24_576
 
 BUILD_DIR = Path(__file__).parent / "build"
+#: Bumped when the build outputs change shape, so older builds are redone.
+BUILD_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,14 @@ class Artifact:
     abi: list[dict[str, Any]]
     bytecode: str
     runtime_size: int
+    #: the runtime code, as deployed before its immutables
+    runtime: bytes
+    #: bytes of instructions at the start of `runtime`; data sections follow
+    code_size: int
+    #: bytes of immutables the constructor appends to `runtime`
+    immutables_size: int
+    #: immutable name -> (offset, length) within those bytes
+    immutables: dict[str, tuple[int, int]]
 
 
 def sources_dir() -> Path | None:
@@ -77,7 +96,7 @@ def _vyper() -> str:
 
 def _compile(folder: Path, name: str) -> dict[str, Any]:
     result = subprocess.run(
-        [_vyper(), "-f", "abi,bytecode,bytecode_runtime", CONTRACTS[name]],
+        [_vyper(), "-f", "abi,bytecode,bytecode_runtime,layout", CONTRACTS[name]],
         cwd=folder,
         capture_output=True,
         text=True,
@@ -85,13 +104,44 @@ def _compile(folder: Path, name: str) -> dict[str, Any]:
     )
     if result.returncode != 0:
         raise BuildError(f"compiling {name} failed:\n{result.stderr.strip()}")
-    abi, bytecode, runtime = result.stdout.strip().splitlines()
+    abi, bytecode, runtime, layout = result.stdout.strip().splitlines()
+    runtime_size, data_sizes, immutables_size = _footer(bytes.fromhex(bytecode[2:]))
+    if runtime_size != (len(runtime) - 2) // 2:
+        raise BuildError(f"{name}: the initcode's footer disagrees with the runtime code")
+    code_layout = _flat_layout(json.loads(layout).get("code_layout", {}))
     return {
         "name": name,
         "abi": json.loads(abi),
         "bytecode": bytecode,
-        "runtime_size": (len(runtime) - 2) // 2,
+        "runtime": runtime,
+        "runtime_size": runtime_size,
+        "code_size": runtime_size - sum(data_sizes),
+        "immutables_size": immutables_size,
+        "immutables": code_layout,
     }
+
+
+def _flat_layout(layout: dict[str, Any], prefix: str = "") -> dict[str, list[int]]:
+    """`vyper -f layout`'s code layout, modules' immutables as `module.NAME`."""
+    flat: dict[str, list[int]] = {}
+    for key, value in layout.items():
+        if "offset" in value:
+            flat[prefix + key] = [int(value["offset"]), int(value["length"])]
+        else:
+            flat |= _flat_layout(value, f"{prefix}{key}.")
+    return flat
+
+
+def _footer(initcode: bytes) -> tuple[int, list[int], int]:
+    """(runtime size, data section sizes, immutables size) from the CBOR footer Vyper
+    appends to initcode: [integrity, runtime size, [data sizes], immutables size,
+    {"vyper": version}], then two bytes giving the footer's length."""
+    try:
+        length = int.from_bytes(initcode[-2:], "big")
+        _, runtime, data, immutables, _ = cbor2.loads(initcode[-length:-2])
+        return int(runtime), [int(d) for d in data], int(immutables)
+    except (ValueError, TypeError, cbor2.CBORDecodeError) as exc:
+        raise BuildError(f"no Vyper 0.4 footer at the end of the initcode: {exc}") from None
 
 
 def build(force: bool = False, echo: bool = False) -> Path:
@@ -101,7 +151,8 @@ def build(force: bool = False, echo: bool = False) -> Path:
         raise BuildError("no contract sources to build (installed package)")
     digest = sources_hash(folder)
     stamp = BUILD_DIR / "sources.sha256"
-    if not force and stamp.exists() and stamp.read_text() == digest:
+    stamped = f"{digest} format {BUILD_FORMAT}"
+    if not force and stamp.exists() and stamp.read_text() == stamped:
         return BUILD_DIR
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     for name in CONTRACTS:
@@ -109,7 +160,7 @@ def build(force: bool = False, echo: bool = False) -> Path:
             print(f"compiling {CONTRACTS[name]}", file=sys.stderr)
         out = _compile(folder, name) | {"sources_sha256": digest}
         (BUILD_DIR / f"{name}.json").write_text(json.dumps(out, indent=1))
-    stamp.write_text(digest)
+    stamp.write_text(stamped)
     artifact.cache_clear()
     return BUILD_DIR
 
@@ -125,4 +176,13 @@ def artifact(name: str) -> Artifact:
     if not path.exists():
         raise BuildError(f"{path} is missing; reinstall kalypso or run `make setup`")
     data = json.loads(path.read_text())
-    return Artifact(data["name"], data["abi"], data["bytecode"], data["runtime_size"])
+    return Artifact(
+        name=data["name"],
+        abi=data["abi"],
+        bytecode=data["bytecode"],
+        runtime_size=data["runtime_size"],
+        runtime=bytes.fromhex(data["runtime"][2:]),
+        code_size=data["code_size"],
+        immutables_size=data["immutables_size"],
+        immutables={k: (v[0], v[1]) for k, v in data["immutables"].items()},
+    )

@@ -60,6 +60,9 @@ circuit = "poseidon_preimage"            # a sample circuit, or give wasm, zkey 
 # proof_attestor = "http://127.0.0.1:7301"  # a Proof Verification Image attests each proof
 # input_attestor = "http://127.0.0.1:7302"  # an Input Verification Image attests invalid inputs
 # timeout = 600                          # seconds one proof may take at most
+# trust_market_code = true               # join even though its verifier or input verifier
+                                         # code can change its answers (see `kalypso market
+                                         # audit`): only if you trust the market's owner
 """
 
 
@@ -83,6 +86,8 @@ class MarketConfig:
     proof_attestor: str | None = None
     input_attestor: str | None = None
     timeout: float = 600.0
+    #: join even when the verifier code audit fails (`kalypso.market.codecheck`)
+    trust_market_code: bool = False
 
     def check(self, source: str) -> None:
         where = f"{source}: market {self.market}"
@@ -208,6 +213,7 @@ _INTS = {
     "compute_per_request",
 }
 _FLOATS = {"submit_margin", "batch_window", "poll_interval", "timeout"}
+_BOOLS = {"trust_market_code"}
 
 
 def _bad(source: str, name: str, value: Any) -> Any:
@@ -238,6 +244,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             return _bad(source, name, value)
         return value
+    if name in _BOOLS:
+        return value if isinstance(value, bool) else _bad(source, name, value)
     if name in _FLOATS:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return _bad(source, name, value)

@@ -45,7 +45,7 @@ from kalypso.errors import (
 from kalypso.generator.config import GeneratorConfig, MarketConfig
 from kalypso.generator.journal import Phase, Task, TaskJournal
 from kalypso.generator.metrics import GeneratorMetrics
-from kalypso.generator.onboard import MarketTerms, Onboarding, resolve_markets
+from kalypso.generator.onboard import MarketTerms, Onboarding, check_market_code, resolve_markets
 from kalypso.generator.proving import MarketProver, build_prover, check_reachable
 from kalypso.generator.submitter import RETRY_PHASE, Submitter
 from kalypso.logs import get_logger
@@ -148,6 +148,7 @@ class GeneratorNode:
             resolved = await resolve_markets(
                 binding.markets, binding.deployment.markets, config.markets
             )
+            await check_market_code(binding.w3, binding.deployment, resolved)
             provers = {
                 market_id: build_prover(market_id, market, worker)
                 for market_id, (market, _) in resolved.items()

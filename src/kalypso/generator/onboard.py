@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kalypso.chain import TxSender
-from kalypso.errors import ConfigError
+from kalypso.deployment import Deployment
+from kalypso.errors import ConfigError, UnauditedMarketError
 from kalypso.generator.config import GeneratorConfig, MarketConfig
 from kalypso.logs import get_logger
 from kalypso.market import GeneratorStatus
+from kalypso.market.codecheck import code_roles, judge_code, trusted_contracts
 from kalypso.market.names import resolve_market
 
 log = get_logger("kalypso.generator")
@@ -74,6 +76,31 @@ async def resolve_markets(
             raise ConfigError(f"market {market_id} is configured twice")
         resolved[market_id] = (config, await market_terms(markets, market_id))
     return resolved
+
+
+async def check_market_code(
+    w3: Any, deployment: Deployment, markets: dict[int, tuple[MarketConfig, MarketTerms]]
+) -> None:
+    """Refuse a market whose verifier or input verifier could change its answers after
+    the node stakes on it (`kalypso.market.codecheck`), unless its table trusts it."""
+    trusted = trusted_contracts(deployment)
+    for market_id, (market, terms) in markets.items():
+        failed = []
+        for name, address in code_roles(terms.verifier, terms.input_verifier):
+            code = bytes(await w3.eth.get_code(address))
+            if not (check := judge_code(name, address, code, trusted)).ok:
+                failed.append(check)
+        if not failed:
+            continue
+        detail = "; ".join(f"{c.name} {c.detail}" for c in failed)
+        if market.trust_market_code:
+            log.warning("market code trusted by the config", market=market.market, detail=detail)
+            continue
+        raise UnauditedMarketError(
+            f"market {market.market} (id {market_id}) fails the code audit: {detail}. Leave "
+            f"it out of the config, or set trust_market_code = true in its table if you "
+            "trust its owner not to switch it"
+        )
 
 
 class Onboarding:

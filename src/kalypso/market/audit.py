@@ -1,5 +1,6 @@
-"""`kalypso market audit`: does a market's on-chain verifier, metadata and trusted setup
-match a set of local artifacts (DESIGN §8, market creators)?
+"""`kalypso market audit`: is a market's verifier code fixed (`kalypso.market.codecheck`),
+and do its on-chain key, metadata and trusted setup match a set of local artifacts
+(DESIGN §8, market creators)?
 
 Every check is reported, passed or not; none stops the others.
 """
@@ -7,18 +8,28 @@ Every check is reported, passed or not; none stops the others.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eth_utils import event_abi_to_log_topic, keccak
+from web3 import Web3
 
 from kalypso.circuits import sha256_file
 from kalypso.circuits.setup import zkey_verify, zkey_vkey
 from kalypso.contracts import artifact
 from kalypso.contracts.client import MarketplaceClient
-from kalypso.contracts.web3tx import bind
-from kalypso.errors import ConfigError, KalypsoError, NotFoundError
+from kalypso.errors import KalypsoError, NotFoundError
+from kalypso.market.codecheck import (
+    GROTH16,
+    Check,
+    code_roles,
+    groth16_key,
+    identify,
+    judge_code,
+    trusted_contracts,
+)
 from kalypso.market.events import marketplace_decoder
 from kalypso.provers.proof import verifier_args
 
@@ -30,6 +41,8 @@ class OnChainMarket:
     market_id: int
     creator: str
     verifier: str
+    #: None when the market has none
+    input_verifier: str | None
     public_inputs_count: int
     metadata_hash: bytes
     #: the bytes of its `MarketCreated` event
@@ -45,13 +58,6 @@ class AuditFiles:
     wasm: Path | None = None
     r1cs: Path | None = None
     ptau: Path | None = None
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
 
 
 def read_market(client: MarketplaceClient, market_id: int) -> OnChainMarket:
@@ -86,26 +92,10 @@ def read_market(client: MarketplaceClient, market_id: int) -> OnChainMarket:
         market_id=market_id,
         creator=str(terms[0]),
         verifier=str(terms[1]),
+        input_verifier=None if int(str(terms[2]), 16) == 0 else str(terms[2]),
         public_inputs_count=int(terms[7]),
         metadata_hash=bytes(terms[8]),
         metadata=bytes(event["metadata"]),
-    )
-
-
-def onchain_key(client: MarketplaceClient, verifier: str) -> tuple[Any, ...]:
-    """The verifying key a deployed `Groth16Verifier` holds, as `verifier_args` gives it."""
-    views = bind(client.w3, "Groth16Verifier", verifier).functions
-
-    def array(view: Any, n: int) -> list[int]:
-        return [int(view(i).call()) for i in range(n)]
-
-    length = int(views.IC_LENGTH().call())
-    return (
-        array(views.ALPHA, 2),
-        array(views.BETA, 4),
-        array(views.GAMMA, 4),
-        array(views.DELTA, 4),
-        [[int(views.IC(j, k).call()) for k in range(2)] for j in range(length)],
     )
 
 
@@ -136,13 +126,15 @@ def audit_market(client: MarketplaceClient, market_id: int, files: AuditFiles) -
             f"on-chain 0x{market.metadata_hash.hex()[:16]}…",
         )
     )
+    checks.extend(code_checks(client, market))
     try:
         metadata: dict[str, Any] = dict(json.loads(market.metadata))
     except (ValueError, TypeError):
         checks.append(Check("metadata", False, "the metadata is not a JSON object"))
         return checks
     if metadata.get("verifier") != "groth16":
-        checks.append(Check("metadata", False, "not a Groth16 market"))
+        if files != AuditFiles():
+            checks.append(Check("metadata", False, "not a Groth16 market: no files to check"))
         return checks
     signals = metadata.get("public_signals")
     count_ok = isinstance(signals, list) and len(signals) == market.public_inputs_count
@@ -164,31 +156,42 @@ def audit_market(client: MarketplaceClient, market_id: int, files: AuditFiles) -
     if files.zkey is not None and files.r1cs is not None and files.ptau is not None:
         ok, line = zkey_verify(files.r1cs, files.ptau, files.zkey)
         checks.append(Check("zkey verify (r1cs, ptau)", ok, line))
-    if files.zkey is not None:
-        checks.append(_key_check(client, market.verifier, "zkey", lambda: zkey_vkey(files.zkey)))
-    if files.vkey is not None:
-        vkey = files.vkey
-        checks.append(
-            _key_check(client, market.verifier, "vkey", lambda: json.loads(vkey.read_text()))
-        )
+    loaders: dict[str, Callable[[], Any]] = {}
+    if (zkey := files.zkey) is not None:
+        loaders["zkey"] = lambda: zkey_vkey(zkey)
+    if (vkey := files.vkey) is not None:
+        loaders["vkey"] = lambda: json.loads(vkey.read_text())
+    if loaders:
+        code = _code(client, market.verifier)
+        checks.extend(_key_check(market.verifier, code, k, load) for k, load in loaders.items())
     return checks
 
 
-def _key_check(client: MarketplaceClient, verifier: str, kind: str, load: Any) -> Check:
+def code_checks(client: MarketplaceClient, market: OnChainMarket) -> list[Check]:
+    """Whether the market's verifier and input verifier can change their answers."""
+    trusted = trusted_contracts(client.deployment)
+    return [
+        judge_code(name, address, _code(client, address), trusted)
+        for name, address in code_roles(market.verifier, market.input_verifier)
+    ]
+
+
+def _code(client: MarketplaceClient, address: str) -> bytes:
+    return bytes(client.w3.eth.get_code(Web3.to_checksum_address(address)))
+
+
+def _key_check(verifier: str, code: bytes, kind: str, load: Callable[[], Any]) -> Check:
+    """The key in the verifier's code (its immutables, not its getters) against `kind`'s."""
     name = f"on-chain key = {kind}'s"
     try:
         expected = verifier_args(load())
     except (KalypsoError, OSError, ValueError) as exc:
         return Check(name, False, f"cannot read the local key: {exc}")
-    try:
-        actual = onchain_key(client, verifier)
-    except Exception as exc:  # a verifier that is not a Groth16Verifier
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return Check(name, False, f"cannot read the verifier's key at {verifier}: {first}")
+    found = identify(code)
+    if found is None or found[0].name != GROTH16:
+        return Check(name, False, f"{verifier} is not kalypso's Groth16Verifier: no key to read")
+    actual = groth16_key(found[1])
+    if actual is None:
+        return Check(name, False, f"the immutables of {verifier} are not a key its code writes")
     same = tuple(expected) == actual
-    return Check(name, same, f"Groth16Verifier {verifier} {'matches' if same else 'differs'}")
-
-
-def require_files(files: AuditFiles) -> None:
-    if all(getattr(files, k) is None for k in ("zkey", "vkey", "wasm", "r1cs", "ptau")):
-        raise ConfigError("give artifacts to audit: --circuit NAME, or --zkey/--vkey/--r1cs/--ptau")
+    return Check(name, same, f"the key in {verifier}'s code {'matches' if same else 'differs'}")

@@ -1,5 +1,5 @@
 """`kalypso generator fetch`: a market's wasm and zkey, checked against its metadata's
-hashes and the on-chain verifier before they land."""
+hashes and the on-chain verifier (its code and the key in it) before they land."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from pathlib import Path
 import httpx
 
 from kalypso.circuits import circuit, load_schema
-from kalypso.errors import ChainError, ConfigError
+from kalypso.errors import ChainError, ConfigError, UnauditedMarketError
 from kalypso.generator.config import GeneratorConfig
 from kalypso.generator.operator.chain import connect, market_id, market_name, metadata
 from kalypso.generator.proving import BUILTIN_SOLVERS
 from kalypso.market.audit import AuditFiles, audit_market, read_market
+from kalypso.market.codecheck import CODE_CHECKS
 
 _CHUNK = 1 << 20
 
@@ -35,6 +36,8 @@ class Fetched:
     zkey: Path
     schema: Path
     solver: str | None
+    #: the market's verifier code failed the audit and the operator trusts it anyway
+    trust_code: bool = False
 
     def snippet(self) -> str:
         """The config table that proves this market with the fetched files."""
@@ -50,6 +53,8 @@ class Fetched:
         ]
         if self.solver:
             lines.append(f'solver = "{self.solver}"')
+        if self.trust_code:
+            lines.append("trust_market_code = true  # its verifier code failed the audit")
         return "\n".join(lines) + "\n"
 
 
@@ -60,11 +65,13 @@ def fetch_artifacts(
     source: str | None = None,
     dest: Path | None = None,
     progress: Progress | None = None,
+    trust_code: bool = False,
 ) -> Fetched:
     """Get a market's wasm and zkey from `source` (a directory or an http(s) base URL
     holding `<circuit>.wasm` and `<circuit>.zkey`; default: the sample circuit the
     metadata names) into `dest`. Nothing lands there unless both files have the
-    metadata's SHA-256 and the zkey's verifying key is the on-chain verifier's."""
+    metadata's SHA-256, the verifier and input verifier pass the code audit (or
+    `trust_code`) and the zkey's verifying key is the one in the verifier's code."""
     client = connect(settings)
     mid = market_id(client, market)
     meta = metadata(read_market(client, mid))
@@ -83,12 +90,17 @@ def fetch_artifacts(
         for kind in ("wasm", "zkey"):
             file = f"{name}.{kind}"
             parts[kind] = _download(origins[kind], folder, file, recorded[kind], progress)
-        failed = [c for c in audit_market(client, mid, AuditFiles(zkey=parts["zkey"])) if not c.ok]
+        checks = audit_market(client, mid, AuditFiles(zkey=parts["zkey"]))
+        trusted = [c for c in checks if not c.ok and c.name in CODE_CHECKS and trust_code]
+        failed = [c for c in checks if not c.ok and c not in trusted]
         if failed:
-            raise ConfigError(
-                f"market {mid}'s artifacts refused (deleted): "
-                + "; ".join(f"{c.name}: {c.detail}" for c in failed)
-            )
+            why = "; ".join(f"{c.name}: {c.detail}" for c in failed)
+            if any(c.name in CODE_CHECKS for c in failed):
+                raise UnauditedMarketError(
+                    f"market {mid}'s artifacts refused (deleted): {why} (--trust-market-code "
+                    "fetches anyway, if you trust its owner not to switch it)"
+                )
+            raise ConfigError(f"market {mid}'s artifacts refused (deleted): {why}")
         schema = {k: meta.get(k) for k in ("description", "inputs", "public_signals")}
         parts["schema"] = _temp(folder, "schema", json.dumps(schema, indent=2).encode() + b"\n")
         load_schema(parts["schema"])
@@ -102,7 +114,7 @@ def fetch_artifacts(
         raise
     solver = name if name in BUILTIN_SOLVERS else None
     key = market_name(client, mid)
-    return Fetched(mid, key, final["wasm"], final["zkey"], final["schema"], solver)
+    return Fetched(mid, key, final["wasm"], final["zkey"], final["schema"], solver, bool(trusted))
 
 
 def _origins(source: str | None, name: str) -> dict[str, str]:
