@@ -446,10 +446,9 @@ def escrow_withdraw(bench: Bench, account: LocalAccount) -> None:
 
 
 def generator_exit(bench: Bench, generator: LocalAccount) -> None:
-    """request_exit, the unbonding delay, then withdraw of the whole stake."""
+    """request_exit, then withdraw of the whole stake (no unbonding delay)."""
     client = bench.client
     bench.record("request_exit", gas_used(client.request_exit(generator)))
-    client.time_travel(client.unbonding_delay() + 1)
     bench.record("withdraw (generator stake)", gas_used(client.withdraw_stake(generator)))
 
 

@@ -5,14 +5,18 @@
 @license Apache-2.0
 @notice Generators register with a stake and a declared compute, join
         markets with an offer (price, proof time, compute per request,
-        encryption key) and leave by requesting exit, waiting out the
-        unbonding delay and withdrawing. The marketplace locks a task's
+        encryption key) and leave by requesting exit (no new tasks) and
+        withdrawing once their live tasks are done. The marketplace locks a task's
         penalty and compute here at assignment and releases (or forfeits)
         them at settlement.
 @dev Invariants: used compute <= declared compute; locked stake <= stake;
      locked stake = sum of the penalties of live tasks.
 @custom:security Only the marketplace set once by the owner may lock and
         settle. Stake is never withdrawable below what live tasks lock.
+        There is no unbonding delay: only a live task's locked penalty can
+        be taken, and it stays locked until the task ends, so a delay after
+        the last task would protect nothing (free stake is withdrawable at
+        once with `unstake` anyway).
         Staked tokens are held by the marketplace (one vault for every
         token the system holds); this registry keeps the accounting and
         asks the marketplace to pay stake out.
@@ -99,7 +103,6 @@ struct Record:
 
 
 TOKEN: public(immutable(IERC20))
-UNBONDING_DELAY: public(immutable(uint256))
 
 marketplace: public(address)
 generator_at: public(HashMap[uint256, address])
@@ -165,7 +168,6 @@ event MarketLeft:
 
 event ExitRequested:
     generator: indexed(address)
-    withdrawable_at: uint256
 
 
 event GeneratorWithdrawn:
@@ -180,12 +182,11 @@ event StakeForfeited:
 
 
 @deploy
-def __init__(token: IERC20, unbonding_delay: uint256):
+def __init__(token: IERC20):
     assert token.address != empty(address), "registry: zero token"
     ownable.__init__()
     ownable_2step.__init__()
     TOKEN = token
-    UNBONDING_DELAY = unbonding_delay
 
 
 @external
@@ -351,15 +352,15 @@ def leave_market(market_id: uint256):
 @external
 def request_exit():
     """
-    @notice Stop taking tasks at once; the stake is withdrawable after the
-            unbonding delay, once no task is live.
+    @notice Stop taking tasks at once; the stake is withdrawable once no
+            task is live.
     """
     g: Record = self._get(msg.sender)
     assert g.status == ACTIVE, "registry: not active"
     g.status = EXITING
     g.exit_requested_at = block.timestamp
     self._put(msg.sender, g)
-    log ExitRequested(generator=msg.sender, withdrawable_at=block.timestamp + UNBONDING_DELAY)
+    log ExitRequested(generator=msg.sender)
 
 
 @external
@@ -370,7 +371,6 @@ def withdraw():
     """
     g: Record = self._get(msg.sender)
     assert g.status == EXITING, "registry: not exiting"
-    assert block.timestamp >= g.exit_requested_at + UNBONDING_DELAY, "registry: still unbonding"
     assert g.used_compute == 0, "registry: tasks live"
     amount: uint256 = g.stake
     g.status = UNREGISTERED

@@ -177,12 +177,10 @@ PRIVATE_MARKET = "poseidon_preimage"
 FUND_AMOUNT = 100_000 * TOKEN_UNIT
 
 
-def deploy_devnet(w3: Web3, *, unbonding_delay: int = 600) -> DevnetSetup:
+def deploy_devnet(w3: Web3) -> DevnetSetup:
     """Deploy everything to a fresh devnet chain: contracts, the sample market, funded accounts."""
     owner, matcher = dev_account(0), dev_account(1)
-    deployment = deploy_web3(
-        w3, owner, DeployParams(treasury=owner.address, unbonding_delay=unbonding_delay)
-    )
+    deployment = deploy_web3(w3, owner, DeployParams(treasury=owner.address))
     client = MarketplaceClient(w3, deployment)
     client.set_matching_engine(owner, matcher.address)
     market_id, _ = create_sample_market(client, owner)

@@ -384,7 +384,6 @@ REASONS: dict[str, _Rule] = {
     "registry: stake too large": (InvalidArgumentError, "stakes are capped at 2**128 - 1"),
     "registry: marketplace not set": (InvalidStateError, "the deployer must call set_marketplace"),
     "registry: stake locked": (InsufficientFundsError, "live tasks lock that stake"),
-    "registry: still unbonding": (InvalidStateError, "wait for the unbonding delay to pass"),
     "registry: tasks live": (InvalidStateError, "finish or hand back live tasks first"),
     "registry: transfer failed": (InsufficientFundsError, "approve the registry for the stake"),
     "registry: unknown market": (NotFoundError, "list markets with `kalypso market list`"),

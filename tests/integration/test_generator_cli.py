@@ -227,9 +227,7 @@ def test_benchmark_suggests_a_proof_time_and_a_break_even_price(
 # ---- exit
 
 
-def test_exit_requests_exit_then_withdraws_the_stake_after_the_delay(
-    world: World, tmp_path: Path
-) -> None:
+def test_exit_leaves_the_markets_and_withdraws_the_stake(world: World, tmp_path: Path) -> None:
     world.generator(GENERATOR, {MOCK: TOKEN_UNIT, POSEIDON: TOKEN_UNIT})
     client, address = world.client, GENERATOR.address
     stake, wallet = int(client.generator(address)[3]), client.token_balance(address)
@@ -238,18 +236,11 @@ def test_exit_requests_exit_then_withdraws_the_stake_after_the_delay(
     result = kalypso("exit", "-c", config)
     assert result.exit_code == 0, result.output
     assert f"left markets {MOCK}, {POSEIDON}" in result.stdout
-    assert "exit requested: the stake is withdrawable at" in result.stdout
-    assert client.generator(address)[0] == GeneratorStatus.EXITING
-
-    early = kalypso("exit", "-c", config)
-    assert "registry: still unbonding" in error(early, InvalidStateError)
-
-    client.time_travel(client.unbonding_delay() + 1)
-    done = kalypso("exit", "-c", config)
-    assert done.exit_code == 0, done.output
-    assert "withdrew the whole stake: 1,000 KAL" in done.stdout
+    assert "withdrew the whole stake: 1,000 KAL" in result.stdout  # no unbonding delay
     assert client.token_balance(address) == wallet + stake
     assert client.generator(address)[0] == GeneratorStatus.UNREGISTERED
+    again = kalypso("exit", "-c", config)
+    assert again.exit_code == 0 and "is not registered" in again.stdout
 
 
 def test_exit_is_refused_while_tasks_are_live(world: World, tmp_path: Path) -> None:

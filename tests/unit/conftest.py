@@ -11,7 +11,7 @@ from tests.unit.helpers import Kal
 
 @pytest.fixture(scope="session")
 def kal() -> Kal:
-    k = Kal(deploy_boa(unbonding_delay=86_400))
+    k = Kal(deploy_boa())
     k.market.set_matching_engine(k.d.owner, True, sender=k.d.owner)
     return k
 

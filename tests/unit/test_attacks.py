@@ -322,7 +322,7 @@ def test_attack_a_callback_token_cannot_reenter_withdraw() -> None:
 
     with boa.env.anchor():
         token = boa.loads(CALLBACK_TOKEN, 10**24)
-        registry = boa.load_partial(str(source_path("GeneratorRegistry"))).deploy(token.address, 0)
+        registry = boa.load_partial(str(source_path("GeneratorRegistry"))).deploy(token.address)
         market = boa.load_partial(str(source_path("ProofMarketplace"))).deploy(
             token.address, registry.address, boa.env.eoa, 0
         )

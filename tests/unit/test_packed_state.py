@@ -80,7 +80,7 @@ def test_penalty_above_88_bits_reverts(kal: Kal) -> None:
 
 
 def test_registry_without_marketplace_cannot_take_stake(kal: Kal) -> None:
-    registry = boa.load_partial(str(source_path("GeneratorRegistry"))).deploy(kal.token.address, 1)
+    registry = boa.load_partial(str(source_path("GeneratorRegistry"))).deploy(kal.token.address)
     generator = boa.env.generate_address("early")
     with boa.reverts("registry: marketplace not set"):
         registry.register(generator, 1, 1, sender=generator)

@@ -1,8 +1,7 @@
 """GeneratorRegistry: every function, its happy path and each revert, by the right and wrong caller.
 
-The `kal` deployment has an unbonding delay of 86_400 s; the `gen` fixture is a
-generator registered in `market_id` with stake 1000, compute 10, price 10, 600 s
-and one compute per request.
+The `gen` fixture is a generator registered in `market_id` with stake 1000, compute 10,
+price 10, 600 s and one compute per request.
 
 Staked tokens are held by the marketplace: the registry pulls them there
 (`transferFrom(generator -> marketplace)`, the generator approving the registry),
@@ -21,7 +20,6 @@ from kalypso import contracts
 from kalypso.market import GeneratorStatus, RequestState, TaskState
 from tests.unit.helpers import PENALTY, UNIT, Kal, live, prove
 
-UNBONDING = 86_400
 STAKE = 1_000 * UNIT
 PRICE = 10 * UNIT
 KEY = b"\x11" * 32
@@ -72,7 +70,7 @@ def new_account(kal: Kal, name: str, *, approve: bool = True) -> str:
 def fresh_registry(kal: Kal, token: str | None = None) -> Any:
     """A registry with no marketplace bound, owned by the deployment owner."""
     source = str(contracts.source_path("GeneratorRegistry"))
-    return boa.load_partial(source).deploy(token or kal.token.address, UNBONDING)
+    return boa.load_partial(source).deploy(token or kal.token.address)
 
 
 def bound_registry(kal: Kal, token: str) -> Any:
@@ -102,7 +100,6 @@ def task(kal: Kal, rid: bytes) -> TaskState:
 
 def exit_fully(kal: Kal, generator: str) -> None:
     kal.registry.request_exit(sender=generator)
-    boa.env.time_travel(seconds=UNBONDING)
     kal.registry.withdraw(sender=generator)
 
 
@@ -719,7 +716,7 @@ def test_request_exit(kal: Kal, gen: str) -> None:
     info = kal.registry.generators(gen)
     assert info.status == GeneratorStatus.EXITING
     assert info.exit_requested_at == now
-    assert (event.generator, event.withdrawable_at) == (gen, now + UNBONDING)
+    assert event.generator == gen
 
 
 def test_request_exit_stops_assignment_at_once(
@@ -751,7 +748,6 @@ def test_withdraw_returns_the_whole_stake(kal: Kal, gen: str) -> None:
     wallet = kal.token.balanceOf(gen)
     held = vault(kal)
     kal.registry.request_exit(sender=gen)
-    boa.env.time_travel(seconds=UNBONDING)
 
     kal.registry.withdraw(sender=gen)
     (event,) = logs(kal.registry, "GeneratorWithdrawn")
@@ -798,20 +794,17 @@ def test_withdraw_twice(kal: Kal, gen: str) -> None:
         kal.registry.withdraw(sender=gen)
 
 
-def test_withdraw_still_unbonding(kal: Kal, gen: str) -> None:
+def test_withdraw_right_after_exit(kal: Kal, gen: str) -> None:
+    """No unbonding delay: with no live task there is no stake a slash could reach."""
     kal.registry.request_exit(sender=gen)
-    boa.env.time_travel(seconds=UNBONDING - 1)
-    with boa.reverts("registry: still unbonding"):
-        kal.registry.withdraw(sender=gen)
-    boa.env.time_travel(seconds=1)
     kal.registry.withdraw(sender=gen)
+    assert kal.registry.generators(gen).status == GeneratorStatus.UNREGISTERED
 
 
 def test_withdraw_tasks_live(kal: Kal, market_id: int, alice: str, gen: str) -> None:
     rid, req, inputs = kal.request(alice, market_id, proof_time=86_400, expiry_in=0)
     kal.assign(rid, req, gen)
     kal.registry.request_exit(sender=gen)
-    boa.env.time_travel(seconds=UNBONDING)
     with boa.reverts("registry: tasks live"):
         kal.registry.withdraw(sender=gen)
     prove(kal, rid, req, inputs, gen)
@@ -824,7 +817,7 @@ def test_exiting_generator_can_still_be_slashed(
 ) -> None:
     rid, req, _ = live(kal, alice, market_id, gen)
     kal.registry.request_exit(sender=gen)
-    boa.env.time_travel(seconds=UNBONDING)
+    boa.env.time_travel(seconds=req.proof_time + 1)
     kal.market.slash(rid, req.as_tuple(), sender=alice)
     wallet = kal.token.balanceOf(gen)
     held = vault(kal)

@@ -48,7 +48,6 @@ from kalypso.market import GeneratorStatus, Request, RequestState, TaskState, en
 from kalypso.market import request_id as compute_request_id
 from tests.unit.helpers import UNIT, Kal, mock_proof, now
 
-UNBONDING = 1_800
 FEE = 3 * UNIT
 FUNDS = 1_000_000 * UNIT
 PENALTIES = (100 * UNIT, 30 * UNIT)
@@ -80,7 +79,7 @@ class World:
 
 
 def _build_world() -> World:
-    kal = Kal(deploy_boa(market_creation_fee=FEE, unbonding_delay=UNBONDING))
+    kal = Kal(deploy_boa(market_creation_fee=FEE))
     owner = kal.d.owner
     kal.market.set_matching_engine(owner, True, sender=owner)
     kal.token.approve(kal.market.address, 2**256 - 1, sender=owner)
@@ -457,8 +456,6 @@ class MarketplaceMachine(RuleBasedStateMachine):
         reason = None
         if g.status != GeneratorStatus.EXITING:
             reason = "registry: not exiting"
-        elif now() < g.exit_at + UNBONDING:
-            reason = "registry: still unbonding"
         elif g.used != 0:
             reason = "registry: tasks live"
         self.expect(reason, self.registry.withdraw, sender=who)
@@ -1078,11 +1075,11 @@ class MarketplaceMachine(RuleBasedStateMachine):
         if sys.exc_info()[0] is not None:
             return  # a step already failed: report that alone
         horizon = max(
-            [now(), UNBONDING]
+            [now()]
             + [r.request.expiry for r in self.requests if r.state == RequestState.OPEN]
             + [r.deadline for r in self.requests if r.state == RequestState.ASSIGNED]
         )
-        boa.env.time_travel(seconds=horizon - now() + UNBONDING + 1)
+        boa.env.time_travel(seconds=horizon - now() + 1)
         for r in self.requests:
             if r.state == RequestState.OPEN:
                 self.market.cancel_expired(r.rid, r.request.as_tuple(), sender=WORLD.slasher)
@@ -1106,7 +1103,6 @@ class MarketplaceMachine(RuleBasedStateMachine):
         for who, g in self.gens.items():
             if g.status == GeneratorStatus.ACTIVE:
                 self.registry.request_exit(sender=who)
-        boa.env.time_travel(seconds=UNBONDING)
         for who, g in self.gens.items():
             if g.status != GeneratorStatus.UNREGISTERED:
                 self.registry.withdraw(sender=who)

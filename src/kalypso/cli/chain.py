@@ -37,7 +37,6 @@ def devnet(
             help="Where to write the deployment file (default: ~/.kalypso/deployments/31337.json)."
         ),
     ] = None,
-    unbonding_delay: Annotated[int, typer.Option(help="Generator unbonding delay, seconds.")] = 600,
     matcher: Annotated[
         bool,
         typer.Option(
@@ -62,7 +61,7 @@ def devnet(
     stack: DevnetStack | None = None
     workdir = Path(tempfile.mkdtemp(prefix="kalypso-devnet-"))
     try:
-        setup = deploy_devnet(chain.web3(), unbonding_delay=unbonding_delay)
+        setup = deploy_devnet(chain.web3())
         if matcher:
             deployment_file = setup.deployment.save(workdir / "deployment.json")
             stack = DevnetStack.build(
@@ -151,8 +150,6 @@ def deploy(
     ] = None,
     treasury: Annotated[str | None, typer.Option(help="Treasury (default: the deployer).")] = None,
     market_creation_fee: Annotated[int, typer.Option(help="Fee in base units.")] = 0,
-    unbonding_delay: Annotated[int, typer.Option(help="Generator unbonding delay, seconds.")] = 7
-    * 86400,
     test_verifiers: Annotated[
         bool, typer.Option(help="Also deploy the test verifier and threshold input verifier.")
     ] = False,
@@ -197,7 +194,6 @@ def deploy(
     params = DeployParams(
         treasury=Web3.to_checksum_address(treasury or account.address),
         market_creation_fee=market_creation_fee,
-        unbonding_delay=unbonding_delay,
         token=token,
         test_verifiers=test_verifiers,
         attestation_authority=attestation_authority,

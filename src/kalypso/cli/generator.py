@@ -371,8 +371,8 @@ def benchmark(
 
 @app.command("exit")
 def exit_(config: ConfigPath) -> None:
-    """Leave every market and request exit; run it again after the registry's unbonding
-    delay to withdraw the whole stake. Stop the node first (`kill -TERM` drains it)."""
+    """Leave every market, request exit and withdraw the whole stake, once no task is live
+    (there is no unbonding delay). Stop the node first (`kill -TERM` drains it)."""
     settings = _config(config)
     operator.refuse_if_running(settings)
     if not settings.api_port:
@@ -388,12 +388,6 @@ def exit_(config: ConfigPath) -> None:
         typer.echo(f"left markets {', '.join(map(str, step.left_markets))}")
     if step.step == "unregistered":
         typer.echo(f"{step.address} is not registered: no stake to withdraw")
-    elif step.step == "requested" and step.withdrawable_at is not None:
-        typer.echo(
-            f"exit requested: the stake is withdrawable at "
-            f"{operator.format_time(step.withdrawable_at)} (unbonding delay {step.delay} s); "
-            "run `kalypso generator exit` again then"
-        )
     else:
         amount = format_amount(step.amount, step.token_decimals, step.token_symbol)
         typer.echo(f"withdrew the whole stake: {amount} to {step.address}")

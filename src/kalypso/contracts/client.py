@@ -154,11 +154,8 @@ class MarketplaceClient:
         return send(self.w3, account, self.registry.functions.request_exit())
 
     def withdraw_stake(self, account: LocalAccount) -> TxReceipt:
-        """After `request_exit` and the unbonding delay: the whole stake back."""
+        """After `request_exit`, once no task is live: the whole stake back."""
         return send(self.w3, account, self.registry.functions.withdraw())
-
-    def unbonding_delay(self) -> int:
-        return int(self.registry.functions.UNBONDING_DELAY().call())
 
     def generator(self, address: str) -> Any:
         return self.registry.functions.generators(address).call()

@@ -25,7 +25,6 @@ SAMPLE_INPUT_LIMIT = 1_000_000
 class DeployParams:
     treasury: str
     market_creation_fee: int = 0
-    unbonding_delay: int = 7 * 86400
     #: An existing ERC20; None deploys the development token.
     token: str | None = None
     initial_supply: int = 1_000_000_000 * TOKEN_UNIT
@@ -62,9 +61,7 @@ def deploy_web3(w3: Web3, account: LocalAccount, params: DeployParams) -> Deploy
             address=Web3.to_checksum_address(params.token), abi=_erc20_metadata_abi()
         )
         first = None
-    registry, receipt = deploy(
-        w3, account, "GeneratorRegistry", token.address, params.unbonding_delay
-    )
+    registry, receipt = deploy(w3, account, "GeneratorRegistry", token.address)
     first = first or receipt
     marketplace, _ = deploy(
         w3,
@@ -119,7 +116,6 @@ class BoaDeployment:
 def deploy_boa(
     *,
     market_creation_fee: int = 0,
-    unbonding_delay: int = 7 * 86400,
     enclaves: DeployParams | None = None,
 ) -> BoaDeployment:
     """Deploy everything in the current titanoboa environment, from the Vyper sources.
@@ -133,9 +129,7 @@ def deploy_boa(
     token = boa.load_partial(str(source_path("Token"))).deploy(
         "Kalypso Token", "KAL", 1_000_000_000 * TOKEN_UNIT
     )
-    registry = boa.load_partial(str(source_path("GeneratorRegistry"))).deploy(
-        token.address, unbonding_delay
-    )
+    registry = boa.load_partial(str(source_path("GeneratorRegistry"))).deploy(token.address)
     marketplace = boa.load_partial(str(source_path("ProofMarketplace"))).deploy(
         token.address, registry.address, treasury, market_creation_fee
     )

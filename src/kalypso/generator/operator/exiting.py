@@ -1,5 +1,6 @@
-"""`kalypso generator exit`: leave every market and request exit, then withdraw the
-stake after the unbonding delay. Refused while the node runs (it owns the key's nonce)."""
+"""`kalypso generator exit`: leave every market, request exit and withdraw the whole stake,
+once no task is live (there is no unbonding delay: see `GeneratorRegistry`). Refused while
+the node runs (it owns the key's nonce)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,10 @@ from kalypso.market import GeneratorStatus
 
 @dataclass(frozen=True)
 class ExitStep:
-    #: "requested" (exit requested), "withdrawn" (stake back) or "unregistered" (nothing)
+    #: "withdrawn" (stake back) or "unregistered" (nothing)
     step: str
     address: str
     left_markets: tuple[int, ...] = ()
-    withdrawable_at: int | None = None
-    #: the registry's UNBONDING_DELAY, seconds
-    delay: int = 0
     #: the stake withdrawn, token base units
     amount: int = 0
     token_symbol: str = "KAL"
@@ -58,14 +56,14 @@ def refuse_if_running(settings: GeneratorConfig) -> None:
 
 
 def exit_generator(settings: GeneratorConfig, account: LocalAccount) -> ExitStep:
-    """One step of an exit: leave every market and `request_exit`; after the unbonding
-    delay, `withdraw` the whole stake. Refused while the node runs."""
+    """Leave every market, `request_exit` and `withdraw` the whole stake; refused while
+    tasks are live or the node runs."""
     refuse_if_running(settings)
     client = connect(settings)
     refuse_dev_key(account, client.deployment.chain_id, "the generator")
     address = account.address
     g = client.generator(address)
-    status, used, exit_requested_at = GeneratorStatus(int(g[0])), int(g[6]), int(g[7])
+    status, used = GeneratorStatus(int(g[0])), int(g[6])
     if status == GeneratorStatus.UNREGISTERED:
         return ExitStep("unregistered", address)
     if used:
@@ -80,24 +78,13 @@ def exit_generator(settings: GeneratorConfig, account: LocalAccount) -> ExitStep
         if client.registry.functions.offers(address, market).call()[0]:
             send(client.w3, account, client.registry.functions.leave_market(market))
             left.append(market)
-    delay = client.unbonding_delay()
     if status == GeneratorStatus.ACTIVE:
-        receipt = client.request_exit(account)
-        (event,) = client.registry.events.ExitRequested().process_receipt(receipt, errors=DISCARD)
-        at = int(event["args"]["withdrawable_at"])
-        return ExitStep("requested", address, tuple(left), at, delay)
-    withdrawable_at, now = exit_requested_at + delay, client.now()
-    if now < withdrawable_at:
-        raise InvalidStateError(
-            "registry: still unbonding",
-            f"the stake is withdrawable at {format_time(withdrawable_at)} (in "
-            f"{withdrawable_at - now} s): run `exit` again then",
-        )
+        client.request_exit(account)
     receipt = client.withdraw_stake(account)
     (event,) = client.registry.events.GeneratorWithdrawn().process_receipt(receipt, errors=DISCARD)
     amount = int(event["args"]["amount"])
     token = (client.deployment.token_symbol, client.deployment.token_decimals)
-    return ExitStep("withdrawn", address, tuple(left), withdrawable_at, delay, amount, *token)
+    return ExitStep("withdrawn", address, tuple(left), amount, *token)
 
 
 def format_time(timestamp: int) -> str:
