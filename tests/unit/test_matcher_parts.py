@@ -31,6 +31,7 @@ NOW = 1_700_000_000
 PENALTY = 10
 KEY = b"\x07" * 32
 ZERO = "0x" + "00" * 20
+NO_IMAGE = b"\x00" * 32
 
 
 def addr(i: int) -> str:
@@ -96,15 +97,26 @@ class Chain:
         self.events.append(event)
         return event
 
-    def market(self, market_id: int = 0, penalty: int = PENALTY) -> DecodedEvent:
+    def market(
+        self,
+        market_id: int = 0,
+        penalty: int = PENALTY,
+        *,
+        verifier: str = addr(0xC0),
+        generator_image: bytes = NO_IMAGE,
+        ivs: bytes = NO_IMAGE,
+        pvs: bytes = NO_IMAGE,
+    ) -> DecodedEvent:
         return self.emit(
             "MarketCreated",
             market_id=market_id,
             creator=OWNER,
-            verifier=addr(0xC0),
+            verifier=verifier,
             input_verifier=ZERO,
             slashing_penalty=penalty,
-            generator_image=b"\x00" * 32,
+            generator_image=generator_image,
+            input_verification_image=ivs,
+            proof_verification_image=pvs,
         )
 
     def generator(self, generator: str, compute: int = 10, stake: int = 1_000) -> DecodedEvent:
@@ -885,3 +897,90 @@ def test_a_view_replayed_from_the_store_matches_the_live_one(store: MatcherStore
         store.append(batch(*part), state_at(part[-1].block_number))
     assert list(store.events()) == events
     assert replay(list(store.events())).book.match(NOW, 32) == replay(events).book.match(NOW, 32)
+
+
+# ============================================= what settlement needs (issue 17)
+
+GEN_IMAGE, PVS_IMAGE = b"\x91" * 32, b"\x92" * 32
+ENCLAVES = addr(0xE0)
+MAX_AGE = 86_400
+
+
+def enclave_view(*events: DecodedEvent) -> ChainView:
+    return replay(
+        list(events),
+        engine=addr(0xAA),
+        enclave_registry=ENCLAVES,
+        key_max_age=MAX_AGE,
+        can_decrypt=lambda request_id, secret: True,
+    )
+
+
+def registered(c: Chain, key: bytes, image: bytes, attested_at: int) -> DecodedEvent:
+    return c.emit(
+        "EnclaveRegistered",
+        signing_key=addr(0xE1),
+        image_id=image,
+        encryption_key=key,
+        attested_at=attested_at,
+    )
+
+
+def test_a_private_key_lives_as_long_as_its_attestation_and_dies_with_its_image() -> None:
+    c = Chain()
+    c.market(1, generator_image=GEN_IMAGE)
+    registered(c, KEY, GEN_IMAGE, NOW - 100)
+    view = enclave_view(*c.events)
+    assert view.key_valid_until(1, KEY) == NOW - 100 + MAX_AGE
+    assert view.key_valid_until(1, b"\x08" * 32) == 0  # not a key of the image
+    c.emit("ImageRevoked", market_id=1, image_id=GEN_IMAGE)
+    assert enclave_view(*c.events).key_valid_until(1, KEY) == 0
+    assert replay(c.events).key_valid_until(1, KEY) is None  # the dashboard does not check
+
+
+def test_requests_that_need_a_revoked_image_leave_the_book() -> None:
+    c = Chain()
+    c.market(1, generator_image=GEN_IMAGE)
+    c.market(2, verifier=ENCLAVES, pvs=PVS_IMAGE)  # attested proofs
+    c.generator(G1)
+    c.offer(G1, 1)
+    c.offer(G1, 2)
+    c.request(1, 1, secret=b"sealed")
+    c.request(2, 2)
+    view = enclave_view(*c.events)
+    assert view.book.open_count() == 2
+    feed(view, c.emit("ImageRevoked", market_id=2, image_id=PVS_IMAGE), c.request(3, 2))
+    assert [request_id for request_id, _ in matched(view)] == [rid(1)]  # 2 left, 3 never came
+    assert not view.settleable(view.requests[rid(3)])
+    feed(view, c.emit("ImageRevoked", market_id=1, image_id=GEN_IMAGE))
+    assert not view.settleable(view.requests[rid(1)])
+
+
+def test_a_refreshed_key_is_offered_private_tasks_again() -> None:
+    c = Chain()
+    c.market(1, generator_image=GEN_IMAGE)
+    c.generator(G1)
+    c.offer(G1, 1, key=KEY)
+    registered(c, KEY, GEN_IMAGE, NOW - MAX_AGE + 60)  # expires in a minute
+    view = enclave_view(*c.events)
+    feed(view, c.request(1, 1, secret=b"sealed"))
+    (match,) = view.book.match(NOW, 32)
+    view.book.assign_skipped(
+        match.request_id, G1, "registry: offer key not live until the deadline"
+    )
+    assert view.book.match(NOW, 32) == []  # not offered to that key again...
+    feed(view, registered(c, KEY, GEN_IMAGE, NOW))
+    assert [m.generator for m in view.book.match(NOW, 32)] == [G1]  # ...until it refreshes
+
+
+def test_another_engines_skips_leave_our_reservations(chain: Chain) -> None:
+    chain.generator(G1)
+    chain.offer(G1)
+    chain.request(1)
+    view = replay(chain.events, engine=addr(0xAA))
+    assert len(view.book.match(NOW, 32)) == 1
+    skip = dict(request_id=rid(1), generator=G1, reason="registry: not enough compute")
+    feed(view, chain.emit("AssignSkipped", engine=addr(0xBB), **skip))
+    assert view.book.pending_count() == 1  # still ours, still reserved
+    feed(view, chain.emit("AssignSkipped", engine=addr(0xAA), **skip))
+    assert view.book.pending_count() == 0

@@ -119,8 +119,8 @@ def created_request(event: DecodedEvent) -> Request:
 
 
 def marketplace_decoder() -> EventDecoder:
-    """A decoder for every event of the marketplace, the market registry and the generator
-    registry."""
+    """A decoder for every event of the deployment's contracts: the marketplace, the
+    market, generator and enclave registries."""
     from kalypso.contracts import artifact
 
     return EventDecoder(
@@ -128,5 +128,6 @@ def marketplace_decoder() -> EventDecoder:
             artifact("ProofMarketplace").abi,
             artifact("MarketRegistry").abi,
             artifact("GeneratorRegistry").abi,
+            artifact("EnclaveRegistry").abi,
         ]
     )

@@ -19,6 +19,7 @@ from kalypso.contracts import artifact
 from kalypso.errors import ChainError, KalypsoError, MatcherKeyError
 from kalypso.logs import get_logger
 from kalypso.matching import Match
+from kalypso.matching.model import NO_LIVE_KEY
 
 if TYPE_CHECKING:
     from kalypso.matching.daemon import Matcher
@@ -32,6 +33,8 @@ BATCH_GAS_BASE = 40_000
 #: Batches smaller than this do not teach the gas per item (fixed costs dominate).
 LEARN_FROM_ITEMS = 4
 UNUSABLE_KEY = "matching: unusable encryption key"
+#: Seconds by which the block that mines an assignment may follow the head we saw.
+KEY_MARGIN = 60
 #: What the marketplace reverts with when the sender may not assign.
 NOT_AN_ENGINE = "requests: not a matching engine"
 ASSIGNED = event_abi_to_log_topic(
@@ -186,6 +189,10 @@ class Assigner:
         for m in matches:
             secret = self.m.view.secrets.get(m.request_id)
             wrapped = b""
+            if secret and not self._key_lives(m):
+                log.info("offer key expires before the deadline", generator=m.generator)
+                self.m.view.book.assign_skipped(m.request_id, m.generator, NO_LIVE_KEY)
+                continue
             if secret:
                 assert self.m.keeper is not None  # the book only holds ones it can open
                 context = self.m.secret_context(m.request_id)
@@ -214,6 +221,13 @@ class Assigner:
                 wrapped,
             )
         return items
+
+    def _key_lives(self, m: Match) -> bool:
+        """As the contract assigns: a private task's offer key is a Generator Image key
+        valid until the deadline, counted from a block a little later than the head."""
+        until = self.m.view.key_valid_until(m.request.market_id, m.encryption_key)
+        deadline = self.m.head_time + KEY_MARGIN + m.request.proof_time
+        return until is None or until >= deadline
 
     async def _wait_progress(self, stop: asyncio.Event) -> None:
         with contextlib.suppress(TimeoutError):

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
 
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender
 from kalypso.chain.rpc import retrying
+from kalypso.contracts import artifact
 from kalypso.crypto import SecretContext, load_ring
 from kalypso.daemon import Stage, bind_deployment, sleep_or_stop, supervise
 from kalypso.deployment import Deployment
@@ -67,8 +69,12 @@ class Matcher:
         w3: AsyncWeb3[Any],
         store: MatcherStore,
         marketplace: Any,
+        key_max_age: int | None = None,
     ) -> None:
         self.config = config
+        #: the enclave registry's MAX_AGE: Generator Image keys expire that long after
+        #: their attestation (None: the deployment has no enclave registry)
+        self.key_max_age = key_max_age
         self.deployment = deployment
         self.account = account
         self.w3 = w3
@@ -82,9 +88,10 @@ class Matcher:
         #: request id -> whether its secret opens (asked once per process)
         self._openable: dict[bytes, bool] = {}
         self.view = self._fresh_view()
+        followed = [deployment.marketplace, deployment.market_registry, deployment.registry]
         self.follower = LogFollower(
             w3,
-            [deployment.marketplace, deployment.market_registry, deployment.registry],
+            followed + ([deployment.enclave_registry] if deployment.enclave_registry else []),
             marketplace_decoder(),
             confirmations=config.confirmations,
             max_range=config.max_log_range,
@@ -123,10 +130,17 @@ class Matcher:
                 markets=list(config.markets) if config.markets is not None else "all",
             )
             store = MatcherStore(state_path(config, deployment.chain_id), identity)
+            max_age = None
+            if deployment.enclave_registry:
+                enclaves = binding.w3.eth.contract(
+                    address=to_checksum_address(deployment.enclave_registry),
+                    abi=artifact("EnclaveRegistry").abi,
+                )
+                max_age = int(await enclaves.functions.MAX_AGE().call())
         except BaseException:
             await binding.close()
             raise
-        return cls(config, deployment, account, binding.w3, store, binding.marketplace)
+        return cls(config, deployment, account, binding.w3, store, binding.marketplace, max_age)
 
     async def close(self) -> None:
         self.store.close()
@@ -172,10 +186,13 @@ class Matcher:
     # ---- recovery
 
     def _fresh_view(self) -> ChainView:
+        registry = self.deployment.enclave_registry
         return ChainView(
             OrderBook(markets=self.config.markets),
             can_decrypt=self.can_decrypt,
             engine=self.account.address,
+            enclave_registry=to_checksum_address(registry) if registry else None,
+            key_max_age=self.key_max_age,
         )
 
     def secret_context(self, request_id: bytes) -> SecretContext:

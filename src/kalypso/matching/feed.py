@@ -2,9 +2,13 @@
 
 `ChainView` is everything the matcher derives from the event log: the orderbook
 (`OrderBook`, pure) plus what it needs to act on the chain — each request's
-committed fields (every call passes them back), its encrypted secret, and the
-deadlines of live tasks (to slash the overdue ones). Replaying the same events
-always gives the same view, which is how a restart or a reorg rebuilds it.
+committed fields (every call passes them back), its encrypted secret, the
+deadlines of live tasks (to slash the overdue ones), and, from the enclave
+registry, what settlement depends on: which images each market needs, which its
+creator revoked, and until when each Generator Image key is valid (the contract
+refuses a private task to a key that expires before the deadline, and any task
+whose settlement needs a revoked image). Replaying the same events always gives
+the same view, which is how a restart or a reorg rebuilds it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+
+from eth_utils import keccak
 
 from kalypso.crypto import is_usable_public_key
 from kalypso.market import Request
@@ -28,6 +34,22 @@ _OUTCOMES = {
     "TaskDiscarded": Outcome.DISCARDED,
     "TaskSlashed": Outcome.SLASHED,
 }
+
+
+#: The secret hash of a request with public inputs only (the contract's NO_SECRET_HASH).
+NO_SECRET_HASH = keccak(b"")
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """The enclave images a market's settlement depends on (None: it needs none)."""
+
+    #: opens private inputs and shows them invalid
+    generator_image: bytes | None = None
+    #: attests proofs: the market's verifier is the enclave registry
+    proof_image: bytes | None = None
+    #: alone shows public inputs invalid (no input verifier)
+    input_image: bytes | None = None
 
 
 @dataclass
@@ -46,6 +68,16 @@ class ChainView:
     #: the matcher's own address: another engine's skips say nothing about our matches
     #: (None, as in the dashboard: every engine's)
     engine: str | None = None
+    #: the enclave registry's address and MAX_AGE (seconds a key stays valid after its
+    #: attestation); None: the view does not follow enclaves (the dashboard)
+    enclave_registry: str | None = None
+    key_max_age: int | None = None
+    settlement: dict[int, Settlement] = field(default_factory=dict)
+    #: encryption key -> (image id, last second it is valid)
+    enclave_keys: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
+    revoked: set[tuple[int, bytes]] = field(default_factory=set)
+    #: (generator, market) -> its current offer, to re-examine it when its key refreshes
+    offers: dict[tuple[str, int], Offer] = field(default_factory=dict)
     requests: dict[bytes, Request] = field(default_factory=dict)
     secrets: dict[bytes, bytes] = field(default_factory=dict)
     undecryptable: set[bytes] = field(default_factory=set)
@@ -88,13 +120,62 @@ class ChainView:
 
     # ---- markets and requests
 
+    def key_valid_until(self, market_id: int, key: bytes) -> int | None:
+        """Until when `key` is a key of `market_id`'s Generator Image, unrevoked (0: it is
+        not one); None when the view does not follow enclaves."""
+        if self.key_max_age is None:
+            return None
+        image = self.settlement.get(market_id, Settlement()).generator_image
+        known = self.enclave_keys.get(key)
+        if image is None or known is None or known[0] != image:
+            return 0
+        return 0 if (market_id, image) in self.revoked else known[1]
+
+    def settleable(self, request: Request) -> bool:
+        """Whether the request can still be settled: no image it needs was revoked."""
+        s = self.settlement.get(request.market_id, Settlement())
+        private = request.secret_hash != NO_SECRET_HASH
+        needed = [s.proof_image, s.generator_image if private else s.input_image]
+        return not any((request.market_id, image) in self.revoked for image in needed if image)
+
     def _on_MarketCreated(self, e: DecodedEvent) -> None:
-        self.book.add_market(e["market_id"], e["slashing_penalty"])
+        market_id = e["market_id"]
+        self.book.add_market(market_id, e["slashing_penalty"])
+
+        def image(key: str, needed: bool = True) -> bytes | None:
+            value = bytes(e[key])
+            return value if needed and any(value) else None
+
+        attested = self.enclave_registry is not None and e["verifier"] == self.enclave_registry
+        no_input_verifier = int(e["input_verifier"], 16) == 0
+        self.settlement[market_id] = Settlement(
+            generator_image=image("generator_image"),
+            proof_image=image("proof_verification_image", attested),
+            input_image=image("input_verification_image", no_input_verifier),
+        )
+
+    def _on_EnclaveRegistered(self, e: DecodedEvent) -> None:
+        if self.key_max_age is None:
+            return
+        key = bytes(e["encryption_key"])
+        self.enclave_keys[key] = (bytes(e["image_id"]), e["attested_at"] + self.key_max_age)
+        for offer in self.offers.values():  # a refreshed key may take tasks again
+            if offer.encryption_key == key:
+                self.book.set_offer(offer)
+
+    def _on_ImageRevoked(self, e: DecodedEvent) -> None:
+        market_id = e["market_id"]
+        self.revoked.add((market_id, bytes(e["image_id"])))
+        for request_id, request in self.requests.items():
+            if request.market_id == market_id and not self.settleable(request):
+                self.book.remove_request(request_id)  # a live task is left alone
 
     def _on_RequestCreated(self, e: DecodedEvent) -> None:
         request_id, secret = e["request_id"], e["encrypted_secret"]
         request = created_request(e)
         self.requests[request_id] = request
+        if not self.settleable(request):
+            return  # no generator could settle it: it waits for its expiry
         if secret:
             self.secrets[request_id] = secret
             if not self.can_decrypt(request_id, secret):
@@ -175,7 +256,9 @@ class ChainView:
             # A key no secret can be wrapped to counts as none: never a private task.
             encryption_key=key if is_usable_public_key(key) else bytes(32),
         )
+        self.offers[(offer.generator, offer.market_id)] = offer
         self.book.set_offer(offer)
 
     def _on_MarketLeft(self, e: DecodedEvent) -> None:
+        self.offers.pop((e["generator"], e["market_id"]), None)
         self.book.leave_market(e["generator"], e["market_id"])

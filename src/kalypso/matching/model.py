@@ -26,6 +26,8 @@ NOT_THE_QUOTE = "registry: price is not the quote"
 TOO_SLOW = "registry: proof time too long"
 NO_COMPUTE = "registry: not enough compute"
 NO_STAKE = "registry: not enough free stake"
+#: A private request's offer key must be a Generator Image key valid until the deadline.
+NO_LIVE_KEY = "registry: offer key not live until the deadline"
 #: The matcher's own rule, checked after the contract's: a private request's secret is
 #: re-encrypted to the generator's key, so a generator without one cannot take it.
 NO_ENCRYPTION_KEY = "matching: no encryption key"
@@ -52,6 +54,7 @@ RULES = (
 #: other reason is about the generator, and the request goes back to the book.
 REQUEST_REASONS = frozenset(
     {
+        "requests: image revoked",
         "requests: unknown request",
         "requests: not open",
         "requests: fields mismatch",
