@@ -1,9 +1,13 @@
 """The contracts build, fit the EIP-170 limit, and every revert reason maps to a typed error."""
 
 import re
+import sys
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
+from vyper.compiler.input_bundle import FilesystemInputBundle
+from vyper.compiler.phases import CompilerData
 
 from kalypso import errors
 from kalypso.contracts import CONTRACTS, MAX_CODE_SIZE, artifact, sources_dir
@@ -52,3 +56,27 @@ def test_error_from_reason_gives_the_class_and_a_hint() -> None:
     assert "only the requester" in str(err) and str(err).startswith("[K-CON-001]")
     unknown = errors.error_from_reason("something else")
     assert type(unknown) is errors.ContractError
+
+
+#: snekmate's ownership functions: they make no external call, so nothing can re-enter
+#: through them, and their module is not ours to give the pragma.
+UNGUARDED_BY_DESIGN = {"transfer_ownership", "accept_ownership"}
+
+
+@pytest.mark.parametrize(
+    "name", ["ProofMarketplace", "MarketRegistry", "GeneratorRegistry", "EnclaveRegistry"]
+)
+def test_every_state_changing_function_is_non_reentrant(name: str) -> None:
+    """Read from the compiler's own function types: a contract's `pragma nonreentrancy`
+    does not reach its modules' functions (issue 17), so each module must carry it."""
+    folder = sources_dir()
+    assert folder is not None, "the Vyper sources are not here"
+    bundle = FilesystemInputBundle([folder.parent, *map(Path, sys.path)])
+    source = folder / CONTRACTS[name]
+    module = CompilerData(bundle.load_file(source), bundle).global_ctx
+    unguarded = {
+        f.name
+        for f in module.exposed_functions
+        if f.mutability.name in ("NONPAYABLE", "PAYABLE") and not f.nonreentrant
+    }
+    assert unguarded <= UNGUARDED_BY_DESIGN, sorted(unguarded - UNGUARDED_BY_DESIGN)

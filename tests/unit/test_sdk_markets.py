@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kalypso.circuits import circuit
-from kalypso.errors import ConfigError
+from kalypso.errors import ConfigError, InvalidInputsError
 from kalypso.market.events import DecodedEvent
 from kalypso.sdk.markets import NO_IMAGE, ZERO_ADDRESS, Market, MarketStats, Offer, percentile
 
@@ -326,3 +326,23 @@ def test_from_chain_refuses_metadata_that_does_not_match_its_hash() -> None:
 def test_from_chain_refuses_an_unknown_market() -> None:
     with pytest.raises(ConfigError, match="there is no market 7"):
         Market.from_chain(7, terms(b"", creator=ZERO_ADDRESS, hash=b"\x00" * 32), b"", {})
+
+
+def test_a_market_says_what_each_party_can_lose() -> None:
+    market = Market.from_chain(3, terms(SQUARE_META, penalty=100), SQUARE_META, {})
+    lines = market.stakes(lambda amount: f"{amount} base")
+    assert "loses 100 base of stake" in lines[1] and "loses 20 base, to the treasury" in lines[1]
+    assert "never to the requester" in lines[1] and "max price" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "private", "message"),
+    [(1, True, "public inputs only"), (2, False, "private requests only")],
+)
+def test_a_request_of_a_kind_the_market_does_not_take_is_refused(
+    kinds: int, private: bool, message: str
+) -> None:
+    market = Market.from_chain(3, terms(SQUARE_META, kinds=kinds), SQUARE_META, {})
+    with pytest.raises(InvalidInputsError, match=message):
+        market.check_takes(private)
+    market.check_takes(not private)

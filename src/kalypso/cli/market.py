@@ -348,6 +348,7 @@ def show(
         ):
             if data[key] is not None:
                 console.print(f"  {key.removesuffix('_units').replace('_', ' '):<26} {data[key]}")
+        console.print(f"  requests                   {data['requests']}")
         console.print(f"  inputs                     {data['inputs'] or 'raw public signals'}")
         console.print(f"  public signals             {', '.join(m.public_signals) or '—'}")
         console.print(f"  open requests              {s.open_requests}")
@@ -365,6 +366,9 @@ def show(
         console.print(
             f"  typical proof time         {f'{typical} s' if typical is not None else '—'}"
         )
+        console.print("[bold]at stake[/]")
+        for line in data["at_stake"]:
+            console.print(f"  - {line}", highlight=False)
 
 
 def _market_json(k: Kalypso, m: Market, s: MarketStats) -> dict[str, Any]:
@@ -383,9 +387,11 @@ def _market_json(k: Kalypso, m: Market, s: MarketStats) -> dict[str, Any]:
         "generator_image": image(m.generator_image),
         "input_verification_image": image(m.input_verification_image),
         "proof_verification_image": image(m.proof_verification_image),
+        "requests": m.request_kinds.name.lower(),
         "inputs": m.inputs,
         "public_signals": m.public_signals,
         "circuit": m.circuit,
+        "at_stake": m.stakes(k.show),
         "stats": {
             "open_requests": s.open_requests,
             "active_generators": s.active_generators,

@@ -154,7 +154,12 @@ def create(
     as_json: Json = False,
 ) -> None:
     """Ask for a proof: the inputs are checked against the circuit first (the preflight),
-    private ones are sealed to the matching engine's enclave, the price is escrowed."""
+    private ones are sealed to the matching engine's enclave, the price is escrowed.
+
+    You pay at most the max price, and only the generator's quote once the task is proven
+    or its inputs shown invalid; everything comes back if the generator misses its
+    deadline (anyone may slash it then), or if you cancel before it is assigned, or if it
+    expires unassigned."""
     inputs = _inputs(input_pairs or [], inputs_file)
     strategy, seconds = _pricing(pricing), _proof_time(proof_time)
     with client(rpc_url, deployment, private_key, keystore) as k:
@@ -178,6 +183,11 @@ def create(
                 )
                 console.print(
                     f"  max price {k.show(request.max_price)} ({quote.basis if quote else ''})"
+                )
+                console.print(
+                    "  you pay only the generator's quote once proven; all of it comes back "
+                    "if the generator misses its deadline",
+                    highlight=False,
                 )
                 console.print(f"  follow it: kalypso request wait 0x{request.id.hex()}")
             return

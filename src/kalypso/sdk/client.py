@@ -278,6 +278,10 @@ class AsyncKalypso:
         (default: offer the cap; the generator is paid only its own quote and the rest
         is refunded). Private inputs are sealed to the Matching Engine enclave. The
         preflight refuses inputs that have no proof before anything is sent.
+
+        What you can lose: at most the quote, paid once the task is proven or its inputs
+        are shown invalid; if the generator misses its deadline the whole escrow comes
+        back (`slash`), as it does on `cancel` or expiry (`Market.stakes` says it all).
         """
         m = await self.market(market)
         strategy, cap = strategy_and_cap(pricing, max_price, self.amount)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
@@ -20,6 +20,9 @@ from eth_utils import keccak
 from kalypso.errors import ConfigError, InvalidInputsError
 from kalypso.market.names import name_notes
 from kalypso.market.types import RequestKinds
+
+#: Share of the penalty a generator pays when it hands a task back (`requests.vy`).
+DISCARD_SHARE_BPS = 2_000
 
 ZERO_ADDRESS = "0x" + "00" * 20
 NO_IMAGE = b"\x00" * 32
@@ -76,6 +79,21 @@ class Market:
             f"({', '.join(self.private_inputs) or 'as its schema names them'}); they are sealed "
             "and opened only inside its Generator Image"
         )
+
+    def stakes(self, show: Callable[[int], str]) -> list[str]:
+        """What each party can lose in this market, and when (`show` formats an amount)."""
+        penalty = self.slashing_penalty
+        return [
+            "a requester pays at most its max price, and only the generator's quote when the "
+            "task is proven or its inputs are shown invalid; the rest is refunded, all of it "
+            "if the task is slashed, cancelled or expires",
+            f"a generator that misses its deadline loses {show(penalty)} of stake (half to "
+            "whoever slashes, half to the treasury); one that hands a task back loses "
+            f"{show(penalty * DISCARD_SHARE_BPS // 10_000)}, to the treasury, never to the "
+            "requester",
+            "a generator that proves every task on time loses nothing, while the market's "
+            "verifier and input verifier are honest (`kalypso market audit`)",
+        ]
 
     @property
     def proves_in_enclave(self) -> bool:
