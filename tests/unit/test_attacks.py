@@ -387,3 +387,20 @@ def test_attack_a_stale_authority_proposal_cannot_be_applied(kal: Kal) -> None:
     boa.env.time_travel(seconds=delay + int(enclaves.APPLY_WINDOW()) + 1)
     with boa.reverts("enclaves: proposal expired"):
         enclaves.apply_authority(sender=kal.d.owner)
+
+
+def test_attack_an_attested_market_without_a_proof_verification_image_is_refused(
+    kal: Kal,
+) -> None:
+    """Its proofs could never be attested: every task would end in a slash."""
+    params = MarketParams(
+        verifier=str(kal.d.enclaves.address),
+        slashing_penalty=PENALTY,
+        input_verification_image=IVS_IMAGE,
+        public_inputs_count=1,
+    )
+    sample = encode(["bytes", "bytes"], [b"sample", b"\x00" * 65])
+    with boa.reverts("markets: attested proofs need a proof verification image"):
+        kal.markets.create_market(
+            params.as_tuple(), b"{}", encode_signals([7]), sample, 2**256 - 1, sender=kal.d.owner
+        )
