@@ -76,7 +76,7 @@ def test_a_valid_config() -> None:
     assert trusting.markets[0].trust_market_code is True
     loaded = GeneratorConfig.from_dict(tomllib.loads(EXAMPLE))
     assert (loaded.stake, loaded.compute, loaded.api_port) == (10**21, 4, 7400)
-    assert [(m.market, m.circuit) for m in loaded.markets] == [("poseidon_preimage",) * 2]
+    assert [(m.market, m.circuit, m.solver) for m in loaded.markets] == [("square_root",) * 3]
 
 
 @pytest.mark.parametrize(

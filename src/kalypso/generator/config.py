@@ -41,17 +41,18 @@ low_gas_balance = 50000000000000000      # wei; a warning below this (here 0.05 
 api_host = "127.0.0.1"
 api_port = 7400                          # health, tasks, pause/resume, /metrics; 0: off
 
-# One table per market, by name (from the deployment file) or by id.
-[markets.poseidon_preimage]
-price = 10000000000000000000             # (required) base units per proof
+# One table per market, by name (from the deployment file) or by id. A market of private
+# requests is proven only in its Generator Image: prover = "enclave" with its url.
+[markets.square_root]
+price = 5000000000000000000              # (required) base units per proof
 proof_time = 60                          # (required) seconds promised per proof
 compute_per_request = 1
 prover = "snarkjs"                       # snarkjs | command | http | enclave
-circuit = "poseidon_preimage"            # a sample circuit, or give wasm, zkey and schema:
+circuit = "square_root"                  # a sample circuit, or give wasm, zkey and schema:
 # wasm = "build/circuit.wasm"
 # zkey = "build/circuit.zkey"
 # schema = "circuit.schema.json"         # which inputs are private, public signal order
-# solver = "square_root"                 # completes a task's inputs from its public signals
+solver = "square_root"                   # completes a task's inputs from its public signals
 # command = ["./my-prover", "--gpu"]     # prover = "command": see kalypso.provers.command
 # url = "http://127.0.0.1:3030"          # prover = "http": Kalypso's prover API; prover =
                                          # "enclave": a Generator Image (`kalypso enclave

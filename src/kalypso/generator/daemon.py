@@ -5,7 +5,8 @@ Stages under one supervisor, each `async def ...(stop)`:
 - **follow**: reads this generator's events (assigned, proven, invalid, discarded,
   slashed) and writes them with the follower's cursor to the journal in one
   transaction;
-- **prove**: fetches each new task's request, opens its private inputs, and proves it
+- **prove**: fetches each new task's request and proves it (a private one inside the
+  market's Generator Image, the only place its inputs are opened)
   within the time its deadline leaves (snarkjs one at a time: its worker already uses
   every core; command and HTTP provers `max_parallel_proofs` at once). A
   task that cannot be finished in time any more is handed back (`discard`: a reduced
