@@ -3,9 +3,16 @@
 Setup: anvil mining a block every second (interval mining, switched on after the
 contracts are deployed and the daemons have onboarded), the matcher (`kalypso matcher`)
 and generators (`kalypso generator run`) as their own processes, polling the chain every
-`POLL` seconds, proving the Poseidon preimage circuit with snarkjs. Every request is
-private: its preimage is sealed to the matcher's key, which re-wraps it to the chosen
-generator's key, as a real requester's would be.
+`POLL` seconds, in the devnet's private market: poseidon_preimage, whose requests are
+proven only inside its Generator Image. Every request is private: its preimage is sealed
+to the matcher's key (a key file: the matcher opens and re-wraps in process, without the
+Matching Engine enclave whose two calls bench/enclave.py times), which re-wraps it to the
+chosen generator's offer key. Generator nodes hold no key: each has its own Generator
+Image (`kalypso enclave generator`, its own process and snarkjs worker, registered on-chain
+by an operator account of its own), whose key its offer carries, and which opens the
+preimage and proves (`prover = "enclave"`). The private path is kept, rather than
+switching to public square_root requests, because it is the one that sealed inputs take:
+the enclave's HTTP call, opening and commitment check are part of every private proof.
 
 Latency (one generator): `--requests` requests, one at a time. Each is sent after a
 random pause of up to one block (so requests land at every phase of the block clock),
@@ -17,20 +24,21 @@ the head every 50 ms), and from the generator's JSON log and SQLite journal:
   50 requests, the slowest);
 - waiting for match: sent → the `TaskAssigned` block (of which the create's own
   inclusion: sent → the `RequestCreated` block);
-- proving: the journal's `proof_seconds` (the node's call into its prover plugin);
+- proving: the journal's `proof_seconds` (the node's call into its Generator Image: the
+  HTTP request, opening the preimage, the commitment check and the proof);
 - submitting: the rest, assigned block → proof block minus proving. It is split into
   detect (the assigned block → the node's "task assigned" log), prepare + verify
-  (fetch the request, open the secret, check the proof with an `eth_call`) and send +
-  inclusion ("proof ready" log → the proof's block, at least the wait for the next block).
+  (fetch the request, check the proof with an `eth_call`) and send + inclusion ("proof
+  ready" log → the proof's block, at least the wait for the next block).
 
 Harness overhead over raw snarkjs proving, two scopes, both against the median of warm
 proofs by `SnarkjsGroth16Prover` in this process, one after each request (so under the
 same background load as the node's; the daemons are up and idle then): *prover* =
-median `proof_seconds` / raw - 1, what the node's proving path adds; *node* = median
-("task assigned" log → "proof ready" log) / raw - 1, everything the generator does
-off-chain for a task. Block waits count in neither. The first task of a node pays its
-snarkjs worker's start (the node starts it on the first proof): it shows in p99, not
-p50. Goals: end to end p50 ≤ 4 s; harness overhead ≤ 10 %.
+median `proof_seconds` / raw - 1, what the proving path (node → Generator Image) adds;
+*node* = median ("task assigned" log → "proof ready" log) / raw - 1, everything the
+generator and its enclave do off-chain for a task. Block waits count in neither. The
+first task of an enclave pays its snarkjs worker's start (on its first proof): it shows
+in p99, not p50. Goals: end to end p50 ≤ 4 s; harness overhead ≤ 10 %.
 
 Throughput (`--generators`, four by default): a burst of `--burst` requests, signed
 beforehand, from several requesters with pipelined nonces, sent as fast as the node
@@ -38,11 +46,11 @@ takes them. Figures: the time from the first send to the last `ProofSubmitted` b
 proofs per second, per-request latency, how the tasks spread among generators, and
 proofs per settlement transaction. Each generator may hold `COMPUTE` tasks at once;
 the rest wait in the matcher's book for room. Here the journal's `proof_seconds` also
-counts the wait for the node's one snarkjs worker (a node runs up to
-`max_parallel_proofs` proofs, but its worker takes one at a time), so it is kept in the
-JSON only. On a small machine the CPU is shared by anvil, the daemons and every
-generator's snarkjs worker, and anything else running on it skews every figure: the
-load average is printed and kept.
+counts the wait for the enclave's one snarkjs worker (a node sends up to
+`max_parallel_proofs` proofs, but the worker takes one at a time), so it is kept in the
+JSON only. On a small machine the CPU is shared by anvil, the daemons, the enclaves and
+their snarkjs workers, and anything else running on it skews every figure: the load
+average is printed and kept.
 
 Run: `.venv/bin/python bench/e2e.py [--requests N] [--burst N] [--generators N]`;
 writes bench/results/e2e.json.
@@ -80,7 +88,16 @@ from kalypso.circuits import circuit
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.crypto import EncryptionKey, SecretContext, seal
-from kalypso.devnet import SAMPLE_PENALTY, Anvil, DevnetSetup, deploy_devnet, dev_account, free_port
+from kalypso.devnet import (
+    PRIVATE_MARKET,
+    SAMPLE_PENALTY,
+    Anvil,
+    DevnetSetup,
+    deploy_devnet,
+    dev_account,
+    free_port,
+)
+from kalypso.enclave.process import EnclaveProcess
 from kalypso.generator.process import GeneratorProcess
 from kalypso.market import encode_signals, request_id
 from kalypso.market.events import DecodedEvent, marketplace_decoder
@@ -99,7 +116,8 @@ BLOCK_TIME = 1
 POLL = 0.2
 #: how often this process looks at the head while timing one request
 WATCH = 0.05
-MARKET = "poseidon_preimage"
+MARKET = PRIVATE_MARKET
+CIRCUIT = "poseidon_preimage"
 PRICE = 10 * TOKEN_UNIT
 MAX_PRICE = 25 * TOKEN_UNIT
 #: long enough that a generator with a queue of burst tasks never runs out of time
@@ -114,6 +132,9 @@ GOAL_OVERHEAD_PERCENT = 10
 #: dev accounts: 0 deploys, 1 matches; generators and requesters share the rest
 GENERATOR_ACCOUNTS = (2, 3, 4, 6, 7, 8, 9)
 REQUESTER_ACCOUNTS = (5, 9, 8, 7)
+#: dev accounts past anvil's ten, given ether: generator i's enclave registers with 10 + i
+ENCLAVE_OPERATORS = 10
+OPERATOR_ETHER = 10**20
 WIDTH = 100
 
 
@@ -129,12 +150,44 @@ class World:
     matcher: MatcherProcess
     matcher_key: bytes
     generators: list[GeneratorProcess]
+    enclaves: list[EnclaveProcess]
     requesters: list[LocalAccount]
+
+
+def generator_image(
+    workdir: Path, chain: Anvil, deployment: Path, market_id: int, index: int
+) -> EnclaveProcess:
+    """Generator `index`'s own Generator Image of the private market (not started), with
+    an operator account of its own (given ether) to pay its registration."""
+    operator = dev_account(ENCLAVE_OPERATORS + index)
+    chain.web3().provider.make_request(
+        RPCEndpoint("anvil_setBalance"), [operator.address, hex(OPERATOR_ETHER)]
+    )
+    folder = workdir / f"enclave-{index}"  # its log, apart from the other enclaves'
+    folder.mkdir()
+    return EnclaveProcess(
+        folder,
+        "generator",
+        rpc_url=chain.url,
+        deployment=deployment,
+        operator=operator,
+        port=free_port(),
+        market=market_id,
+        circuit=CIRCUIT,
+    )
+
+
+def _start_all(processes: list[Any]) -> None:
+    with ThreadPoolExecutor(len(processes)) as pool:
+        for started in [pool.submit(p.start) for p in processes]:
+            started.result()
 
 
 @contextlib.contextmanager
 def devnet(workdir: Path, generators: int, compute: int, deposit: int) -> Iterator[World]:
-    """A fresh chain with the daemons up and onboarded, then mining one block a second."""
+    """A fresh chain with the daemons up and onboarded, then mining one block a second:
+    the Generator Images first (each registers its key), then the matcher and the nodes
+    (each joins with its enclave's key)."""
     with contextlib.ExitStack() as stack:
         chain = stack.enter_context(Anvil())
         w3 = chain.web3()
@@ -164,47 +217,55 @@ def devnet(workdir: Path, generators: int, compute: int, deposit: int) -> Iterat
             encryption_key=matcher_key.save(workdir / "matcher.x25519"),
         )
         matcher.args.append("--json-logs")
+        market_id = setup.deployment.markets[MARKET]
+        enclaves = [
+            generator_image(workdir, chain, deployment, market_id, i) for i in range(generators)
+        ]
         processes = []
-        for i, account in enumerate(gen_accounts):
-            name = f"generator-{i}"
+        for i, (account, enclave) in enumerate(zip(gen_accounts, enclaves, strict=True)):
+            market = {"price": PRICE, "proof_time": PROOF_TIME, "prover": "enclave"}
             process = GeneratorProcess(
                 workdir,
                 rpc_url=chain.url,
                 deployment=deployment,
                 account=account,
                 api_port=free_port(),
-                markets={MARKET: {"price": PRICE, "proof_time": PROOF_TIME, "circuit": MARKET}},
+                markets={MARKET: {**market, "url": enclave.url}},
                 stake=compute * SAMPLE_PENALTY,
                 compute=compute,
-                name=name,
-                encryption_key=EncryptionKey.generate().save(workdir / f"{name}.x25519"),
+                name=f"generator-{i}",
                 poll_interval=POLL,
             )
             process.args.append("--json-logs")
             processes.append(process)
-        stack.callback(_stop_all, matcher, processes)
-        with ThreadPoolExecutor(len(processes) + 1) as pool:
-            for started in [pool.submit(p.start) for p in [matcher, *processes]]:
-                started.result()
+        stack.callback(_stop_all, matcher, processes, enclaves)
+        _start_all(enclaves)
+        _start_all([matcher, *processes])
         w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
         w3.provider.make_request(RPCEndpoint("evm_setIntervalMining"), [BLOCK_TIME])
         yield World(
             w3,
             client,
             setup,
-            setup.deployment.markets[MARKET],
+            market_id,
             matcher,
             matcher_key.public_bytes,
             processes,
+            enclaves,
             requesters,
         )
 
 
-def _stop_all(matcher: MatcherProcess, generators: list[GeneratorProcess]) -> None:
-    """The generators at once (each drains: it leaves its markets first), then the matcher."""
+def _stop_all(
+    matcher: MatcherProcess, generators: list[GeneratorProcess], enclaves: list[EnclaveProcess]
+) -> None:
+    """The generators at once (each drains: it leaves its markets first, finishing its
+    tasks in its enclave), then the matcher and the enclaves."""
     with ThreadPoolExecutor(len(generators)) as pool:
         list(pool.map(lambda p: p.stop(), generators))
     matcher.stop()
+    for enclave in enclaves:
+        enclave.stop()
 
 
 class ChainWatch:
@@ -239,7 +300,7 @@ async def _public_signals(preimages: list[int]) -> list[int]:
     try:
         signals = []
         for preimage in preimages:
-            answer = await worker.public_signals(circuit(MARKET).wasm, {"preimage": preimage}, 1)
+            answer = await worker.public_signals(circuit(CIRCUIT).wasm, {"preimage": preimage}, 1)
             assert isinstance(answer, list), answer
             signals.append(answer[0])
         return signals
@@ -330,7 +391,7 @@ class RawProver:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.prover = SnarkjsGroth16Prover.for_circuit(MARKET)
+        self.prover = SnarkjsGroth16Prover.for_circuit(CIRCUIT)
         self.times: list[float] = []
         for _ in range(RAW_WARMUP):
             self.prove()
@@ -551,7 +612,7 @@ def rows_of(latency: dict[str, Any], throughput: dict[str, Any]) -> list[Row]:
         ("proving", "proving (journal)"),
         ("submitting", "submitting"),
         ("detect", "  of which: detect assignment"),
-        ("prepare_verify", "  of which: fetch, open, verify"),
+        ("prepare_verify", "  of which: fetch, verify"),
         ("send_inclusion", "  of which: send + inclusion"),
     ):
         rows.append(Row(section, f"{label}, p50", s[name]["p50"], "s"))

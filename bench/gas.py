@@ -2,23 +2,34 @@
 
 What is measured: one transaction per lifecycle operation on a fresh anvil devnet
 (`deploy_devnet`: sample market 0 with the MockVerifier, one public input and the
-ThresholdInputVerifier) — create_market, register (with stake), join_market, deposit,
-create_request (escrow from the internal balance, and pulled with transferFrom),
+ThresholdInputVerifier) — create_market (through the MarketRegistry), register (with
+stake), join_market (a public market, and a private one with a Generator Image key),
+deposit, create_request (escrow from the internal balance, and pulled with transferFrom),
 increase_max_price, cancel_request, cancel_expired, assign and assign_batch (1, 8, 32
 items), submit_proof and submit_proofs (1, 8, 16 items), submit_invalid_inputs, discard,
-slash, escrow withdraw, and a generator's request_exit and withdraw.
+slash, the attested market's enclave rows, escrow withdraw, and a generator's
+request_exit and withdraw. The MockVerifier's proof is 256 bytes (a Groth16 proof's size,
+so that it batches; it was 32): calldata and `ProofSubmitted` carry it whole.
+
+Then a request's whole life with a real Groth16 verifier (bench/lifecycle.py, the devnet's
+square_root market and real snarkjs proofs): create_request + assign + submit_proof of one
+request, and per request with assign_batch of 32 and submit_proofs of 16; the JSON keeps
+each part. They have no v1 ratio: v1's figures are with a mock verifier.
 
 Why receipts: the figure is `receipt["gasUsed"]`, what the sender pays — the 21,000
 base, calldata and execution, less storage refunds. titanoboa's in-process gas counts
 execution only, which flatters small calls and hides the cost of large calldata.
 
 Steady state: figures are "warm" — storage a busy marketplace has already written is
-non-zero (the requester's and the generator's internal balances, the generator's used
-compute and locked stake, which a background task keeps non-zero). Where the first
-occurrence pays much more because a zero slot becomes non-zero (assigning to an idle
-generator, a generator's first payment, a first slash), a separate "cold" row shows it.
-One-off writes of a new deployment (the marketplace's first tokens, the treasury's first
-credit, the first generator index) are paid before measuring.
+non-zero (the requester's and the generator's internal balances; a generator's record, in
+which used compute, locked stake and missed deadlines are packed beside its status and
+stake, is non-zero from registration on). Where the first occurrence pays more because a
+zero slot becomes non-zero — 22,100 gas instead of 5,000 — a separate "first" row shows
+it: a requester's first deposit, a generator's first payment, the first slash by an
+account with no internal balance (its bounty's credit). Assigning to an idle generator is
+shown too: it writes no zero slot, so it costs what any assign costs. One-off writes of a
+new deployment (the marketplace's first tokens, the treasury's first credit, the first
+generator index) are paid before measuring.
 Batch items are all for one generator when the contract requires it (submit_proofs) and
 round-robin over the generators otherwise (assign_batch), with one single-generator
 assign_batch row for comparison.
@@ -26,6 +37,7 @@ assign_batch row for comparison.
 Reference: Kalypso v1 (Solidity, mock verifier). Batch rows of two or more items compare
 their per-item figure with v1's per-item figure in a batch of 10; a batch of one compares
 with the single operation. The project's goal is at most half of v1 for every operation.
+bench/compare.py sets two runs' JSON side by side.
 
 Run: `.venv/bin/python bench/gas.py`; writes bench/results/gas.json.
 """
@@ -51,6 +63,7 @@ from kalypso.contracts.deploy import SAMPLE_INPUT_LIMIT, TOKEN_UNIT
 from kalypso.contracts.web3tx import bind, send
 from kalypso.devnet import (
     ATTESTED_MARKET,
+    PRIVATE_MARKET,
     SAMPLE_MARKET,
     Anvil,
     DevnetSetup,
@@ -62,6 +75,7 @@ from kalypso.enclave import DEV_AUTHORITY_KEY, Authority, Domain, EnclaveIdentit
 from kalypso.market import encode_signals
 from kalypso.market.attested import attested_proof, sample_image_ids
 from kalypso.market.mock import mock_proof
+from lifecycle import measure as measure_lifecycle
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gas.json"
 
@@ -88,6 +102,8 @@ BATCH_SIZES = (1, 8, MAX_BATCH)
 MAX_PROOF_BATCH = 16
 PROOF_BATCH_SIZES = (1, 8, MAX_PROOF_BATCH)
 GOAL = 0.5
+#: The Generator Image's kind in `market_image`.
+GENERATOR_IMAGE = 0
 #: Table width when printing to a pipe or file.
 WIDTH = 100
 
@@ -117,6 +133,8 @@ class Row:
     gas: int
     items: int = 1
     reference_key: str | None = None
+    #: What the row sums, by part (the lifecycle rows).
+    parts: dict[str, int] = field(default_factory=dict)
 
     @property
     def per_item(self) -> int:
@@ -145,6 +163,7 @@ class Row:
             "kalypso_v1": self.reference,
             "ratio": round(self.ratio, 3) if self.ratio is not None else None,
             "status": self.status,
+            **({"parts": self.parts} if self.parts else {}),
         }
 
 
@@ -176,8 +195,16 @@ class Bench:
     def matcher(self) -> LocalAccount:
         return self.setup.matcher
 
-    def record(self, operation: str, gas: int, *, items: int = 1, ref: str | None = None) -> None:
-        self.rows.append(Row(operation, gas, items, ref))
+    def record(
+        self,
+        operation: str,
+        gas: int,
+        *,
+        items: int = 1,
+        ref: str | None = None,
+        parts: dict[str, int] | None = None,
+    ) -> None:
+        self.rows.append(Row(operation, gas, items, ref, dict(parts or {})))
 
     def fund(self, account: LocalAccount, amount: int) -> None:
         self.client.transfer(self.owner, account.address, amount)
@@ -231,6 +258,27 @@ class Bench:
         items = [(task, self.proof(task, generator)) for task in tasks]
         return gas_used(self.client.submit_proofs(generator, items))
 
+    # -- enclaves
+
+    @property
+    def domain(self) -> Domain:
+        deployment = self.setup.deployment
+        return Domain(deployment.chain_id, str(deployment.enclave_registry))
+
+    def register_enclave(self, market: int, identity: EnclaveIdentity, image: bytes) -> int:
+        """Register (or refresh) an enclave's keys for `market`, attested by the dev
+        authority now."""
+        w3, registry = self.client.w3, str(self.setup.deployment.enclave_registry)
+        now_ms = self.client.now() * 1000
+        a = Authority(DEV_AUTHORITY_KEY).attest(
+            identity, image, "bench", self.domain, now_ms=now_ms
+        )
+        s = a.statement
+        call = bind(w3, "EnclaveRegistry", registry).functions.register(
+            market, s.signing_key, s.encryption_key, s.image_id, s.timestamp_ms, a.signature
+        )
+        return gas_used(send(w3, self.owner, call))
+
 
 # ------------------------------------------------------------------- phases
 # Each phase records its rows in display order: the warm figure, then any cold one.
@@ -243,15 +291,12 @@ def create_market(bench: Bench) -> None:
 
 
 def register_generator(bench: Bench, generator: LocalAccount) -> tuple[int, int]:
-    """Register with stake and join the sample market; returns both gas figures."""
+    """Register with stake and join the sample market; returns both gas figures. The
+    sample market takes public requests only, so the offer has no key (nodes hold none)."""
     client = bench.client
     register = gas_used(client.register(generator, stake=STAKE, compute=COMPUTE))
     join = client.join_market(
-        generator,
-        bench.market_id,
-        price=OFFER_PRICE,
-        proof_time=OFFER_PROOF_TIME,
-        encryption_key=keccak(generator.address.encode()),
+        generator, bench.market_id, price=OFFER_PRICE, proof_time=OFFER_PROOF_TIME
     )
     return register, gas_used(join)
 
@@ -266,6 +311,24 @@ def register_generators(bench: Bench, accounts: Sequence[LocalAccount]) -> None:
         register, join = register_generator(bench, account)
     bench.record("register (with stake)", register, ref="register")
     bench.record("join_market", join, ref="join_market")
+
+
+def private_join(bench: Bench, generator: LocalAccount) -> None:
+    """Join the private market (poseidon_preimage, proven in its Generator Image) with
+    the key of a Generator Image enclave registered for it: the registry checks the key
+    with the enclave registry and writes it beside the offer."""
+    market = bench.setup.deployment.markets[PRIVATE_MARKET]
+    image = bytes(bench.client.markets.functions.market_image(market, GENERATOR_IMAGE).call())
+    enclave = EnclaveIdentity()
+    bench.register_enclave(market, enclave, image)
+    receipt = bench.client.join_market(
+        generator,
+        market,
+        price=OFFER_PRICE,
+        proof_time=OFFER_PROOF_TIME,
+        encryption_key=enclave.encryption.public_bytes,
+    )
+    bench.record("join_market (Generator Image key)", gas_used(receipt), ref="join_market")
 
 
 def deployment_warm_up(bench: Bench) -> None:
@@ -313,9 +376,10 @@ def expire(bench: Bench, requester: LocalAccount) -> None:
 def assign_and_prove(
     bench: Bench, requester: LocalAccount, generators: Sequence[LocalAccount]
 ) -> None:
-    """Cold figures first happen on the way to the steady state:
-    - a background task per generator keeps its used compute and locked stake non-zero
-      (assigning it to the idle generator is the cold assign);
+    """First figures happen on the way to the steady state:
+    - a background task per generator keeps its used compute and locked stake non-zero;
+      assigning it to the idle generator writes no zero slot (they are packed in the
+      record with its status and stake), so it costs what any assign costs;
     - each generator's first payment makes its internal balance non-zero (cold submit).
     """
     cold_assign = cold_submit = 0
@@ -371,6 +435,12 @@ def batches(bench: Bench, requester: LocalAccount, generators: Sequence[LocalAcc
         bench.record(f"submit_proofs {n}", gas, items=n, ref=ref)
 
 
+def lifecycles(bench: Bench, requester: LocalAccount, generator: LocalAccount) -> None:
+    """A request's whole life with a real Groth16 verifier (bench/lifecycle.py)."""
+    for row in measure_lifecycle(bench.client, bench.matcher, requester, generator):
+        bench.record(row.operation, row.gas, items=row.requests, parts=row.parts)
+
+
 def invalid_inputs_and_discard(
     bench: Bench, requester: LocalAccount, generator: LocalAccount
 ) -> None:
@@ -385,42 +455,31 @@ def invalid_inputs_and_discard(
 
 
 def slashes(bench: Bench, requester: LocalAccount, generator: LocalAccount) -> None:
-    """Two missed deadlines of one generator, slashed by an account with no internal
-    balance: the first also turns the slasher's balance and the generator's
-    missed-deadline count non-zero."""
+    """Two missed deadlines of one generator, slashed by the matcher, an account with no
+    internal balance yet. The first slash credits its bounty to that zero balance slot
+    (22,100 gas instead of 5,000); the generator's first missed deadline costs nothing
+    more, its count is packed in the record's non-zero slot."""
     late = [bench.new_request(requester, proof_time=OFFER_PROOF_TIME) for _ in range(2)]
     for task in late:
         bench.assign(task, generator)
     bench.client.time_travel(OFFER_PROOF_TIME + 1)
     cold, warm = (gas_used(bench.client.slash(bench.matcher, task)) for task in late)
     bench.record("slash", warm, ref="slash")
-    bench.record("slash (first: new slasher, first miss)", cold, ref="slash")
+    bench.record("slash (first by a new account)", cold, ref="slash")
 
 
 def enclaves(bench: Bench, requester: LocalAccount, generator: LocalAccount) -> None:
     """The attested PLONK market: an Input and a Proof Verification enclave register (and
     one refreshes), then a proof attested by the PVS and invalid inputs attested by the
     IVS settle. The raw proof is the committed PLONK sample (768 bytes, 24 words)."""
-    deployment = bench.setup.deployment
-    market = deployment.markets[ATTESTED_MARKET]
-    registry = bind(bench.client.w3, "EnclaveRegistry", str(deployment.enclave_registry))
-    domain = Domain(deployment.chain_id, str(deployment.enclave_registry))
-    authority = Authority(DEV_AUTHORITY_KEY)
+    market = bench.setup.deployment.markets[ATTESTED_MARKET]
+    domain = bench.domain
     pvs_image, ivs_image = sample_image_ids("square_root")
-
-    def register(identity: EnclaveIdentity, image: bytes) -> int:
-        a = authority.attest(identity, image, "bench", domain, now_ms=bench.client.now() * 1000)
-        s = a.statement
-        call = registry.functions.register(
-            market, s.signing_key, s.encryption_key, s.image_id, s.timestamp_ms, a.signature
-        )
-        return gas_used(send(bench.client.w3, bench.owner, call))
-
     pvs, ivs = EnclaveIdentity(), EnclaveIdentity()
-    bench.record("register enclave (first key)", register(pvs, pvs_image))
-    register(ivs, ivs_image)
+    bench.record("register enclave (first key)", bench.register_enclave(market, pvs, pvs_image))
+    bench.register_enclave(market, ivs, ivs_image)
     bench.client.time_travel(60)
-    bench.record("register enclave (refresh)", register(pvs, pvs_image))
+    bench.record("register enclave (refresh)", bench.register_enclave(market, pvs, pvs_image))
 
     bench.client.join_market(generator, market, price=OFFER_PRICE, proof_time=OFFER_PROOF_TIME)
     sample = plonk("square_root").sample_proof()
@@ -456,7 +515,7 @@ def generator_exit(bench: Bench, generator: LocalAccount) -> None:
 
 
 def table(rows: Sequence[Row]) -> Table:
-    out = Table(title="Kalypso gas per operation (anvil receipts, mock verifier)")
+    out = Table(title="Kalypso gas per operation (anvil receipts; mock verifier but where named)")
     for name in ("operation", "gas", "per item", "Kalypso v1", "ratio", "goal <= 0.5"):
         out.add_column(name, justify="left" if name == "operation" else "right")
     for row in rows:
@@ -465,7 +524,7 @@ def table(rows: Sequence[Row]) -> Table:
             f"{row.gas:,}",
             f"{row.per_item:,}" if row.items > 1 else "",
             f"{row.reference:,}" if row.reference else "-",
-            f"{row.ratio:.2f}" if row.ratio is not None else "-",
+            f"{row.ratio:.3f}" if row.ratio is not None else "-",
             {"ok": "[green]ok[/]", "over": "[red]over[/]"}.get(row.status, "-"),
         )
     return out
@@ -476,7 +535,7 @@ def write_json(bench: Bench, rows: Sequence[Row]) -> Path:
     document = {
         "source": "anvil receipts: gasUsed = 21,000 base + calldata + execution - refunds",
         "client": bench.client.w3.client_version,
-        "verifier": "MockVerifier",
+        "verifier": "MockVerifier (256-byte proofs); the lifecycle rows: square_root's Groth16",
         "generators": len(GENERATOR_INDICES),
         "goal_ratio": GOAL,
         "kalypso_v1": KALYPSO_V1,
@@ -500,12 +559,14 @@ def measure(bench: Bench) -> None:
 
     create_market(bench)
     register_generators(bench, [leaving, *generators])
+    private_join(bench, generators[0])
     deposits(bench, requester)
     create_requests(bench, requester, puller)
     open_request_changes(bench, requester)
     expire(bench, requester)
     assign_and_prove(bench, requester, generators)
     batches(bench, requester, generators)
+    lifecycles(bench, requester, generators[-1])
     invalid_inputs_and_discard(bench, requester, generators[1])
     slashes(bench, requester, generators[2])
     enclaves(bench, requester, generators[3])
