@@ -21,7 +21,9 @@
           Verification Image (public inputs) found the inputs unprovable.
         A market's creator may revoke one of its images: the marketplace
         assigns no task that depends on it from then on, and tasks
-        assigned before (in the same block too) still settle.
+        assigned before (in the same block too) still settle: the image's
+        enclaves may still register to attest them, or a creator could
+        revoke and wait for the old keys to expire.
 @custom:security Changing the attestation authority (or the Matching
         Engine image id) is timelocked by `AUTHORITY_DELAY`, so users can
         leave before a new root of trust applies, and a proposal lapses
@@ -157,8 +159,10 @@ def register(market_id: uint256, signing_key: address, encryption_key: bytes32, 
     """
     @notice Register (or refresh) an enclave's keys with the authority's
             statement. Anyone may send it: the statement is the proof.
-    @param market_id A market that authorizes `image_id` (not revoked);
-           ignored for the Matching Engine image.
+    @param market_id A market that authorizes `image_id`; ignored for the
+           Matching Engine image. A revoked image still registers: its keys
+           then sign only for the market's tasks assigned before the
+           revocation, which must not be stranded when older keys expire.
     @param signing_key The enclave's secp256k1 signing address.
     @param encryption_key The enclave's X25519 public key.
     @param image_id The measured image.
@@ -170,7 +174,6 @@ def register(market_id: uint256, signing_key: address, encryption_key: bytes32, 
     if image_id != self.matching_engine_image:
         assert market_id < staticcall MARKETS.market_count(), "enclaves: unknown market"
         assert self._authorizes(market_id, image_id), "enclaves: image not authorized"
-        assert self.revoked_at[market_id][image_id] == 0, "enclaves: image revoked"
     attested_at: uint256 = convert(timestamp, uint256) // 1000
     assert attested_at <= block.timestamp + MAX_CLOCK_SKEW, "enclaves: attested in the future"
     assert block.timestamp <= attested_at + MAX_AGE, "enclaves: attestation too old"
@@ -193,7 +196,8 @@ def revoke_image(market_id: uint256, image_id: bytes32):
     """
     @notice A market's creator stops trusting one of its images: its
             attestations are refused for tasks assigned from now on, and
-            its keys can no longer register for the market.
+            its keys stop being offer keys. Tasks assigned before still
+            settle, with any key of the image, registered before or after.
     @param market_id The market.
     @param image_id One of the market's image ids.
     """

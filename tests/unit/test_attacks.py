@@ -191,6 +191,32 @@ def test_attack_a_revocation_after_the_assignment_in_its_block_strands_nothing(
     assert state(kal, rid).state == RequestState.FULFILLED
 
 
+def test_attack_a_revocation_cannot_strand_a_task_once_the_image_keys_expire(
+    kal: Kal, alice: str
+) -> None:
+    """Found by the adversarial state machine: the creator (also the requester) revokes
+    the Proof Verification Image right after an assignment while the only key of that
+    image has minutes to live; the generator proves before its deadline, but no enclave
+    of the image could register any more to attest it, and the creator slashed."""
+    market_id = attested_market(kal)
+    gen = generator(kal, market_id)
+    max_age = int(kal.d.enclaves.MAX_AGE())
+    enclave(kal, market_id, PVS_IMAGE, attested_ms=(now() - max_age + 300) * 1000)
+    rid, req, inputs = kal.request(alice, market_id, proof_time=3_600)
+    kal.assign(rid, req, gen)
+    kal.d.enclaves.revoke_image(market_id, PVS_IMAGE, sender=kal.d.owner)
+    boa.env.time_travel(seconds=600)  # the old key has expired; the deadline is ahead
+    pvs = enclave(kal, market_id, PVS_IMAGE)  # a fresh one serves tasks from before it
+    raw = b"a proof checked off-chain"
+    said = TaskAttestation(market_id, rid, gen, req.inputs_hash, keccak(raw))
+    proof = encode(["bytes", "bytes"], [raw, pvs.sign(domain(kal), said)])
+    kal.market.submit_proof(rid, req.as_tuple(), inputs, proof, sender=gen)
+    assert state(kal, rid).state == RequestState.FULFILLED
+    later, later_req, _ = kal.request(alice, market_id)
+    with boa.reverts("requests: image revoked"):  # and it serves nothing assigned after
+        kal.assign(later, later_req, gen)
+
+
 # ----------------------------------------------- 5. dead enclave offer keys
 
 
