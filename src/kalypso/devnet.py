@@ -21,6 +21,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import TxReceipt
 
+from kalypso.chain.faults import Backoff
 from kalypso.chain.rpc import sync_web3
 from kalypso.circuits import circuit
 from kalypso.contracts.client import MarketplaceClient
@@ -128,7 +129,7 @@ class Anvil:
             args += ["--block-time", str(self.block_time)]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        w3 = sync_web3(self.url, 2)
+        w3 = sync_web3(self.url, 2, backoff=Backoff(give_up=0))  # we poll; no retries
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -20,6 +20,7 @@ from kalypso.chain import (
     TxSender,
     find_request,
 )
+from kalypso.chain.logs import LogWindow
 from kalypso.chain.rpc import connect
 from kalypso.contracts import artifact
 from kalypso.contracts.client import MarketplaceClient
@@ -263,7 +264,7 @@ async def test_a_request_is_found_by_its_id_as_committed_now(
             posted.id,
             from_block=d.deploy_block,
             to_block=head,
-            max_range=window,
+            window=LogWindow(size=window, largest=window),
         )
         assert windowed == found
     missing = await find_request(

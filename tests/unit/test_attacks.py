@@ -194,10 +194,11 @@ def test_attack_a_revocation_after_the_assignment_in_its_block_strands_nothing(
 def test_attack_a_revocation_cannot_strand_a_task_once_the_image_keys_expire(
     kal: Kal, alice: str
 ) -> None:
-    """Found by the adversarial state machine: the creator (also the requester) revokes
-    the Proof Verification Image right after an assignment while the only key of that
-    image has minutes to live; the generator proves before its deadline, but no enclave
-    of the image could register any more to attest it, and the creator slashed."""
+    """The creator (also the requester) revokes the Proof Verification Image right after
+    an assignment while the only key of that image has minutes to live; the generator
+    proves before its deadline, but no enclave of the image could register any more to
+    attest it, and the creator slashed. Seen while modelling the adversarial state
+    machine, which finds it on the old registry within a dozen examples."""
     market_id = attested_market(kal)
     gen = generator(kal, market_id)
     max_age = int(kal.d.enclaves.MAX_AGE())

@@ -86,7 +86,7 @@ async def test_a_range_the_endpoint_refuses_is_halved_until_it_passes() -> None:
         if item is not None:
             state = f.advance(state, item)
     assert state.next_block == 11
-    assert f.max_range <= 3 and w3.eth.queries[0] == (1, 10)
+    assert f.window.size <= f.window.largest <= 4 and w3.eth.queries[0] == (1, 10)
 
 
 async def test_a_changed_block_hash_rolls_back_to_the_last_block_still_there() -> None:

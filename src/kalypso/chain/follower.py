@@ -22,11 +22,10 @@ from typing import Any
 from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, Web3RPCError
 
+from kalypso.chain.faults import is_range_refusal
+from kalypso.chain.logs import LogWindow
 from kalypso.chain.rpc import retrying
 from kalypso.market.events import DecodedEvent, EventDecoder, MalformedLogError
-
-#: Messages public endpoints give when a log query spans too much (the range is halved).
-_RANGE_MESSAGES = ("range", "too many", "limit", "exceed", "10000 results")
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,8 @@ class LogFollower:
         self.topics = list(topics) if topics is not None else None
         self.decoder = decoder
         self.confirmations = confirmations
-        self.max_range = max_range
+        #: blocks per eth_getLogs: `max_range` at most, less while the provider refuses it
+        self.window = LogWindow(size=max_range, largest=max_range)
         self.keep = keep
 
     async def head(self) -> int:
@@ -92,7 +92,7 @@ class LogFollower:
         safe = await self.head() - self.confirmations
         if safe < state.next_block:
             return None
-        to_block = min(safe, state.next_block + self.max_range - 1)
+        to_block = min(safe, state.next_block + self.window.size - 1)
         tip = await self._block(to_block)
         if tip is None:
             return None
@@ -150,9 +150,11 @@ class LogFollower:
         if self.topics is not None:
             query["topics"] = self.topics
         try:
-            return list(await retrying(lambda: self.w3.eth.get_logs(query), what="eth_getLogs"))
+            logs = list(await retrying(lambda: self.w3.eth.get_logs(query), what="eth_getLogs"))
         except Web3RPCError as exc:
-            if to_block > from_block and any(m in str(exc).lower() for m in _RANGE_MESSAGES):
-                self.max_range = max(1, (to_block - from_block + 1) // 2)
+            if to_block > from_block and is_range_refusal(str(exc)):
+                self.window.refused(to_block - from_block + 1)
                 return None
             raise
+        self.window.served()
+        return logs

@@ -8,12 +8,12 @@ after a crash) rebuilds it from `RequestCreated` and any later `MaxPriceIncrease
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
+from hexbytes import HexBytes
 from web3 import AsyncWeb3
 
-from kalypso.chain.rpc import retrying
+from kalypso.chain.logs import LogWindow, aget_logs
 from kalypso.errors import ChainError
 from kalypso.market import Request
 from kalypso.market.events import (
@@ -43,38 +43,34 @@ async def find_request(
     *,
     from_block: int,
     to_block: int | None = None,
-    max_range: int | None = None,
+    window: LogWindow | None = None,
 ) -> RequestRecord | None:
     """The request `request_id` of `marketplace`, or None if no `RequestCreated` names it
     between `from_block` and `to_block` (default: the head).
 
-    With `max_range` the logs are read backwards from `to_block` in windows of that many
-    blocks (endpoints cap `eth_getLogs` ranges), stopping at the window that holds the
-    creation: a recent request costs one call however old the deployment is.
+    The logs are read backwards from `to_block` in windows the provider accepts
+    (`kalypso.chain.logs`), stopping at the window that holds the creation: a recent
+    request costs one call however old the deployment is.
     """
-    if max_range is None or to_block is None:
-        windows = [(from_block, to_block)]
-    else:
-        windows = [
-            (max(from_block, end - max_range + 1), end)
-            for end in range(to_block, from_block - 1, -max_range)
-        ]
+    if to_block is None:
+        to_block = int(await w3.eth.block_number)
+    query: Any = {"address": marketplace, "topics": [None, "0x" + request_id.hex()]}
+    creation = decoder.topic("RequestCreated")
+    logs = await aget_logs(
+        w3,
+        query,
+        from_block,
+        to_block,
+        window=window,
+        backwards=True,
+        enough=lambda found: any(_topic0(log) == creation for log in found),
+    )
     events: list[DecodedEvent] = []
-    for start, end in windows:
-        query: Any = {
-            "fromBlock": start,
-            "toBlock": "latest" if end is None else end,
-            "address": marketplace,
-            "topics": [None, "0x" + request_id.hex()],
-        }
-        logs = await retrying(partial(w3.eth.get_logs, query), what="eth_getLogs")
-        for log in logs:
-            try:
-                events.append(decoder.decode(log))
-            except MalformedLogError:
-                continue  # not one of ours (or garbage from the endpoint): the id decides below
-        if any(e.name == "RequestCreated" for e in events):
-            break
+    for log in logs:
+        try:
+            events.append(decoder.decode(log))
+        except MalformedLogError:
+            continue  # not one of ours (or garbage from the endpoint): the id decides below
     events.sort(key=lambda e: (e.block_number, e.log_index))
     created = [e for e in events if e.name == "RequestCreated" and e["request_id"] == request_id]
     if not created:
@@ -93,3 +89,10 @@ async def find_request(
         first["encrypted_secret"],
         first.block_number,
     )
+
+
+def _topic0(log: Any) -> bytes | None:
+    try:
+        return bytes(HexBytes(log["topics"][0]))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None  # garbage from the endpoint

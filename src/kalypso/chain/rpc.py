@@ -1,8 +1,7 @@
-"""The async RPC connection and the retry rule every daemon shares.
+"""Connections to the chain, sync and async, through the resilient transport.
 
-A public endpoint drops connections, rate-limits and times out; those errors are
-*transient* and retried with exponential backoff. Anything else (a revert, a bad
-argument) is raised at once.
+The transport (`kalypso.chain.transport`) retries every call a hosted provider refuses
+for now; `retrying` remains for the few errors that surface above it.
 """
 
 from __future__ import annotations
@@ -12,8 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import aiohttp
-import requests
-from web3 import AsyncHTTPProvider, AsyncWeb3, Web3
+from web3 import AsyncWeb3, Web3
 from web3.exceptions import (
     ProviderConnectionError,
     RequestTimedOut,
@@ -21,6 +19,8 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
+from kalypso.chain.faults import Backoff
+from kalypso.chain.transport import AsyncResilientHTTPProvider, ResilientHTTPProvider
 from kalypso.errors import ChainError, KalypsoError
 
 T = TypeVar("T")
@@ -74,23 +74,24 @@ async def retrying(
 
 
 async def connect(
-    rpc_url: str, *, expected_chain_id: int | None = None, timeout: float = 10.0
-) -> AsyncWeb3[AsyncHTTPProvider]:
-    """An `AsyncWeb3` on `rpc_url`, checked to answer (and to be the expected chain).
+    rpc_url: str,
+    *,
+    expected_chain_id: int | None = None,
+    timeout: float = 10.0,
+    rate: float | None = None,
+) -> AsyncWeb3[AsyncResilientHTTPProvider]:
+    """An `AsyncWeb3` on `rpc_url` (comma-separated: fallbacks), checked to answer and
+    to be the expected chain; `rate` caps its calls per second.
 
     Raises `ChainError` with what to do when the endpoint is unreachable or wrong.
     """
-    provider = AsyncHTTPProvider(
-        rpc_url,
-        request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout)},
-        exception_retry_configuration=None,
-    )
+    provider = AsyncResilientHTTPProvider(rpc_url, timeout=timeout, rate=rate)
     w3 = AsyncWeb3(provider)
     try:
-        chain_id = await retrying(lambda: w3.eth.chain_id, attempts=3, what="eth_chainId")
+        chain_id = await w3.eth.chain_id
     except Exception as exc:
         await provider.disconnect()
-        if isinstance(exc, ChainError):
+        if isinstance(exc, ChainError) and not provider.stats.answered:
             raise ChainError(
                 f"no Ethereum JSON-RPC endpoint answers at {rpc_url}: start one "
                 "(`kalypso devnet`) or set --rpc-url / KALYPSO_RPC_URL"
@@ -105,15 +106,11 @@ async def connect(
     return w3
 
 
-def sync_web3(url: str, timeout: float = 60) -> Web3:
-    """A blocking `Web3` with its own HTTP session.
+def sync_web3(url: str, timeout: float = 60, *, backoff: Backoff | None = None) -> Web3:
+    """A blocking `Web3` on `url` (comma-separated: fallbacks) through the chain layer.
 
-    web3.py guards its session cache with one lock for every provider, sync and async,
-    in the process; an `AsyncWeb3` takes it from a thread and gives it back on the event
-    loop. A blocking call made on that loop (a test, a CLI command beside a daemon) that
-    needs the lock would then wait forever. An explicit session never takes it.
+    It owns its HTTP session: web3.py guards its session cache with one lock for every
+    provider in the process, which a blocking call made on an event loop could wait
+    on forever.
     """
-    provider = Web3.HTTPProvider(
-        url, request_kwargs={"timeout": timeout}, session=requests.Session()
-    )
-    return Web3(provider)
+    return Web3(ResilientHTTPProvider(url, timeout=timeout, backoff=backoff))

@@ -394,7 +394,7 @@ class GeneratorNode:
                 task.id,
                 from_block=self.deployment.deploy_block,
                 to_block=task.assigned_block,
-                max_range=self.config.max_log_range,
+                window=self.follower.window,
             )
             if record is None:
                 raise ChainError(f"no RequestCreated for task {task.tag} (yet)")

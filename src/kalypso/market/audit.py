@@ -16,6 +16,7 @@ from typing import Any
 from eth_utils import event_abi_to_log_topic, keccak
 from web3 import Web3
 
+from kalypso.chain.logs import get_logs
 from kalypso.circuits import sha256_file
 from kalypso.circuits.setup import zkey_verify, zkey_vkey
 from kalypso.contracts import artifact
@@ -70,17 +71,15 @@ def read_market(client: MarketplaceClient, market_id: int) -> OnChainMarket:
         for e in artifact("MarketRegistry").abi
         if e.get("type") == "event" and e.get("name") == "MarketCreated"
     )
-    logs = client.w3.eth.get_logs(
-        {
-            "address": client.markets.address,
-            "fromBlock": client.deployment.deploy_block,
-            "toBlock": "latest",
-            "topics": [
-                "0x" + event_abi_to_log_topic(abi).hex(),  # type: ignore[arg-type]
-                "0x" + market_id.to_bytes(32, "big").hex(),
-            ],
-        }
-    )
+    query = {
+        "address": client.markets.address,
+        "topics": [
+            "0x" + event_abi_to_log_topic(abi).hex(),  # type: ignore[arg-type]
+            "0x" + market_id.to_bytes(32, "big").hex(),
+        ],
+    }
+    head = client.w3.eth.block_number
+    logs = get_logs(client.w3, query, client.deployment.deploy_block, head, enough=bool)
     if not logs:
         raise NotFoundError(
             "markets: no MarketCreated event",

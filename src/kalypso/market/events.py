@@ -71,6 +71,10 @@ class EventDecoder:
     def topics(self) -> list[bytes]:
         return list(self._events)
 
+    def topic(self, name: str) -> bytes:
+        """The topic0 of the event `name`."""
+        return next(t for t, entry in self._events.items() if entry["name"] == name)
+
     def decode(self, log: Mapping[str, Any]) -> DecodedEvent:
         try:
             topics = [_as_bytes(t) for t in log["topics"]]

@@ -16,7 +16,6 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,8 @@ from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxReceipt
 
 from kalypso.amounts import format_amount, parse_amount, parse_positive
-from kalypso.chain import TxSender, find_request, retrying
+from kalypso.chain import TxSender, find_request
+from kalypso.chain.logs import LogWindow, aget_logs
 from kalypso.contracts import artifact
 from kalypso.contracts.web3tx import reason_of
 from kalypso.crypto import SecretContext, seal
@@ -75,8 +75,6 @@ DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 #: The shortest response time, in block times (and never under MIN_GUARANTEE seconds).
 BLOCKS_PER_GUARANTEE = 3
 MIN_GUARANTEE = 5
-#: eth_getLogs windows (public endpoints cap the range)
-LOG_RANGE = 10_000
 #: how far back market statistics look, in blocks
 STATS_BLOCKS = 5_000
 SETTLING_EVENTS = (
@@ -124,6 +122,8 @@ class AsyncKalypso:
         self._worker: SnarkjsWorker | None = None
         self._escrow_lock = asyncio.Lock()
         self._warned = False
+        #: blocks per eth_getLogs, learnt from the provider's refusals
+        self._window = LogWindow()
 
     # ---- connecting
 
@@ -356,7 +356,7 @@ class AsyncKalypso:
             rid,
             from_block=self.deployment.deploy_block,
             to_block=head,
-            max_range=LOG_RANGE,
+            window=self._window,
         )
         if record is None:
             raise ConfigError(f"no request 0x{rid.hex()} on this marketplace")
@@ -569,16 +569,8 @@ class AsyncKalypso:
     async def _raw_logs(
         self, address: str, topics: Sequence[Any], start: int, end: int
     ) -> list[Any]:
-        logs: list[Any] = []
-        for first in range(start, end + 1, LOG_RANGE):
-            query: Any = {
-                "address": address,
-                "fromBlock": first,
-                "toBlock": min(end, first + LOG_RANGE - 1),
-                "topics": list(topics),
-            }
-            logs += await retrying(partial(self.w3.eth.get_logs, query), what="eth_getLogs")
-        return logs
+        query: Any = {"address": address, "topics": list(topics)}
+        return await aget_logs(self.w3, query, start, end, window=self._window)
 
     async def _logs(
         self, address: str, topics: Sequence[Any], start: int, end: int
