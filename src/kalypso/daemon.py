@@ -15,7 +15,7 @@ import enum
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from eth_account.signers.local import LocalAccount
@@ -27,10 +27,11 @@ from kalypso.chain import connect
 from kalypso.contracts import artifact
 from kalypso.deployment import CONTRACTS_VERSION, Deployment, default_path
 from kalypso.devnet import refuse_dev_key
-from kalypso.errors import ConfigError, DeploymentError, KalypsoError
+from kalypso.errors import ChainError, ConfigError, DeploymentError, KalypsoError
 from kalypso.logs import get_logger
 
 RESTART_PAUSE = 2.0
+T = TypeVar("T")
 
 Stage = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -64,14 +65,20 @@ class Binding:
 
 
 async def bind_deployment(
-    rpc_url: str, deployment_path: Any, account: LocalAccount | None, *, role: str
+    rpc_url: str,
+    deployment_path: Any,
+    account: LocalAccount | None,
+    *,
+    role: str,
+    rate: float | None = None,
 ) -> Binding:
-    """Connect to `rpc_url` and load the deployment (by chain id unless a path is given),
-    checked to hold the marketplace's code at the version this package speaks.
+    """Connect to `rpc_url` (at most `rate` calls a second) and load the deployment (by
+    chain id unless a path is given), checked to hold the marketplace's code at the
+    version this package speaks.
 
     Refuses the public development keys on any chain but the devnet's.
     """
-    w3 = await connect(rpc_url)
+    w3 = await connect(rpc_url, rate=rate or None)
     try:
         chain_id = await w3.eth.chain_id
         refuse_dev_key(account, chain_id, f"the {role}")
@@ -108,6 +115,40 @@ async def bind_deployment(
         await w3.provider.disconnect()
         raise
     return Binding(w3, deployment, marketplace, registry, token, markets)
+
+
+async def until_ready(
+    step: str,
+    start: Callable[[], Awaitable[T]],
+    *,
+    give_up: float,
+    logger: Any,
+    stop: asyncio.Event | None = None,
+) -> T:
+    """`await start()`, again while the chain fails it (`ChainError`: unreachable, over
+    its limits), a log line per try, for at most `give_up` seconds. A daemon started
+    before its chain, or during a provider's outage, waits instead of dying."""
+    started, delay = time.monotonic(), 1.0
+    while True:
+        try:
+            return await start()
+        except DeploymentError:
+            raise  # a wrong deployment file: waiting will not fix it
+        except ChainError as exc:
+            waited = time.monotonic() - started
+            if waited + delay > give_up or (stop is not None and stop.is_set()):
+                raise ChainError(
+                    f"{step}: the chain did not answer within {give_up:.0f} s "
+                    f"(startup_timeout), last: {exc}"
+                ) from None
+            logger.warning(
+                "waiting for the chain", step=step, retry_in=round(delay, 1), error=str(exc)
+            )
+            if stop is None:
+                await asyncio.sleep(delay)
+            else:
+                await sleep_or_stop(stop, delay)
+            delay = min(delay * 2, 30.0)
 
 
 async def supervise(

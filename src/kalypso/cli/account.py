@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kalypso.cli.once import New, once
 from kalypso.cli.options import (
     DEFAULT_RPC,
     DeploymentPath,
@@ -50,13 +51,25 @@ def deposit(
     deployment: DeploymentPath = None,
     keystore: Keystore = None,
     private_key: PrivateKey = None,
+    new: New = False,
 ) -> None:
-    """Move tokens from your wallet into the marketplace (approving exactly that much)."""
+    """Move tokens from your wallet into the marketplace (approving exactly that much).
+
+    Run it again after a crash and it reports the deposit already mined instead of
+    depositing twice."""
     with client(rpc_url, deployment, private_key, keystore) as k:
         base = k.amount(amount)
         with console.status(f"depositing {k.show(base)}…"):
-            k.deposit(base)
-        console.print(f"deposited {k.show(base)}; internal balance {k.show(k.balance())}")
+            done = once(
+                k,
+                "deposit",
+                {"amount": base},
+                function="deposit",
+                new=new,
+                run=lambda *_: k.deposit(base),
+            )
+        if done is not None:
+            console.print(f"deposited {k.show(base)}; internal balance {k.show(k.balance())}")
 
 
 def withdraw(
@@ -66,10 +79,23 @@ def withdraw(
     deployment: DeploymentPath = None,
     keystore: Keystore = None,
     private_key: PrivateKey = None,
+    new: New = False,
 ) -> None:
-    """Take tokens out of your internal balance into a wallet."""
+    """Take tokens out of your internal balance into a wallet.
+
+    Run it again after a crash and it reports the withdrawal already mined instead of
+    withdrawing twice."""
     with client(rpc_url, deployment, private_key, keystore) as k:
         base = k.balance() if amount is None else k.amount(amount)
+        args = {"amount": "all" if amount is None else base, "to": to}
         with console.status(f"withdrawing {k.show(base)}…"):
-            k.withdraw(base, to)
-        console.print(f"withdrew {k.show(base)}; internal balance {k.show(k.balance())}")
+            done = once(
+                k,
+                "withdraw",
+                args,
+                function="withdraw",
+                new=new,
+                run=lambda *_: k.withdraw(base, to),
+            )
+        if done is not None:
+            console.print(f"withdrew {k.show(base)}; internal balance {k.show(k.balance())}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from kalypso.cli.once import New, once
 from kalypso.cli.options import (
     DEFAULT_RPC,
     EXIT_NO_PROOF,
@@ -152,6 +155,7 @@ def create(
     keystore: Keystore = None,
     private_key: PrivateKey = None,
     as_json: Json = False,
+    new: New = False,
 ) -> None:
     """Ask for a proof: the inputs are checked against the circuit first (the preflight),
     private ones are sealed to the matching engine's enclave, the price is escrowed.
@@ -159,20 +163,39 @@ def create(
     You pay at most the max price, and only the generator's quote once the task is proven
     or its inputs shown invalid; everything comes back if the generator misses its
     deadline (anyone may slash it then), or if you cancel before it is assigned, or if it
-    expires unassigned."""
+    expires unassigned. Run it again after a crash and it reuses the same request id:
+    it reports the request already placed instead of paying twice."""
     inputs = _inputs(input_pairs or [], inputs_file)
     strategy, seconds = _pricing(pricing), _proof_time(proof_time)
+    args = {
+        "market": market,
+        "max_price": max_price,
+        "inputs": inputs,
+        "pricing": pricing,
+        "proof_time": proof_time,
+        "expires_in": expires_in,
+    }
+
+    def place(notes: dict[str, Any], note: Callable[[str, Any], None]) -> ProofRequest:
+        salt = bytes.fromhex(notes["salt"]) if "salt" in notes else os.urandom(32)
+        note("salt", salt.hex())  # a re-run sends the same request id, never a second one
+        return k.request_proof(
+            market,
+            inputs,
+            max_price=max_price,
+            pricing=strategy,
+            proof_time=seconds,
+            expires_in=expires_in,
+            skip_preflight=skip_preflight,
+            salt=salt,
+        )
+
     with client(rpc_url, deployment, private_key, keystore) as k:
         with console.status("checking the inputs and placing the request…"):
-            request = k.request_proof(
-                market,
-                inputs,
-                max_price=max_price,
-                pricing=strategy,
-                proof_time=seconds,
-                expires_in=expires_in,
-                skip_preflight=skip_preflight,
-            )
+            placed = once(k, "request create", args, function="create_request", new=new, run=place)
+        if placed is None:
+            return
+        request = placed
         if not wait:
             if as_json:
                 print_json(_status_json(k, request.status()))
@@ -247,12 +270,21 @@ def cancel(
     keystore: Keystore = None,
     private_key: PrivateKey = None,
     as_json: Json = False,
+    new: New = False,
 ) -> None:
     """Cancel an unassigned request (yours at any time, anyone's once expired): refunded."""
     with client(rpc_url, deployment, private_key, keystore) as k:
         with console.status("cancelling…"):
-            outcome = k.request(request_id).cancel()
-        _print_outcome(k, outcome, as_json)
+            outcome = once(
+                k,
+                "request cancel",
+                {"request": request_id},
+                function=("cancel_request", "cancel_expired"),
+                new=new,
+                run=lambda *_: k.request(request_id).cancel(),
+            )
+        if outcome is not None:
+            _print_outcome(k, outcome, as_json)
 
 
 def slash(
@@ -262,13 +294,22 @@ def slash(
     keystore: Keystore = None,
     private_key: PrivateKey = None,
     as_json: Json = False,
+    new: New = False,
 ) -> None:
     """Slash the generator of a task past its deadline: the requester is refunded in full,
     you get the bounty."""
     with client(rpc_url, deployment, private_key, keystore) as k:
         with console.status("slashing…"):
-            outcome = k.slash(request_id)
-        _print_outcome(k, outcome, as_json)
+            outcome = once(
+                k,
+                "request slash",
+                {"request": request_id},
+                function="slash",
+                new=new,
+                run=lambda *_: k.slash(request_id),
+            )
+        if outcome is not None:
+            _print_outcome(k, outcome, as_json)
 
 
 def _wait(

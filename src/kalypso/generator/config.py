@@ -36,7 +36,11 @@ batch_window = 2                         # at most this long a ready proof waits
                                          # of its market, to share one submit_proofs; 0: never
 confirmations = 0                        # blocks to wait before trusting a log
 poll_interval = 0.5                      # seconds between looks at the chain
-max_log_range = 2000                     # blocks per eth_getLogs (public RPCs cap it)
+max_log_range = 2000                     # most blocks per eth_getLogs (fewer while the
+                                         # endpoint refuses: it halves, then grows back)
+# rpc_url = "https://a.example,https://b.example"  # several: tried in turn when one fails
+rpc_rate = 0                             # calls per second to the RPC endpoint; 0: no cap
+startup_timeout = 300                    # seconds to keep trying to reach the chain at start
 low_gas_balance = 50000000000000000      # wei; a warning below this (here 0.05 ETH)
 api_host = "127.0.0.1"
 api_port = 7400                          # health, tasks, pause/resume, /metrics; 0: off
@@ -137,6 +141,10 @@ class GeneratorConfig:
     low_gas_balance: int = 5 * 10**16
     api_host: str = "127.0.0.1"
     api_port: int = 7400
+    #: calls per second to the RPC endpoint (0: no cap): stay inside a provider's quota
+    rpc_rate: float = 0.0
+    #: seconds the start-up keeps trying while the chain does not answer
+    startup_timeout: float = 300.0
 
     @classmethod
     def load(cls, path: Path, env: dict[str, str] | None = None) -> GeneratorConfig:
@@ -184,9 +192,13 @@ class GeneratorConfig:
         if self.confirmations < 0 or self.max_log_range < 1:
             raise ConfigError(f"{source}: confirmations ≥ 0 and max_log_range ≥ 1")
         if not 0 < self.poll_interval < math.inf or not all(
-            0 <= v < math.inf for v in (self.submit_margin, self.batch_window)
+            0 <= v < math.inf
+            for v in (self.submit_margin, self.batch_window, self.rpc_rate, self.startup_timeout)
         ):
-            raise ConfigError(f"{source}: poll_interval > 0, submit_margin and batch_window ≥ 0")
+            raise ConfigError(
+                f"{source}: poll_interval > 0; submit_margin, batch_window, rpc_rate and "
+                "startup_timeout ≥ 0"
+            )
         if not 0 <= self.api_port < 65536:
             raise ConfigError(f"{source}: api_port must be a port number (0 turns the API off)")
         for market in self.markets:
@@ -213,7 +225,14 @@ _INTS = {
     "proof_time",
     "compute_per_request",
 }
-_FLOATS = {"submit_margin", "batch_window", "poll_interval", "timeout"}
+_FLOATS = {
+    "submit_margin",
+    "batch_window",
+    "poll_interval",
+    "timeout",
+    "rpc_rate",
+    "startup_timeout",
+}
 _BOOLS = {"trust_market_code"}
 
 

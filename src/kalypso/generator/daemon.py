@@ -35,11 +35,17 @@ from web3.exceptions import ContractLogicError
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, find_request
 from kalypso.chain.rpc import retrying
 from kalypso.contracts import artifact
-from kalypso.daemon import Binding, Stage, bind_deployment, sleep_or_stop, supervise
+from kalypso.daemon import (
+    Binding,
+    Stage,
+    bind_deployment,
+    sleep_or_stop,
+    supervise,
+    until_ready,
+)
 from kalypso.errors import (
     ChainError,
     ConfigError,
-    KalypsoError,
     ProverError,
     ProverTimeout,
 )
@@ -142,7 +148,7 @@ class GeneratorNode:
     async def open(cls, config: GeneratorConfig, account: LocalAccount) -> GeneratorNode:
         """Connect, check the config against the chain, build the provers, open the journal."""
         binding = await bind_deployment(
-            config.rpc_url, config.deployment, account, role="generator"
+            config.rpc_url, config.deployment, account, role="generator", rate=config.rpc_rate
         )
         worker = SnarkjsWorker()
         try:
@@ -221,8 +227,9 @@ class GeneratorNode:
         """Onboard, recover, then run the stages until `stop` is set."""
         if any(p.config.prover == "snarkjs" for p in self.provers.values()):
             await self.worker.warm()  # the first task should not pay node's start-up
-        await self.onboard()
-        await self.recover(stop)
+        wait = {"give_up": self.config.startup_timeout, "logger": log, "stop": stop}
+        await until_ready("onboarding", self.onboard, **wait)
+        await until_ready("recovery", lambda: self.recover(stop), **wait)
         if stop.is_set():
             return
         self.ready = True
@@ -260,10 +267,15 @@ class GeneratorNode:
             return
         self.draining = True
         log.info("draining: leaving the markets, finishing live tasks")
-        try:
-            await self.set_offers(joined=False)
-        except KalypsoError as exc:
-            log.warning("could not leave the markets; draining anyway", error=str(exc))
+        delay = 1.0
+        while not stop.is_set():  # an offer left live could be assigned, then slashed
+            try:
+                await self.set_offers(joined=False)
+                break
+            except Exception as exc:
+                log.warning("could not leave the markets yet", error=str(exc), retry_in=delay)
+                await sleep_or_stop(stop, delay)
+                delay = min(delay * 2, 30.0)
         while not stop.is_set() and self.journal.live():
             await sleep_or_stop(stop, self.config.poll_interval)
         stop.set()
@@ -373,13 +385,18 @@ class GeneratorNode:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("proving crashed; the task is handed back", task_id=task.tag)
-            self.journal.move(
+            # A task still SEEN has no fields to discard with: it is fetched again after
+            # the pause (never in a hot loop), until the watch stage gives it up.
+            handed_back = self.journal.move(
                 task.id,
                 Phase.DISCARDING,
                 only_from=[Phase.FETCHED, Phase.PROVING],
                 error="the node crashed proving it",
             )
+            what = "the task is handed back" if handed_back else "it is tried again"
+            log.exception(f"proving crashed; {what}", task_id=task.tag)
+            if not handed_back:
+                await asyncio.sleep(RETRY_PAUSE)
         finally:
             self.proving.pop(task.id, None)
             self.results.set()

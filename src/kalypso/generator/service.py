@@ -12,7 +12,7 @@ import signal
 
 from eth_account.signers.local import LocalAccount
 
-from kalypso.daemon import api_server
+from kalypso.daemon import api_server, until_ready
 from kalypso.generator.config import GeneratorConfig
 from kalypso.generator.daemon import GeneratorNode
 from kalypso.logs import get_logger
@@ -27,7 +27,13 @@ async def serve(
     from kalypso.generator.api import create_app
 
     stop = stop or asyncio.Event()
-    node = await GeneratorNode.open(config, account)
+    node = await until_ready(
+        "connecting",
+        lambda: GeneratorNode.open(config, account),
+        give_up=config.startup_timeout,
+        logger=log,
+        stop=stop,
+    )
     draining: list[asyncio.Task[None]] = []
 
     def on_signal() -> None:

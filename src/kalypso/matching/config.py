@@ -30,7 +30,11 @@ rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
 confirmations = 0                        # blocks to wait before trusting a log
 poll_interval = 0.5                      # seconds between looks at the chain
 batch_size = 32                          # assignments per transaction (contract max 32)
-max_log_range = 2000                     # blocks per eth_getLogs (public RPCs cap it)
+max_log_range = 2000                     # most blocks per eth_getLogs (fewer while the
+                                         # endpoint refuses: it halves, then grows back)
+# rpc_url = "https://a.example,https://b.example"  # several: tried in turn when one fails
+rpc_rate = 0                             # calls per second to the RPC endpoint; 0: no cap
+startup_timeout = 300                    # seconds to keep trying to reach the chain at start
 slash_overdue = true                     # slash tasks past their deadline (keeps the bounty)
 priority_fee_percent = 200               # tip, % of the node's suggestion: lands first in a burst
 api_host = "127.0.0.1"
@@ -55,6 +59,10 @@ class MatcherConfig:
     priority_fee_percent: int = 200
     api_host: str = "127.0.0.1"
     api_port: int = 7300
+    #: calls per second to the RPC endpoint (0: no cap): stay inside a provider's quota
+    rpc_rate: float = 0.0
+    #: seconds the start-up keeps trying while the chain does not answer
+    startup_timeout: float = 300.0
 
     @classmethod
     def load(cls, path: Path | None, env: dict[str, str] | None = None) -> MatcherConfig:
@@ -96,9 +104,12 @@ class MatcherConfig:
             self.confirmations < 0
             or self.max_log_range < 1
             or not 0 < self.poll_interval < math.inf
+            or not 0 <= self.rpc_rate < math.inf
+            or not 0 <= self.startup_timeout < math.inf
         ):
             raise ConfigError(
-                f"{source}: confirmations ≥ 0, max_log_range ≥ 1 and poll_interval > 0"
+                f"{source}: confirmations ≥ 0, max_log_range ≥ 1, poll_interval > 0, "
+                "rpc_rate and startup_timeout ≥ 0"
             )
         if not 100 <= self.priority_fee_percent <= 1_000:
             raise ConfigError(f"{source}: priority_fee_percent must be 100 to 1000")
@@ -130,7 +141,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             ):
                 raise TypeError
             return tuple(sorted(set(value)))
-        if name == "poll_interval":
+        if name in ("poll_interval", "rpc_rate", "startup_timeout"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError
             return float(value)

@@ -32,7 +32,7 @@ from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSende
 from kalypso.chain.rpc import retrying
 from kalypso.contracts import artifact
 from kalypso.crypto import SecretContext, load_ring
-from kalypso.daemon import Stage, bind_deployment, sleep_or_stop, supervise
+from kalypso.daemon import Stage, bind_deployment, sleep_or_stop, supervise, until_ready
 from kalypso.deployment import Deployment
 from kalypso.errors import (
     ConfigError,
@@ -121,7 +121,9 @@ class Matcher:
     @classmethod
     async def open(cls, config: MatcherConfig, account: LocalAccount) -> Matcher:
         """Connect, load the deployment, check the key is authorized, open the journal."""
-        binding = await bind_deployment(config.rpc_url, config.deployment, account, role="matcher")
+        binding = await bind_deployment(
+            config.rpc_url, config.deployment, account, role="matcher", rate=config.rpc_rate
+        )
         try:
             deployment = binding.deployment
             await check_authorized(binding.marketplace, account.address, config.markets)
@@ -148,7 +150,13 @@ class Matcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Recover, then run the stages until `stop` is set or one fails fatally."""
-        await self.recover(stop)
+        await until_ready(
+            "recovery",
+            lambda: self.recover(stop),
+            give_up=self.config.startup_timeout,
+            logger=log,
+            stop=stop,
+        )
         if stop.is_set():
             return
         self.ready = True

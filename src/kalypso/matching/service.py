@@ -7,7 +7,7 @@ import signal
 
 from eth_account.signers.local import LocalAccount
 
-from kalypso.daemon import api_server
+from kalypso.daemon import api_server, until_ready
 from kalypso.logs import get_logger
 from kalypso.matching.config import MatcherConfig
 from kalypso.matching.daemon import Matcher
@@ -25,7 +25,13 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    matcher = await Matcher.open(config, account)
+    matcher = await until_ready(
+        "connecting",
+        lambda: Matcher.open(config, account),
+        give_up=config.startup_timeout,
+        logger=log,
+        stop=stop,
+    )
     try:
         async with api_server(create_app(matcher), config.api_host, config.api_port, log):
             await matcher.run(stop)

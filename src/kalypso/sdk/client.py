@@ -15,19 +15,20 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
 from kalypso.amounts import format_amount, parse_amount, parse_positive
 from kalypso.chain import TxSender, find_request
 from kalypso.chain.logs import LogWindow, aget_logs
+from kalypso.chain.sender import SentTx
 from kalypso.contracts import artifact
 from kalypso.contracts.web3tx import reason_of
 from kalypso.crypto import SecretContext, seal
@@ -124,6 +125,7 @@ class AsyncKalypso:
         self._warned = False
         #: blocks per eth_getLogs, learnt from the provider's refusals
         self._window = LogWindow()
+        self._on_sent: Callable[[bytes, int, str], None] | None = None
 
     # ---- connecting
 
@@ -271,8 +273,13 @@ class AsyncKalypso:
         skip_preflight: bool = False,
         wasm: Path | None = None,
         refund_address: str | None = None,
+        salt: bytes | None = None,
     ) -> AsyncProofRequest:
         """Ask for a proof of `inputs` (by the circuit's names) in `market`.
+
+        `salt` (32 bytes; default random) fixes the request id: a second send with the
+        same salt cannot create a second request, so a caller that records it can run
+        again after a crash without paying twice.
 
         `pricing` sets the request's max price, never above the hard cap `max_price`
         (default: offer the cap; the generator is paid only its own quote and the rest
@@ -296,7 +303,7 @@ class AsyncKalypso:
         floor = max(MIN_GUARANTEE, int(BLOCKS_PER_GUARANTEE * stats.block_time + 0.999))
         seconds = response_time(proof_time, TimeContext(m, stats, floor, MAX_PROOF_TIME))
         quote = price(strategy, self._context(m, stats, seconds, cap))
-        salt = os.urandom(32)
+        salt = salt or os.urandom(32)
         rid = request_id(self.deployment.chain_id, self.marketplace.address, self.address, salt)
         secret = b""
         if (plaintext := prepared.secret_bytes()) is not None:
@@ -464,14 +471,36 @@ class AsyncKalypso:
             raise ConfigError("this client has no key: give a private key or keystore")
         return self.account
 
+    def record(self, on_sent: Callable[[bytes, int, str], None] | None) -> None:
+        """Report every transaction this client signs, as (hash, nonce, function), to
+        `on_sent` (None: stop): how a command keeps its action re-runnable."""
+        self._on_sent = on_sent
+
+    async def landed(self, hashes: Sequence[bytes]) -> TxReceipt | None:
+        """The receipt of the first of `hashes` that is mined, waiting for one still
+        pending; None when none of them landed (dropped, or never sent)."""
+        for tx_hash in hashes:
+            try:
+                await self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                continue
+            return await self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=300)  # type: ignore[arg-type]
+        return None
+
     async def _send(self, call: Any) -> TxReceipt:
         """Send from this account. Another process may use the same key (a CLI command
         beside the app): a nonce it took is resynced from the chain and the call resent."""
         self._signer()
         assert self._sender is not None
+        report = self._on_sent
+
+        async def on_sent(sent: SentTx) -> None:
+            if report is not None:
+                report(sent.hash, sent.nonce, str(call.fn_name))
+
         for attempt in range(3):
             try:
-                return await self._sender.send(call)
+                return await self._sender.send(call, on_sent=on_sent)
             except Web3RPCError as exc:
                 if "nonce" not in str(exc).lower() or attempt == 2:
                     raise

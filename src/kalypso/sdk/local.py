@@ -142,7 +142,9 @@ class LocalKalypso:
         skip_preflight: bool = False,
         wasm: Path | None = None,
         refund_address: str | None = None,
+        salt: bytes | None = None,  # the chain's request id; nothing is sent here
     ) -> LocalProofRequest:
+        del salt
         m = await self.market(market)
         strategy, cap = strategy_and_cap(pricing, max_price, self.amount)
         c = circuit(m.name)

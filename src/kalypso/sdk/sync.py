@@ -113,6 +113,11 @@ class Kalypso:
     def address(self) -> str:
         return self._client.address
 
+    @property
+    def chain_id(self) -> int:
+        client = self._client
+        return client.deployment.chain_id if isinstance(client, AsyncKalypso) else 0
+
     def amount(self, value: Amount) -> int:
         return self._client.amount(value)
 
@@ -130,6 +135,17 @@ class Kalypso:
 
     def withdraw(self, amount: Amount | None = None, to: str | None = None) -> TxReceipt | None:
         return self._loop.run(self._client.withdraw(amount, to))
+
+    def record(self, on_sent: Any) -> None:
+        """See `AsyncKalypso.record`."""
+        if isinstance(self._client, AsyncKalypso):
+            self._client.record(on_sent)
+
+    def landed(self, hashes: list[bytes]) -> TxReceipt | None:
+        """See `AsyncKalypso.landed`."""
+        if not isinstance(self._client, AsyncKalypso):
+            return None
+        return self._loop.run(self._client.landed(hashes))
 
     def markets(self) -> list[Market]:
         return self._loop.run(self._client.markets())
@@ -152,6 +168,7 @@ class Kalypso:
         skip_preflight: bool = False,
         wasm: Path | None = None,
         refund_address: str | None = None,
+        salt: bytes | None = None,
     ) -> ProofRequest:
         """See `AsyncKalypso.request_proof`."""
         handle = self._loop.run(
@@ -165,6 +182,7 @@ class Kalypso:
                 skip_preflight=skip_preflight,
                 wasm=wasm,
                 refund_address=refund_address,
+                salt=salt,
             )
         )
         return ProofRequest(self._loop, handle)

@@ -1,0 +1,131 @@
+"""Commands that sign run at most once per action, even when run again after a crash
+(`kalypso.chain.actions` keeps the record; this is the CLI's glue)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from web3.types import TxReceipt
+
+from kalypso.chain.actions import Action, ActionLog, action_key, default_path
+from kalypso.errors import KalypsoError
+from kalypso.market.events import marketplace_decoder
+from kalypso.sdk import Kalypso
+
+T = TypeVar("T")
+
+New = Annotated[
+    bool,
+    typer.Option(
+        "--new",
+        help="Send a new transaction even if an earlier run of this very command was cut "
+        "short after sending its own (by default that one is reported instead).",
+    ),
+]
+
+
+class AlreadyDone(Exception):
+    """An earlier run of the same action got its transaction mined."""
+
+    def __init__(self, receipt: TxReceipt) -> None:
+        super().__init__("already done")
+        self.receipt = receipt
+
+    def line(self) -> str:
+        tx = "0x" + bytes(self.receipt["transactionHash"]).hex()
+        created = marketplace_decoder().topic("RequestCreated")
+        placed = [
+            f" (request 0x{bytes(log['topics'][1]).hex()})"
+            for log in self.receipt["logs"]
+            if log["topics"] and bytes(log["topics"][0]) == created
+        ]
+        return (
+            f"already done: an earlier run of this command sent {tx}{''.join(placed)}, "
+            f"mined in block {self.receipt['blockNumber']}; nothing was sent again "
+            "(--new sends another)"
+        )
+
+
+def once(
+    k: Kalypso,
+    command: str,
+    args: dict[str, Any],
+    *,
+    function: str | tuple[str, ...],
+    new: bool,
+    run: Callable[[dict[str, Any], Callable[[str, Any], None]], T],
+) -> T | None:
+    """`run(notes, note)` as the action (`command`, `args`) of `k`'s account, whose own
+    transaction calls `function`. When an unfinished earlier run's `function`
+    transaction landed, it prints so and returns None instead; `notes` are what the
+    earlier run recorded (`note(name, value)` records), so a re-run reuses them. An
+    error after that transaction was mined says so.
+    """
+    try:
+        return _once(k, command, args, function=function, new=new, run=run)
+    except AlreadyDone as done:
+        typer.echo(done.line())
+        return None
+
+
+def _once(
+    k: Kalypso,
+    command: str,
+    args: dict[str, Any],
+    *,
+    function: str | tuple[str, ...],
+    new: bool,
+    run: Callable[[dict[str, Any], Callable[[str, Any], None]], T],
+) -> T:
+    log = ActionLog(default_path(k.chain_id, k.address))
+    key = action_key(command, args)
+    try:
+        earlier = None if new else log.unfinished(key)
+        if earlier is not None:
+            receipt = k.landed([s.hash for s in earlier.of(_names(function))])
+            if receipt is not None:
+                log.finish(key)
+                raise AlreadyDone(receipt)
+        notes = earlier.notes if earlier is not None else {}
+        log.begin(key, command, args)
+        for name, value in notes.items():
+            log.note(key, name, value)
+        k.record(lambda tx, nonce, fn: log.sent(key, tx, nonce, fn))
+        try:
+            result = run(notes, lambda name, value: log.note(key, name, value))
+        except KalypsoError as exc:
+            action = log.unfinished(key)
+            if action is None or not action.sent:
+                log.finish(key)  # nothing was sent: nothing to find on a re-run
+                raise
+            raise _after_mined(exc, k, action, function) from None
+        finally:
+            k.record(None)
+        log.finish(key)
+        return result
+    finally:
+        log.close()
+
+
+def _after_mined(
+    exc: KalypsoError, k: Kalypso, action: Action | None, function: str | tuple[str, ...]
+) -> KalypsoError:
+    """`exc`, saying so when the action's own transaction was mined before it."""
+    try:
+        mined = k.landed([s.hash for s in action.of(_names(function))]) if action else None
+    except KalypsoError:
+        return exc  # the chain is not answering: the re-run will look again
+    if mined is None:
+        return exc
+    tx = "0x" + bytes(mined["transactionHash"]).hex()
+    exc.args = (
+        f"{exc.args[0] if exc.args else exc} (after its transaction {tx} was mined in "
+        f"block {mined['blockNumber']}: do not run the command again)",
+    )
+    return exc
+
+
+def _names(function: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (function,) if isinstance(function, str) else function
