@@ -233,7 +233,11 @@ def test_killed_and_restarted_it_loses_nothing_and_assigns_nothing_twice(
         ("rpc_url = 12", "rpc_url has the wrong type"),
         ("batch_size = 64", "batch_size must be 1 to 32"),
         ("colour = 'blue'", "unknown key(s) colour"),
-        ('rpc_url = "http://127.0.0.1:9"', "no Ethereum JSON-RPC endpoint answers"),
+        (
+            'rpc_url = "http://127.0.0.1:9"\nstartup_timeout = 2',
+            "the chain did not answer within 2 s (startup_timeout), last: [K-RPC-001] no "
+            "Ethereum JSON-RPC endpoint answers",
+        ),
         ("", "is not an authorized matching engine"),
     ],
 )

@@ -46,10 +46,12 @@ class FakeEth:
     async def block_number(self) -> int:
         return self.head
 
-    async def get_block(self, number: int) -> dict[str, Any]:
+    async def get_block(self, number: int | str) -> dict[str, Any]:
+        number = self.head if number == "latest" else number
+        assert isinstance(number, int)
         if number > self.head:
             raise BlockNotFound(f"block {number}")
-        return {"hash": block_hash(number, self.fork if number > 5 else 0)}
+        return {"number": number, "hash": block_hash(number, self.fork if number > 5 else 0)}
 
     async def get_logs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
         start, end = query["fromBlock"], query["toBlock"]

@@ -13,10 +13,12 @@ from web3 import AsyncWeb3, Web3
 from web3.exceptions import Web3RPCError
 
 from kalypso.chain.faults import Backoff
+from kalypso.chain.follower import FollowerState, LogBatch, LogFollower
 from kalypso.chain.logs import LogWindow, aget_logs, get_logs
 from kalypso.chain.transport import AsyncResilientHTTPProvider, ResilientHTTPProvider
 from kalypso.devnet import Anvil, dev_account, free_port
 from kalypso.errors import ChainError
+from kalypso.market.events import marketplace_decoder
 from kalypso.testing import ProviderSimulator, SimulatorConfig
 
 pytestmark = pytest.mark.integration  # starts anvil
@@ -187,3 +189,47 @@ def test_logs_are_read_in_windows_the_provider_accepts(
             await aw3.provider.disconnect()
 
     assert len(asyncio.run(backwards())) <= 4  # the newest window only
+
+
+#: Runtime `PUSH1 0 PUSH1 0 LOG0 STOP` (one empty log per call) behind a constructor.
+EMITTER_INITCODE = "0x6560006000a0006000526006601af3"
+
+
+def test_a_follower_behind_lagging_backends_sees_every_log_once(
+    sim: ProviderSimulator, chain: Anvil
+) -> None:
+    direct = Web3(Web3.HTTPProvider(chain.url))
+    sender = dev_account(8).address
+    deployed = direct.eth.send_transaction({"from": sender, "data": EMITTER_INITCODE})
+    emitter = direct.eth.wait_for_transaction_receipt(deployed)["contractAddress"]
+    start = direct.eth.block_number
+    for _ in range(8):
+        direct.eth.send_transaction({"from": sender, "to": emitter})
+    expected = [
+        (log["blockNumber"], log["logIndex"])
+        for log in direct.eth.get_logs(
+            {"fromBlock": start, "toBlock": "latest", "address": emitter}
+        )
+    ]
+    sim.configure(rate_lag=0.6, lag_blocks=2, max_block_range=3, rate_429=0.2, retry_after_s=0)
+
+    async def follow() -> list[tuple[int, int]]:
+        aw3 = AsyncWeb3(AsyncResilientHTTPProvider(sim.url, backoff=QUICK))
+        follower = LogFollower(aw3, [emitter], marketplace_decoder(), max_range=100)
+        state, seen = FollowerState(start), []
+        try:
+            while state.next_block <= start + 8:
+                item = await follower.step(state)
+                if item is None:
+                    continue
+                assert isinstance(item, LogBatch)  # no reorg here: a lagging node is not one
+                seen += [
+                    (int(log["blockNumber"]), int(log["logIndex"])) for log, _ in item.malformed
+                ]
+                state = follower.advance(state, item)
+        finally:
+            await aw3.provider.disconnect()
+        return seen
+
+    assert asyncio.run(follow()) == expected  # undecodable here: the follower keeps them apart
+    assert sim.stats.faults("lagged") > 0

@@ -75,7 +75,9 @@ class ActionLog:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # The SDK reports sends from its event loop's thread while the command's thread
+        # waits on it: one user at a time, so the connection may cross threads.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:

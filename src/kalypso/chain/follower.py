@@ -19,12 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from hexbytes import HexBytes
 from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, Web3RPCError
+from web3.types import RPCEndpoint
 
-from kalypso.chain.faults import is_range_refusal
+from kalypso.chain.faults import is_range_refusal, judge_answer
 from kalypso.chain.logs import LogWindow
 from kalypso.chain.rpc import retrying
+from kalypso.errors import ChainError
 from kalypso.market.events import DecodedEvent, EventDecoder, MalformedLogError
 
 
@@ -80,6 +83,7 @@ class LogFollower:
         self.confirmations = confirmations
         #: blocks per eth_getLogs: `max_range` at most, less while the provider refuses it
         self.window = LogWindow(size=max_range, largest=max_range)
+        self._top = BlockRef(-1, b"")  # the newest block the last step saw
         self.keep = keep
 
     async def head(self) -> int:
@@ -87,20 +91,27 @@ class LogFollower:
 
     async def step(self, state: FollowerState) -> LogBatch | Rollback | None:
         """The next thing the consumer must apply (see the module docstring)."""
-        if rollback := await self._check_reorg(state):
-            return rollback
-        safe = await self.head() - self.confirmations
+        latest = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
+        top = BlockRef(int(latest["number"]), bytes(latest["hash"]))
+        head = top.number
+        if head < self._top.number or (
+            top == self._top and head - self.confirmations < state.next_block
+        ):
+            return None  # no new block (or a lagging node's older one): one call per poll
+        check = await self._check_reorg(state)
+        if isinstance(check, Rollback):
+            return check
+        if check is _UNSURE:
+            return None
+        self._top = top
+        safe = head - self.confirmations
         if safe < state.next_block:
             return None
         to_block = min(safe, state.next_block + self.window.size - 1)
-        tip = await self._block(to_block)
-        if tip is None:
+        read = await self._read(state.next_block, to_block)
+        if read is None:  # a lagging node, a shrunk range, a refusal: the next step reads
             return None
-        logs = await self._logs(state.next_block, to_block)
-        if logs is None:  # the range shrank; the next step reads a smaller one
-            return None
-        if await self._block(to_block) != tip:
-            return None  # replaced while we read, or a lagging node answered: read again
+        tip, logs = read
         events: list[DecodedEvent] = []
         malformed: list[tuple[dict[str, Any], str]] = []
         for log in logs:
@@ -125,18 +136,27 @@ class LogFollower:
         recent = state.recent + tuple(refs[n] for n in sorted(refs))
         return replace(state, next_block=item.to_block + 1, recent=recent[-self.keep :])
 
-    async def _check_reorg(self, state: FollowerState) -> Rollback | None:
-        if not state.recent or await self._still_there(state.recent[-1]):
+    async def _check_reorg(self, state: FollowerState) -> Rollback | object | None:
+        """A `Rollback` when a processed block changed hash, `_UNSURE` when the node does
+        not have it (behind a load balancer, a lagging backend: not a reorg), else None."""
+        if not state.recent:
             return None
+        last = await self._still_there(state.recent[-1])
+        if last is not False:
+            return None if last else _UNSURE
         for ref in reversed(state.recent[:-1]):
-            if await self._still_there(ref):
+            there = await self._still_there(ref)
+            if there is None:
+                return _UNSURE
+            if there:
                 return Rollback(ref.number)
         # Deeper than what we remember: replay everything we remember.
         return Rollback(state.recent[0].number - 1)
 
-    async def _still_there(self, ref: BlockRef) -> bool:
+    async def _still_there(self, ref: BlockRef) -> bool | None:
+        """Whether block `ref.number` still has its hash; None when the node lacks it."""
         block = await self._block(ref.number)
-        return block is not None and block.hash == ref.hash
+        return None if block is None else block.hash == ref.hash
 
     async def _block(self, number: int) -> BlockRef | None:
         try:
@@ -144,6 +164,58 @@ class LogFollower:
         except BlockNotFound:
             return None
         return BlockRef(number, bytes(block["hash"]))
+
+    async def _read(self, from_block: int, to_block: int) -> tuple[BlockRef, list[Any]] | None:
+        """The block `to_block` and the logs up to it, answered by one node: in one JSON-RPC
+        batch, so a lagging backend cannot serve fewer logs than the block says exist.
+        Endpoints without batches get two calls (and the tip read again after)."""
+        query = self._query()
+        try:
+            answers = await self.w3.provider.make_batch_request(
+                [
+                    (RPCEndpoint("eth_getBlockByNumber"), [hex(to_block), False]),
+                    (
+                        RPCEndpoint("eth_getLogs"),
+                        [{**query, "fromBlock": hex(from_block), "toBlock": hex(to_block)}],
+                    ),
+                ]
+            )
+        except (AttributeError, NotImplementedError):
+            answers = None
+        if not isinstance(answers, list) or len(answers) != 2:
+            return await self._read_apart(from_block, to_block)
+        block, logs = answers
+        for answer in answers:
+            if "error" in answer:
+                message = str(answer["error"].get("message", ""))
+                if is_range_refusal(message) and to_block > from_block:
+                    self.window.refused(to_block - from_block + 1)
+                    return None
+                if judge_answer(200, {}, dict(answer)).transient:
+                    return None
+                raise ChainError(f"eth_getLogs / eth_getBlockByNumber: {message}")
+        if not block.get("result"):
+            return None  # this node does not have the block yet
+        self.window.served()
+        tip = BlockRef(to_block, bytes(HexBytes(block["result"]["hash"])))
+        return tip, [_formatted(raw) for raw in logs.get("result") or []]
+
+    async def _read_apart(
+        self, from_block: int, to_block: int
+    ) -> tuple[BlockRef, list[Any]] | None:
+        tip = await self._block(to_block)
+        if tip is None:
+            return None
+        logs = await self._logs(from_block, to_block)
+        if logs is None or await self._block(to_block) != tip:
+            return None  # shrunk, or replaced (or a lagging node answered) while we read
+        return tip, logs
+
+    def _query(self) -> dict[str, Any]:
+        query: dict[str, Any] = {"address": self.addresses}
+        if self.topics is not None:
+            query["topics"] = [_hex(t) for t in self.topics]
+        return query
 
     async def _logs(self, from_block: int, to_block: int) -> list[Any] | None:
         query: Any = {"fromBlock": from_block, "toBlock": to_block, "address": self.addresses}
@@ -158,3 +230,32 @@ class LogFollower:
             raise
         self.window.served()
         return logs
+
+
+#: `_check_reorg`'s answer when the node lacks a block it had: look again later.
+_UNSURE = object()
+
+
+def _hex(value: Any) -> Any:
+    """A topic filter entry as JSON: bytes as 0x-hex, lists element-wise, None as is."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_hex(v) for v in value]
+    return value
+
+
+def _formatted(raw: dict[str, Any]) -> dict[str, Any]:
+    """A raw JSON log with web3's types (ints, bytes), as `get_logs` returns them."""
+    try:
+        return {
+            **raw,
+            "blockNumber": int(raw["blockNumber"], 16),
+            "logIndex": int(raw["logIndex"], 16),
+            "blockHash": HexBytes(raw["blockHash"]),
+            "transactionHash": HexBytes(raw["transactionHash"]),
+            "topics": [HexBytes(t) for t in raw["topics"]],
+            "data": HexBytes(raw["data"]),
+        }
+    except (KeyError, TypeError, ValueError):
+        return raw  # the decoder reports it as malformed

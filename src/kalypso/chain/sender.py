@@ -28,6 +28,10 @@ GWEI = 10**9
 FEE_CACHE_SECONDS = 1.0
 #: How often a transaction being waited for is checked for a nonce taken by another.
 NONCE_CHECK_SECONDS = 2.0
+#: For this long after one of ours is mined, a revert in estimation may be a lagging
+#: node's: estimate again, up to LAG_RETRIES times (0.5 s, 1 s, 2 s apart).
+LAG_GRACE = 30.0
+LAG_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class TxSender:
         self.address = account.address
         self.policy = policy or SenderPolicy()
         self._nonce: int | None = None
+        self._mined_at = -LAG_GRACE  # when one of ours was last mined (monotonic)
         self._chain_id: int | None = None
         self._lock = asyncio.Lock()
         self._fee_cache: tuple[float, tuple[int, int]] | None = None
@@ -126,6 +131,7 @@ class TxSender:
             raise ContractError(
                 "transaction reverted", f"tx 0x{bytes(receipt['transactionHash']).hex()}"
             )
+        self._mined_at = time.monotonic()
         return receipt
 
     async def nonces(self) -> tuple[int, int]:
@@ -147,14 +153,25 @@ class TxSender:
         self._nonce = None
 
     async def estimate(self, call: Any) -> int:
-        """Gas for `call` with the policy's margin; raises the typed error of a revert."""
-        try:
-            estimate = await retrying(
-                lambda: call.estimate_gas({"from": self.address}), what="eth_estimateGas"
-            )
-        except ContractLogicError as exc:
-            raise error_from_reason(reason_of(exc)) from None
-        return int(estimate) * (100 + self.policy.gas_margin_percent) // 100
+        """Gas for `call` with the policy's margin; raises the typed error of a revert.
+
+        Behind a load balancer, the node answering may not have our last transaction yet
+        (a step that needs it, like joining a market after registering, then reverts
+        there): shortly after one of ours was mined, a revert is estimated again a few
+        times before it counts."""
+        for attempt in range(LAG_RETRIES + 1):
+            try:
+                estimate = await retrying(
+                    lambda: call.estimate_gas({"from": self.address}), what="eth_estimateGas"
+                )
+            except ContractLogicError as exc:
+                recent = time.monotonic() - self._mined_at < LAG_GRACE
+                if not recent or attempt == LAG_RETRIES:
+                    raise error_from_reason(reason_of(exc)) from None
+                await asyncio.sleep(0.5 * 2**attempt)
+                continue
+            return int(estimate) * (100 + self.policy.gas_margin_percent) // 100
+        raise AssertionError("unreachable")
 
     async def _next_nonce(self) -> int:
         if self._nonce is None:
