@@ -15,6 +15,7 @@ Logs come from an untrusted endpoint: a log that does not decode is returned in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -84,25 +85,48 @@ class LogFollower:
         #: blocks per eth_getLogs: `max_range` at most, less while the provider refuses it
         self.window = LogWindow(size=max_range, largest=max_range)
         self._top = BlockRef(-1, b"")  # the newest block the last step saw
+        #: the newest block as the last step read it (a daemon's clock reads it too)
+        self.latest: Any = None
+        self.latest_at = 0.0
+        self.block_time = 1.0  # seconds between blocks, learnt as they come
+        self._new_block_seen = time.monotonic()
+        self._blocks_seen = 0
         self.keep = keep
 
     async def head(self) -> int:
         return int(await retrying(lambda: self.w3.eth.block_number, what="eth_blockNumber"))
 
+    def fresh_latest(self, max_age: float) -> Any:
+        """The newest block the last step read, if it read it within `max_age` seconds
+        (a daemon's clock needs no call of its own then)."""
+        return self.latest if time.monotonic() - self.latest_at <= max_age else None
+
+    def pause(self, poll_interval: float) -> float:
+        """Seconds to wait before the next `step` when it had nothing: until the next
+        block is due (blocks come every `block_time`), at least `poll_interval`. So a
+        daemon polls about once per block, whatever the chain's block time."""
+        due = self._new_block_seen + 1.1 * self.block_time - time.monotonic()
+        return max(poll_interval, min(due, 30.0))
+
     async def step(self, state: FollowerState) -> LogBatch | Rollback | None:
         """The next thing the consumer must apply (see the module docstring)."""
-        latest = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
-        top = BlockRef(int(latest["number"]), bytes(latest["hash"]))
+        self.latest = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
+        self.latest_at = time.monotonic()
+        top = BlockRef(int(self.latest["number"]), bytes(self.latest["hash"]))
         head = top.number
         if head < self._top.number or (
             top == self._top and head - self.confirmations < state.next_block
         ):
             return None  # no new block (or a lagging node's older one): one call per poll
-        check = await self._check_reorg(state)
-        if isinstance(check, Rollback):
-            return check
-        if check is _UNSURE:
-            return None
+        if top.number > self._top.number >= 0:
+            self._saw_new_block(top.number - self._top.number)
+        extends = bytes(self.latest.get("parentHash", b"")) == self._top.hash
+        if not (extends and state.recent and state.recent[-1] == self._top):
+            check = await self._check_reorg(state)  # skipped when the head extends our tip
+            if isinstance(check, Rollback):
+                return check
+            if check is _UNSURE:
+                return None
         self._top = top
         safe = head - self.confirmations
         if safe < state.next_block:
@@ -125,6 +149,14 @@ class LogFollower:
             events.append(event)
         events.sort(key=lambda e: (e.block_number, e.log_index))
         return LogBatch(state.next_block, to_block, tip, events, malformed)
+
+    def _saw_new_block(self, blocks: int) -> None:
+        now = time.monotonic()
+        measured = (now - self._new_block_seen) / blocks
+        learnt = 0.7 * self.block_time + 0.3 * measured if self._blocks_seen > 1 else measured
+        self.block_time = min(60.0, learnt)
+        self._new_block_seen = now
+        self._blocks_seen += 1
 
     def advance(self, state: FollowerState, item: LogBatch | Rollback) -> FollowerState:
         """The state after the consumer applied `item`."""

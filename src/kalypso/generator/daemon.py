@@ -287,7 +287,10 @@ class GeneratorNode:
         return self._head_time + (time.monotonic() - self._head_read)
 
     async def update_head(self) -> None:
-        block = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
+        fresh = max(self.config.poll_interval, self.follower.block_time)  # at most a block old
+        block = self.follower.fresh_latest(fresh) or await retrying(
+            lambda: self.w3.eth.get_block("latest"), what="eth_getBlock"
+        )
         self.head, self._head_time = int(block["number"]), int(block["timestamp"])
         self._head_read = time.monotonic()
         self.submitter.clock.saw(self.head)
@@ -331,7 +334,7 @@ class GeneratorNode:
             item = await self.follower.step(self.state)
             if item is None:
                 await self.update_head()
-                await sleep_or_stop(stop, self.config.poll_interval)
+                await sleep_or_stop(stop, self.follower.pause(self.config.poll_interval))
                 continue
             self._apply(item)
 

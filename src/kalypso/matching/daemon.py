@@ -281,7 +281,7 @@ class Matcher:
             item = await self.follower.step(self.state)
             if item is None:
                 await self.update_head()
-                await sleep_or_stop(stop, self.config.poll_interval)
+                await sleep_or_stop(stop, self.follower.pause(self.config.poll_interval))
                 continue
             self._apply(item)
             if self.fatal is not None:
@@ -343,7 +343,10 @@ class Matcher:
             log.warning("event not applicable, skipped", event_name=event.name, error=str(exc))
 
     async def update_head(self) -> None:
-        block = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
+        fresh = max(self.config.poll_interval, self.follower.block_time)  # at most a block old
+        block = self.follower.fresh_latest(fresh) or await retrying(
+            lambda: self.w3.eth.get_block("latest"), what="eth_getBlock"
+        )
         self.head, self.head_time = int(block["number"]), int(block["timestamp"])
         self.metrics.head.set(self.head)
         self.metrics.lag.set(max(0, self.head - self.state.next_block + 1))
