@@ -146,8 +146,8 @@ def test_a_wrong_type_is_named(line: str) -> None:
         ("api_port = 65536", "api_port must be a port number"),
         ("confirmations = -1", "confirmations ≥ 0"),
         ("poll_interval = 0", "poll_interval > 0"),
-        ("submit_margin = nan", "submit_margin and batch_window ≥ 0"),
-        ("batch_window = -1", "submit_margin and batch_window ≥ 0"),
+        ("submit_margin = nan", "submit_margin, batch_window, rpc_rate and startup_timeout ≥ 0"),
+        ("batch_window = -1", "submit_margin, batch_window, rpc_rate and startup_timeout ≥ 0"),
     ],
 )
 def test_a_value_out_of_range(line: str, message: str) -> None:

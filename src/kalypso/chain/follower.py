@@ -88,9 +88,9 @@ class LogFollower:
         #: the newest block as the last step read it (a daemon's clock reads it too)
         self.latest: Any = None
         self.latest_at = 0.0
-        self.block_time = 1.0  # seconds between blocks, learnt as they come
+        self.block_time = 1.0  # seconds between blocks, from the last heads' timestamps
         self._new_block_seen = time.monotonic()
-        self._blocks_seen = 0
+        self._heads: list[tuple[int, int]] = []  # (number, timestamp) of recent new heads
         self.keep = keep
 
     async def head(self) -> int:
@@ -105,6 +105,8 @@ class LogFollower:
         """Seconds to wait before the next `step` when it had nothing: until the next
         block is due (blocks come every `block_time`), at least `poll_interval`. So a
         daemon polls about once per block, whatever the chain's block time."""
+        if not self._regular():
+            return poll_interval  # blocks on demand (a devnet's automine): keep polling
         due = self._new_block_seen + 1.1 * self.block_time - time.monotonic()
         return max(poll_interval, min(due, 30.0))
 
@@ -119,7 +121,7 @@ class LogFollower:
         ):
             return None  # no new block (or a lagging node's older one): one call per poll
         if top.number > self._top.number >= 0:
-            self._saw_new_block(top.number - self._top.number)
+            self._saw_new_block(top.number, int(self.latest["timestamp"]))
         extends = bytes(self.latest.get("parentHash", b"")) == self._top.hash
         if not (extends and state.recent and state.recent[-1] == self._top):
             check = await self._check_reorg(state)  # skipped when the head extends our tip
@@ -150,13 +152,23 @@ class LogFollower:
         events.sort(key=lambda e: (e.block_number, e.log_index))
         return LogBatch(state.next_block, to_block, tip, events, malformed)
 
-    def _saw_new_block(self, blocks: int) -> None:
-        now = time.monotonic()
-        measured = (now - self._new_block_seen) / blocks
-        learnt = 0.7 * self.block_time + 0.3 * measured if self._blocks_seen > 1 else measured
-        self.block_time = min(60.0, learnt)
-        self._new_block_seen = now
-        self._blocks_seen += 1
+    def _saw_new_block(self, number: int, timestamp: int) -> None:
+        self._new_block_seen = time.monotonic()
+        self._heads = [*self._heads[-4:], (number, timestamp)]
+        if len(self._heads) >= 2:
+            (n0, t0), (n1, t1) = self._heads[-2], self._heads[-1]
+            self.block_time = max(0.0, (t1 - t0) / max(1, n1 - n0))
+
+    def _regular(self) -> bool:
+        """Whether the chain makes blocks on a clock: the last intervals (per block, from
+        the blocks' own timestamps) agree within a second."""
+        if len(self._heads) < 4:
+            return False
+        spans = [
+            (t1 - t0) / max(1, n1 - n0)
+            for (n0, t0), (n1, t1) in zip(self._heads, self._heads[1:], strict=False)
+        ]
+        return min(spans) > 0 and max(spans) - min(spans) <= 1.0
 
     def advance(self, state: FollowerState, item: LogBatch | Rollback) -> FollowerState:
         """The state after the consumer applied `item`."""

@@ -262,6 +262,7 @@ class AsyncResilientHTTPProvider(AsyncHTTPProvider):
         self.budget = Budget(rate)
         self.stats = RpcStats()
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __str__(self) -> str:
         return f"RPC connection {', '.join(self.urls)}"
@@ -286,9 +287,12 @@ class AsyncResilientHTTPProvider(AsyncHTTPProvider):
         return _sorted(self.decode_rpc_response(raw))
 
     def _client(self) -> aiohttp.ClientSession:
-        """One keep-alive session, made on the loop that uses it."""
-        if self._session is None or self._session.closed:
+        """One keep-alive session, made on the loop that uses it (a provider reused from
+        another event loop gets a new one)."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed or self._loop is not loop:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            self._loop = loop
         return self._session
 
     async def _exchange(self, url: str, request_data: bytes) -> tuple[Verdict, str, bytes]:

@@ -21,7 +21,8 @@ PROVERS = ("snarkjs", "command", "http", "enclave")
 
 EXAMPLE = """\
 # generator.toml — keys marked (required) must be set
-rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
+rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL; several, comma-separated,
+                                         # are tried in turn when one fails
 # deployment = "~/.kalypso/deployments/31337.json"  # or KALYPSO_DEPLOYMENT; default by chain id
 # keystore = "generator.json"            # encrypted key (password: KALYPSO_GENERATOR_PASSWORD)
                                          # or the key itself in KALYPSO_GENERATOR_KEY
@@ -38,7 +39,6 @@ confirmations = 0                        # blocks to wait before trusting a log
 poll_interval = 0.5                      # seconds between looks at the chain
 max_log_range = 2000                     # most blocks per eth_getLogs (fewer while the
                                          # endpoint refuses: it halves, then grows back)
-# rpc_url = "https://a.example,https://b.example"  # several: tried in turn when one fails
 rpc_rate = 0                             # calls per second to the RPC endpoint; 0: no cap
 startup_timeout = 300                    # seconds to keep trying to reach the chain at start
 low_gas_balance = 50000000000000000      # wei; a warning below this (here 0.05 ETH)

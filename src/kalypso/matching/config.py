@@ -16,7 +16,8 @@ MAX_BATCH = 32
 
 EXAMPLE = """\
 # matcher.toml — every key is optional except where noted
-rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL
+rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL; several, comma-separated,
+                                         # are tried in turn when one fails
 # deployment = "~/.kalypso/deployments/31337.json"  # or KALYPSO_DEPLOYMENT; default by chain id
 # markets = [0, 1]                       # this shard's markets; default: every market
 # keystore = "matcher.json"              # encrypted key (password: KALYPSO_MATCHER_PASSWORD)
@@ -32,7 +33,6 @@ poll_interval = 0.5                      # seconds between looks at the chain
 batch_size = 32                          # assignments per transaction (contract max 32)
 max_log_range = 2000                     # most blocks per eth_getLogs (fewer while the
                                          # endpoint refuses: it halves, then grows back)
-# rpc_url = "https://a.example,https://b.example"  # several: tried in turn when one fails
 rpc_rate = 0                             # calls per second to the RPC endpoint; 0: no cap
 startup_timeout = 300                    # seconds to keep trying to reach the chain at start
 slash_overdue = true                     # slash tasks past their deadline (keeps the bounty)
