@@ -82,6 +82,11 @@ class DevnetStack:
         return self
 
     def stop(self) -> None:
+        """SIGTERM to every daemon at once (each drains on its own: the generator needs
+        only the chain to leave its markets), then wait for each."""
+        for daemon in reversed(self.daemons):
+            if daemon.process is not None and daemon.process.poll() is None:
+                daemon.process.terminate()
         for daemon in reversed(self.daemons):
             daemon.stop()
 

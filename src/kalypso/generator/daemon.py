@@ -46,6 +46,7 @@ from kalypso.daemon import (
 from kalypso.errors import (
     ChainError,
     ConfigError,
+    ContractError,
     ProverError,
     ProverTimeout,
 )
@@ -192,7 +193,8 @@ class GeneratorNode:
 
     async def set_offers(self, *, joined: bool) -> None:
         count = int(await self.binding.markets.functions.market_count().call())
-        self.enclave_keys = await self._enclave_keys()
+        if joined:  # leaving needs no key (and its enclave may be gone already)
+            self.enclave_keys = await self._enclave_keys()
         await self._onboarding().offers(self.resolved, count, self.enclave_keys, joined=joined)
 
     async def _follow_enclave_keys(self) -> None:
@@ -272,7 +274,10 @@ class GeneratorNode:
             try:
                 await self.set_offers(joined=False)
                 break
-            except Exception as exc:
+            except ContractError as exc:  # the chain refuses it: trying again changes nothing
+                log.error("could not leave the markets; draining anyway", error=str(exc))
+                break
+            except Exception as exc:  # the chain or its provider failed: try again
                 log.warning("could not leave the markets yet", error=str(exc), retry_in=delay)
                 await sleep_or_stop(stop, delay)
                 delay = min(delay * 2, 30.0)
