@@ -1116,5 +1116,5 @@ class MarketplaceMachine(RuleBasedStateMachine):
         self.check_wallets()
 
 
-MarketplaceMachine.TestCase.settings = settings(stateful_step_count=40)
+MarketplaceMachine.TestCase.settings = settings(stateful_step_count=30)  # ~90 s was a sixth of CI
 TestMarketplaceMachine = MarketplaceMachine.TestCase
