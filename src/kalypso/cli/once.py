@@ -26,26 +26,20 @@ New = Annotated[
 ]
 
 
-class AlreadyDone(Exception):
-    """An earlier run of the same action got its transaction mined."""
-
-    def __init__(self, receipt: TxReceipt) -> None:
-        super().__init__("already done")
-        self.receipt = receipt
-
-    def line(self) -> str:
-        tx = "0x" + bytes(self.receipt["transactionHash"]).hex()
-        created = marketplace_decoder().topic("RequestCreated")
-        placed = [
-            f" (request 0x{bytes(log['topics'][1]).hex()})"
-            for log in self.receipt["logs"]
-            if log["topics"] and bytes(log["topics"][0]) == created
-        ]
-        return (
-            f"already done: an earlier run of this command sent {tx}{''.join(placed)}, "
-            f"mined in block {self.receipt['blockNumber']}; nothing was sent again "
-            "(--new sends another)"
-        )
+def already_done(receipt: TxReceipt) -> str:
+    """The line a re-run prints when an earlier run's transaction was mined."""
+    tx = "0x" + bytes(receipt["transactionHash"]).hex()
+    created = marketplace_decoder().topic("RequestCreated")
+    placed = [
+        f" (request 0x{bytes(log['topics'][1]).hex()})"
+        for log in receipt["logs"]
+        if log["topics"] and bytes(log["topics"][0]) == created
+    ]
+    return (
+        f"already done: an earlier run of this command sent {tx}{''.join(placed)}, "
+        f"mined in block {receipt['blockNumber']}; nothing was sent again "
+        "(--new sends another)"
+    )
 
 
 def once(
@@ -63,22 +57,6 @@ def once(
     earlier run recorded (`note(name, value)` records), so a re-run reuses them. An
     error after that transaction was mined says so.
     """
-    try:
-        return _once(k, command, args, function=function, new=new, run=run)
-    except AlreadyDone as done:
-        typer.echo(done.line())
-        return None
-
-
-def _once(
-    k: Kalypso,
-    command: str,
-    args: dict[str, Any],
-    *,
-    function: str | tuple[str, ...],
-    new: bool,
-    run: Callable[[dict[str, Any], Callable[[str, Any], None]], T],
-) -> T:
     log = ActionLog(default_path(k.chain_id, k.address))
     key = action_key(command, args)
     try:
@@ -87,7 +65,8 @@ def _once(
             receipt = k.landed([s.hash for s in earlier.of(_names(function))])
             if receipt is not None:
                 log.finish(key)
-                raise AlreadyDone(receipt)
+                typer.echo(already_done(receipt))
+                return None
         notes = earlier.notes if earlier is not None else {}
         log.begin(key, command, args)
         for name, value in notes.items():
