@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from kalypso.chain.actions import ActionLog, action_key
 from kalypso.devnet import dev_account
+from kalypso.sdk import Kalypso
 from tests.integration.conftest import SdkDevnet
 
 pytestmark = pytest.mark.filterwarnings("ignore::kalypso.sdk.DevAuthorityWarning")
@@ -66,6 +68,32 @@ def test_balance_deposit_and_withdraw_in_token_units(sdk_devnet: SdkDevnet) -> N
     assert "KAL" in text.stdout and "base units" in text.stdout
     one_line_error(kalypso(sdk_devnet, "deposit", "1000000 KAL"), "the wallet holds")
     one_line_error(kalypso(sdk_devnet, "deposit", "lots"), "not an amount")
+
+
+def test_a_withdraw_run_again_after_a_crash_reports_instead_of_withdrawing_twice(
+    sdk_devnet: SdkDevnet, tmp_path: Path
+) -> None:
+    env = {"HOME": str(tmp_path)}
+    assert kalypso(sdk_devnet, "deposit", "3 KAL", env=env).returncode == 0
+    # The crash: `kalypso withdraw 1 KAL` died after its transaction was mined. Its
+    # action log is what that run left: the action begun, its transaction recorded.
+    with Kalypso(sdk_devnet.url, sdk_devnet.deployment, dev_account(5)) as k:
+        log = ActionLog(tmp_path / ".kalypso" / "actions" / f"31337-{k.address}.sqlite")
+        key = action_key("withdraw", {"amount": 10**18, "to": None})
+        log.begin(key, "withdraw", {"amount": 10**18, "to": None})
+        k.record(lambda tx, nonce, fn: log.sent(key, tx, nonce, fn))
+        receipt = k.withdraw("1 KAL")
+        log.close()
+    before = ok_json(kalypso(sdk_devnet, "balance", "--json", env=env))["internal"]
+    again = kalypso(sdk_devnet, "withdraw", "1 KAL", env=env)
+    assert again.returncode == 0, again.stderr
+    tx = "0x" + bytes(receipt["transactionHash"]).hex()
+    assert "already done" in again.stdout and tx in again.stdout
+    assert ok_json(kalypso(sdk_devnet, "balance", "--json", env=env))["internal"] == before
+    third = kalypso(sdk_devnet, "withdraw", "1 KAL", env=env)  # a finished action is gone
+    assert third.returncode == 0 and "withdrew 1 KAL" in third.stdout, third.stderr
+    after = ok_json(kalypso(sdk_devnet, "balance", "--json", env=env))["internal"]
+    assert after == before - 10**18
 
 
 def test_request_create_wait_and_status(sdk_devnet: SdkDevnet) -> None:
