@@ -27,7 +27,6 @@ from web3.types import RPCEndpoint
 
 from kalypso.chain.faults import is_range_refusal, judge_answer
 from kalypso.chain.logs import LogWindow
-from kalypso.chain.rpc import retrying
 from kalypso.errors import ChainError
 from kalypso.market.events import DecodedEvent, EventDecoder, MalformedLogError
 
@@ -94,7 +93,7 @@ class LogFollower:
         self.keep = keep
 
     async def head(self) -> int:
-        return int(await retrying(lambda: self.w3.eth.block_number, what="eth_blockNumber"))
+        return int(await self.w3.eth.block_number)
 
     def fresh_latest(self, max_age: float) -> Any:
         """The newest block the last step read, if it read it within `max_age` seconds
@@ -112,7 +111,7 @@ class LogFollower:
 
     async def step(self, state: FollowerState) -> LogBatch | Rollback | None:
         """The next thing the consumer must apply (see the module docstring)."""
-        self.latest = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
+        self.latest = await self.w3.eth.get_block("latest")
         self.latest_at = time.monotonic()
         top = BlockRef(int(self.latest["number"]), bytes(self.latest["hash"]))
         head = top.number
@@ -204,7 +203,7 @@ class LogFollower:
 
     async def _block(self, number: int) -> BlockRef | None:
         try:
-            block = await retrying(lambda: self.w3.eth.get_block(number), what="eth_getBlock")
+            block = await self.w3.eth.get_block(number)
         except BlockNotFound:
             return None
         return BlockRef(number, bytes(block["hash"]))
@@ -266,7 +265,7 @@ class LogFollower:
         if self.topics is not None:
             query["topics"] = self.topics
         try:
-            logs = list(await retrying(lambda: self.w3.eth.get_logs(query), what="eth_getLogs"))
+            logs = list(await self.w3.eth.get_logs(query))
         except Web3RPCError as exc:
             if to_block > from_block and is_range_refusal(str(exc)):
                 self.window.refused(to_block - from_block + 1)

@@ -1,76 +1,16 @@
 """Connections to the chain, sync and async, through the resilient transport.
 
 The transport (`kalypso.chain.transport`) retries every call a hosted provider refuses
-for now; `retrying` remains for the few errors that surface above it.
+for now, so callers await web3 directly: what reaches them is not worth retrying at once.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
-import aiohttp
 from web3 import AsyncWeb3, Web3
-from web3.exceptions import (
-    ProviderConnectionError,
-    RequestTimedOut,
-    TooManyRequests,
-    Web3RPCError,
-)
 
 from kalypso.chain.faults import Backoff
 from kalypso.chain.transport import AsyncResilientHTTPProvider, ResilientHTTPProvider
-from kalypso.errors import ChainError, KalypsoError
-
-T = TypeVar("T")
-
-#: JSON-RPC messages of errors worth retrying (rate limits, overloaded nodes).
-_TRANSIENT_MESSAGES = ("rate limit", "too many requests", "timeout", "temporarily", "busy")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether retrying the same RPC call later may succeed."""
-    if isinstance(exc, KalypsoError):  # already judged (a ChainError is a ConnectionError)
-        return False
-    if isinstance(
-        exc,
-        aiohttp.ClientError
-        | asyncio.TimeoutError
-        | ConnectionError
-        | ProviderConnectionError
-        | RequestTimedOut
-        | TooManyRequests,
-    ):
-        return True
-    if isinstance(exc, Web3RPCError):
-        return any(m in str(exc).lower() for m in _TRANSIENT_MESSAGES)
-    return False
-
-
-async def retrying(
-    call: Callable[[], Awaitable[T]],
-    *,
-    attempts: int = 6,
-    first_delay: float = 0.2,
-    what: str = "RPC call",
-) -> T:
-    """`await call()`, retried with exponential backoff on transient errors.
-
-    Raises `ChainError` after the last attempt; non-transient errors pass through.
-    """
-    delay = first_delay
-    for attempt in range(attempts):
-        try:
-            return await call()
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            if attempt == attempts - 1:
-                raise ChainError(f"{what} failed {attempts} times: {exc}") from None
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
-    raise AssertionError("unreachable")
+from kalypso.errors import ChainError
 
 
 async def connect(

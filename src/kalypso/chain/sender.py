@@ -20,7 +20,6 @@ from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
-from kalypso.chain.rpc import retrying
 from kalypso.contracts.web3tx import reason_of
 from kalypso.errors import ChainError, ContractError, TransactionDroppedError, error_from_reason
 
@@ -141,10 +140,7 @@ class TxSender:
     async def receipt(self, tx_hash: bytes) -> TxReceipt | None:
         """The receipt of `tx_hash`, or None while it is not mined."""
         try:
-            return await retrying(
-                lambda: self.w3.eth.get_transaction_receipt(tx_hash),  # type: ignore[arg-type]
-                what="eth_getTransactionReceipt",
-            )
+            return await self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
         except TransactionNotFound:
             return None
 
@@ -161,9 +157,7 @@ class TxSender:
         times before it counts."""
         for attempt in range(LAG_RETRIES + 1):
             try:
-                estimate = await retrying(
-                    lambda: call.estimate_gas({"from": self.address}), what="eth_estimateGas"
-                )
+                estimate = await call.estimate_gas({"from": self.address})
             except ContractLogicError as exc:
                 recent = time.monotonic() - self._mined_at < LAG_GRACE
                 if not recent or attempt == LAG_RETRIES:
@@ -180,22 +174,19 @@ class TxSender:
 
     async def _count(self, block: Literal["latest", "pending"]) -> int:
         """This account's transaction count at `block` (mined, or mined and pooled)."""
-        count = await retrying(
-            lambda: self.w3.eth.get_transaction_count(self.address, block),
-            what="eth_getTransactionCount",
-        )
+        count = await self.w3.eth.get_transaction_count(self.address, block)
         return int(count)
 
     async def _chain(self) -> int:
         if self._chain_id is None:
-            self._chain_id = int(await retrying(lambda: self.w3.eth.chain_id))
+            self._chain_id = int(await self.w3.eth.chain_id)
         return self._chain_id
 
     async def _fees(self) -> tuple[int, int]:
         """(priority fee, max fee): twice the base fee plus the tip; cached for a second."""
         if self._fee_cache and time.monotonic() - self._fee_cache[0] < FEE_CACHE_SECONDS:
             return self._fee_cache[1]
-        block = await retrying(lambda: self.w3.eth.get_block("latest"), what="eth_getBlock")
+        block = await self.w3.eth.get_block("latest")
         base = int(block.get("baseFeePerGas", 0) or 0)
         try:
             priority = int(await self.w3.eth.max_priority_fee)
@@ -226,10 +217,7 @@ class TxSender:
         tx = await call.build_transaction(params)
         signed = self.account.sign_transaction(tx)
         try:
-            tx_hash = await retrying(
-                lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction),
-                what="eth_sendRawTransaction",
-            )
+            tx_hash = await self.w3.eth.send_raw_transaction(signed.raw_transaction)
         except Web3RPCError as exc:
             message = str(exc).lower()
             if "already known" not in message:

@@ -15,7 +15,7 @@ from typing import Any
 
 from web3 import AsyncWeb3
 
-from kalypso.chain import FollowerState, LogFollower, Rollback, retrying
+from kalypso.chain import FollowerState, LogFollower, Rollback
 from kalypso.daemon import bind_deployment, sleep_or_stop
 from kalypso.dashboard.store import DashboardStore
 from kalypso.deployment import Deployment
@@ -125,7 +125,7 @@ class Indexer:
     async def _block(self, number: int | str) -> Any:
         assert self.w3 is not None
         w3 = self.w3
-        return await retrying(lambda: w3.eth.get_block(number), what="eth_getBlock")  # type: ignore[arg-type]
+        return await w3.eth.get_block(number)  # type: ignore[arg-type]
 
     async def update_head(self) -> None:
         block = await self._block("latest")

@@ -33,7 +33,6 @@ from eth_utils import keccak, to_checksum_address
 from web3.exceptions import ContractLogicError
 
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, find_request
-from kalypso.chain.rpc import retrying
 from kalypso.contracts import artifact
 from kalypso.daemon import (
     Binding,
@@ -293,9 +292,7 @@ class GeneratorNode:
 
     async def update_head(self) -> None:
         fresh = max(self.config.poll_interval, self.follower.block_time)  # at most a block old
-        block = self.follower.fresh_latest(fresh) or await retrying(
-            lambda: self.w3.eth.get_block("latest"), what="eth_getBlock"
-        )
+        block = self.follower.fresh_latest(fresh) or await self.w3.eth.get_block("latest")
         self.head, self._head_time = int(block["number"]), int(block["timestamp"])
         self._head_read = time.monotonic()
         self.submitter.clock.saw(self.head)
@@ -508,7 +505,7 @@ class GeneratorNode:
         )
         call = verifier.functions.verify(self._context(task).as_tuple(), task.public_inputs, proof)
         try:
-            return bool(await retrying(call.call, what="eth_call"))
+            return bool(await call.call())
         except ContractLogicError:
             return False
 
@@ -516,9 +513,7 @@ class GeneratorNode:
 
     async def watch(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            balance = int(
-                await retrying(lambda: self.w3.eth.get_balance(self.address), what="eth_getBalance")
-            )
+            balance = int(await self.w3.eth.get_balance(self.address))
             self.gas_balance = balance
             self.metrics.gas_balance.set(balance)
             if balance < self.config.low_gas_balance:

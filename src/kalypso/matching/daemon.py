@@ -29,7 +29,6 @@ from eth_utils import to_checksum_address
 from web3 import AsyncWeb3
 
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender
-from kalypso.chain.rpc import retrying
 from kalypso.contracts import artifact
 from kalypso.crypto import SecretContext, load_ring
 from kalypso.daemon import Stage, bind_deployment, sleep_or_stop, supervise, until_ready
@@ -344,9 +343,7 @@ class Matcher:
 
     async def update_head(self) -> None:
         fresh = max(self.config.poll_interval, self.follower.block_time)  # at most a block old
-        block = self.follower.fresh_latest(fresh) or await retrying(
-            lambda: self.w3.eth.get_block("latest"), what="eth_getBlock"
-        )
+        block = self.follower.fresh_latest(fresh) or await self.w3.eth.get_block("latest")
         self.head, self.head_time = int(block["number"]), int(block["timestamp"])
         self.metrics.head.set(self.head)
         self.metrics.lag.set(max(0, self.head - self.state.next_block + 1))
