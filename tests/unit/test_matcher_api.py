@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from kalypso.chain import FollowerState
 from kalypso.daemon import jsonable
+from kalypso.generator.operator.diagnosis import HINTS, diagnose
 from kalypso.matching import Outcome, RuleCheck
 from kalypso.matching.api import UNDECRYPTABLE, create_app
 from kalypso.matching.config import MatcherConfig
@@ -209,6 +210,28 @@ def test_a_generator_by_lowercase_address(client: TestClient) -> None:
     assert (offer["market_id"], offer["price"], offer["has_key"]) == (0, 50, True)
     verdicts = {r["request_id"]: r["verdict"] for r in body["recent"]}
     assert verdicts == {hex_id(1): PRICE_ABOVE_MAX, hex_id(2): "assigned"}
+
+
+@pytest.mark.parametrize(
+    ("event", "verdict"),
+    [
+        ("ProofSubmitted", "fulfilled"),
+        ("InvalidInputsProven", "invalid_inputs"),
+        ("TaskSlashed", "slashed"),
+    ],
+)
+def test_a_finished_task_shows_how_it_ended(
+    client: TestClient, matcher: StandIn, chain: Chain, event: str, verdict: str
+) -> None:
+    """`generator why` once listed a slashed task as "assigned"."""
+    matcher.view.apply(chain.assign(2, G1))
+    matcher.view.apply(chain.finish(event, 2, G1))
+    body = client.get(f"/generators/{G1}").json()
+    assert {r["request_id"]: r["verdict"] for r in body["recent"]}[hex_id(2)] == verdict
+    slashed = [f for f in diagnose(body) if "slashed" in f]
+    assert slashed == (
+        ["1 of the last 2 requests: slashed; " + HINTS["slashed"]] if verdict == "slashed" else []
+    )
 
 
 def test_a_generator_without_offers_has_no_verdicts(client: TestClient) -> None:

@@ -260,6 +260,7 @@ class OrderBook(BookState):
             self._skip(entry, task.generator, -1, DISCARDED_BY)
             self._enqueue(entry, self._markets[task.market_id])
         else:
+            entry.outcome = outcome
             self._close(entry, FINISHED)
 
     def assign_skipped(self, request_id: bytes, generator: str, reason: str) -> None:

@@ -135,6 +135,7 @@ class Entry:
 
     __slots__ = (
         "generator",
+        "outcome",
         "private",
         "request",
         "request_id",
@@ -157,6 +158,8 @@ class Entry:
         #: generators not to offer it again: generator -> (its version when skipped, the
         #: reason); version -1 means for good (it discarded the task)
         self.skips: dict[str, tuple[int, str]] | None = None
+        #: how its task ended, once FINISHED
+        self.outcome: Outcome | None = None
 
 
 class Reservation:

@@ -96,7 +96,8 @@ class RecentRequest:
     request_id: bytes
     market_id: int
     seq: int
-    #: "assigned" (to this generator), "outranked" (eligible, another took it),
+    #: "assigned" (a live task of this generator's), how its task ended ("fulfilled",
+    #: "invalid_inputs", "slashed"), "outranked" (eligible, another took it),
     #: "eligible" (still open), "closed", or the first rule it fails now
     verdict: str
 
@@ -237,7 +238,7 @@ def offer_view(g: Generator, m: Market) -> OfferView:
 def _verdict(entry: Entry, g: Generator, ctx: Context) -> str:
     taken = entry.state in (PENDING, ASSIGNED, FINISHED)
     if taken and entry.generator == g.address:
-        return "assigned"
+        return entry.outcome.value if entry.outcome is not None else "assigned"
     if entry.state == CLOSED:
         return "closed"
     rule = first_failure(entry, g, ctx.markets[entry.request.market_id], ctx)

@@ -31,6 +31,7 @@ HINTS = {
     model.NOT_REGISTERED: "`kalypso generator run` registers it",
     model.EXITING: "it has requested exit",
     "outranked": "another offer scored better: a lower price or proof time ranks higher",
+    "slashed": "its deadline passed without a proof: check the prover and the node's log",
 }
 
 
@@ -115,7 +116,7 @@ def diagnose(view: dict[str, Any]) -> list[str]:
     recent = view["recent"]
     counts = Counter(r["verdict"] for r in recent)
     for verdict, n in counts.most_common():
-        if verdict in ("assigned", "eligible", "closed"):
+        if verdict in ("assigned", "fulfilled", "invalid_inputs", "eligible", "closed"):
             continue
         hint = HINTS.get(verdict, "")
         findings.append(f"{n} of the last {len(recent)} requests: {verdict}; {hint}".rstrip("; "))
