@@ -167,7 +167,7 @@ class TaskJournal(Journal):
     def apply(self, batch: LogBatch, state: FollowerState, generator: str) -> list[bytes]:
         """Record a batch of this generator's events and the cursor after it, atomically.
 
-        Returns the ids of the tasks it assigned or settled.
+        Returns the ids of the tasks it newly assigned or settled.
         """
         touched: list[bytes] = []
         with self.transaction():
@@ -176,7 +176,7 @@ class TaskJournal(Journal):
                     continue
                 task_id = bytes(event["task_id"])
                 if event.name == "TaskAssigned":
-                    self.db.execute(
+                    changed = self.db.execute(
                         "INSERT OR IGNORE INTO tasks (task_id, market_id, phase, price, deadline,"
                         " assigned_block, generator_secret, updated_at)"
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -192,11 +192,11 @@ class TaskJournal(Journal):
                         ),
                     )
                 elif event.name in SETTLED_BY:
-                    if self.get(task_id) is None:
-                        continue  # assigned before the journal began (a fresh state file)
-                    self.db.execute(
+                    # a row assigned before the journal began (a fresh state file) is absent
+                    changed = self.db.execute(
                         "UPDATE tasks SET phase = ?, settled_block = ?, payment = ?,"
-                        " penalty = ?, updated_at = ? WHERE task_id = ?",
+                        " penalty = ?, updated_at = ? WHERE task_id = ?"
+                        " AND settled_block IS NOT ?",
                         (
                             SETTLED_BY[event.name].value,
                             event.block_number,
@@ -204,11 +204,13 @@ class TaskJournal(Journal):
                             str(event.args.get("penalty", 0)),
                             time.time(),
                             task_id,
+                            event.block_number,
                         ),
                     )
                 else:
                     continue
-                touched.append(task_id)
+                if changed.rowcount:  # an event read again (after a restart) changes nothing
+                    touched.append(task_id)
             self.save_state(state)
         return touched
 
