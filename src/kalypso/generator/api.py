@@ -68,7 +68,7 @@ def create_app(node: GeneratorNode) -> FastAPI:
             "markets": sorted(node.markets),
             "head": node.head,
             "live_tasks": len(node.journal.live()),
-            "proving": len(node.proving),
+            "proving": len(node.prove_stage.proving),
             "gas_balance_wei": node.gas_balance,
             "uptime_s": round(now - node.started, 1),
         }

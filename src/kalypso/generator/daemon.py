@@ -5,12 +5,13 @@ Stages under one supervisor, each `async def ...(stop)`:
 - **follow**: reads this generator's events (assigned, proven, invalid, discarded,
   slashed) and writes them with the follower's cursor to the journal in one
   transaction;
-- **prove**: fetches each new task's request and proves it (a private one inside the
-  market's Generator Image, the only place its inputs are opened)
-  within the time its deadline leaves (snarkjs one at a time: its worker already uses
-  every core; command and HTTP provers `max_parallel_proofs` at once). A
-  task that cannot be finished in time any more is handed back (`discard`: a reduced
-  penalty instead of a slash); a prover crash is retried while time allows;
+- **prove** (`kalypso.generator.prove_stage`): fetches each new task's request and
+  proves it (a private one inside the market's Generator Image, the only place its
+  inputs are opened) within the time its deadline leaves (snarkjs one at a time: its
+  worker already uses every core; command and HTTP provers `max_parallel_proofs` at
+  once). A task that cannot be finished in time any more is handed back (`discard`: a
+  reduced penalty instead of a slash); faults are retried with a growing pause; a task
+  whose deadline passes with nothing sent fails, reported once;
 - **submit**: proofs ready for one market go in one `submit_proofs`, each checked
   with the market's verifier first; a batch that fails falls back to single
   submissions; a proof the verifier rejects fails its task loudly, once. Verdicts
@@ -24,15 +25,12 @@ transactions of the last run are waited for, so nothing is submitted twice.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
-from web3.exceptions import ContractLogicError
 
-from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender, find_request
+from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender
 from kalypso.contracts import artifact
 from kalypso.daemon import (
     Binding,
@@ -43,31 +41,25 @@ from kalypso.daemon import (
     until_ready,
 )
 from kalypso.errors import (
-    ChainError,
     ConfigError,
     ContractError,
     ProverError,
-    ProverTimeout,
 )
 from kalypso.generator.config import GeneratorConfig, MarketConfig
 from kalypso.generator.journal import Phase, Task, TaskJournal
 from kalypso.generator.metrics import GeneratorMetrics
 from kalypso.generator.onboard import MarketTerms, Onboarding, check_market_code, resolve_markets
+from kalypso.generator.prove_stage import ProveStage
 from kalypso.generator.proving import MarketProver, build_prover, check_reachable
 from kalypso.generator.submitter import RETRY_PHASE, Submitter
 from kalypso.logs import get_logger
-from kalypso.market import VerifyContext
 from kalypso.market.events import marketplace_decoder
-from kalypso.provers import InvalidInputs
 from kalypso.provers.snarkjs import SnarkjsWorker
 
 log = get_logger("kalypso.generator")
 
 #: the events that name this generator as their third indexed topic
 EVENTS = ("TaskAssigned", "ProofSubmitted", "InvalidInputsProven", "TaskDiscarded", "TaskSlashed")
-#: a crashed prover is retried this often while the deadline allows
-MAX_ATTEMPTS = 3
-RETRY_PAUSE = 1.0
 WATCH_INTERVAL = 10.0
 
 
@@ -131,16 +123,12 @@ class GeneratorNode:
         self.ready = False
         self.started = time.time()
         self.failures: dict[str, tuple[float, str]] = {}
-        #: task id -> its proving coroutine
-        self.proving: dict[bytes, asyncio.Task[None]] = {}
-        #: snarkjs markets share the one worker; other provers run side by side
-        self.snarkjs_slot = asyncio.Semaphore(1)
-        self.slots = asyncio.Semaphore(config.max_parallel_proofs)
         self.work = asyncio.Event()  # new tasks to prove
         self.results = asyncio.Event()  # proofs or verdicts to submit
         self.draining = False
         self.gas_balance = 0
         self.submitter = Submitter(self)
+        self.prove_stage = ProveStage(self)
 
     # ---- start and stop
 
@@ -243,7 +231,7 @@ class GeneratorNode:
         )
         stages: dict[str, Stage] = {
             "follow": self.follow,
-            "prove": self.prove_stage,
+            "prove": self.prove_stage.run,
             "submit": self.submitter.run,
             "watch": self.watch,
         }
@@ -257,7 +245,8 @@ class GeneratorNode:
             await asyncio.gather(*tasks)
         finally:
             # What is cut short is in the journal: the next start resumes it.
-            running = [*tasks, *self.proving.values(), *self.submitter.cancel()]
+            proving = self.prove_stage.proving.values()
+            running = [*tasks, *proving, *self.submitter.cancel()]
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
@@ -347,9 +336,9 @@ class GeneratorNode:
             self.journal.rollback(item.to_block, state)
             self.state = state
             self.sender.resync()
-            for task_id, proving in list(self.proving.items()):
+            for task_id in list(self.prove_stage.proving):
                 if self.journal.get(task_id) is None:
-                    proving.cancel()
+                    self.prove_stage.cancel(task_id)
             return
         touched = self.journal.apply(item, state, self.address)
         self.state = state
@@ -364,150 +353,11 @@ class GeneratorNode:
                 self._settled(task)
 
     def _settled(self, task: Task) -> None:
-        if proving := self.proving.get(task.id):
-            proving.cancel()  # settled by someone else (slashed, or a reorg's replay)
+        self.prove_stage.cancel(task.id)  # settled by someone else, or by us
         log.info("task settled", task_id=task.tag, phase=task.phase.value, payment=task.payment)
         self.metrics.update(self.journal)
 
     # ---- prove
-
-    async def prove_stage(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self.work.clear()
-            for task in self.journal.tasks([Phase.SEEN, Phase.FETCHED]):
-                if task.id not in self.proving:
-                    self.proving[task.id] = asyncio.create_task(self._prove(task))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.work.wait(), self.config.poll_interval * 4)
-
-    async def _prove(self, task: Task) -> None:
-        try:
-            await self._prove_task(task)
-        except ChainError as exc:  # fetching or checking: the next round tries again
-            log.warning("task waits for the chain", task_id=task.tag, error=str(exc))
-            self.journal.move(task.id, Phase.FETCHED, only_from=[Phase.PROVING])
-            await asyncio.sleep(RETRY_PAUSE)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # A task still SEEN has no fields to discard with: it is fetched again after
-            # the pause (never in a hot loop), until the watch stage gives it up.
-            handed_back = self.journal.move(
-                task.id,
-                Phase.DISCARDING,
-                only_from=[Phase.FETCHED, Phase.PROVING],
-                error="the node crashed proving it",
-            )
-            what = "the task is handed back" if handed_back else "it is tried again"
-            log.exception(f"proving crashed; {what}", task_id=task.tag)
-            if not handed_back:
-                await asyncio.sleep(RETRY_PAUSE)
-        finally:
-            self.proving.pop(task.id, None)
-            self.results.set()
-            self.work.set()
-
-    async def _prove_task(self, task: Task) -> None:
-        if task.phase == Phase.SEEN:
-            record = await find_request(
-                self.w3,
-                self.deployment.marketplace,
-                self.follower.decoder,
-                task.id,
-                from_block=self.deployment.deploy_block,
-                to_block=task.assigned_block,
-                window=self.follower.window,
-            )
-            if record is None:
-                raise ChainError(f"no RequestCreated for task {task.tag} (yet)")
-            self.journal.fetched(
-                task.id, record.request, record.public_inputs, record.encrypted_secret
-            )
-            task = self.journal.get(task.id) or task
-        prover = self.provers.get(task.market_id)
-        if prover is None:  # a market left from the config while it had live tasks
-            self.journal.move(task.id, Phase.DISCARDING, error="market no longer configured")
-            return
-        if task.encrypted_secret and prover.enclave is None:
-            # Not expected: the chain assigns a private task only to a Generator Image's key.
-            error = "a private task outside a Generator Image"
-            log.error("handing a private task back", task_id=task.tag, reason=error)
-            self.journal.move(task.id, Phase.DISCARDING, error=error)
-            return
-        slot = self.snarkjs_slot if prover.config.prover == "snarkjs" else self.slots
-        async with slot:  # the clock starts once the prover is free: proof_seconds is proving
-            budget = task.deadline - self.chain_now() - self.config.submit_margin
-            if budget <= 0:
-                self.journal.move(task.id, Phase.DISCARDING, error="no time left to prove")
-                self.metrics.discards.labels("no time").inc()
-                return
-            if not self.journal.move(
-                task.id, Phase.PROVING, only_from=[Phase.FETCHED], attempts=task.attempts + 1
-            ):
-                return
-            started = time.monotonic()
-            try:
-                async with asyncio.timeout(budget):
-                    result = await prover.prove_task(task, self.address)
-            except (TimeoutError, ProverTimeout):
-                log.warning("proof not ready in time; handing the task back", task_id=task.tag)
-                self.journal.move(task.id, Phase.DISCARDING, error="the proof took too long")
-                self.metrics.discards.labels("too slow").inc()
-                return
-            except ProverError as exc:
-                self.metrics.prover_failures.inc()
-                retry = task.attempts + 1 < MAX_ATTEMPTS
-                log.warning("prover failed", task_id=task.tag, error=str(exc), retry=retry)
-                await asyncio.sleep(RETRY_PAUSE)
-                phase = Phase.FETCHED if retry else Phase.DISCARDING
-                self.journal.move(task.id, phase, error=str(exc)[:500])
-                return
-            seconds = time.monotonic() - started
-        if isinstance(result, InvalidInputs):
-            log.info("inputs cannot be proven", task_id=task.tag, reason=result.reason[:200])
-            self.journal.move(
-                task.id, Phase.INVALID, error=result.reason[:500], proof=result.evidence or None
-            )
-            return
-        self.metrics.proof_seconds.observe(seconds)
-        proof = result.calldata()
-        if not await self._verifies(task, proof):
-            # Never sent, never retried: handing it back costs less than the slash waiting
-            # for it, and frees the request for a generator whose artifacts are right.
-            log.error(
-                "the market's verifier rejects the prover's proof: handing the task back; "
-                "check the prover's artifacts against the market (`kalypso generator fetch`)",
-                task_id=task.tag,
-            )
-            self.metrics.failed.labels("proof").inc()
-            self.journal.move(task.id, Phase.DISCARDING, error="the verifier rejected the proof")
-            return
-        self.journal.move(task.id, Phase.READY, proof=proof, proof_seconds=seconds)
-        log.info("proof ready", task_id=task.tag, seconds=round(seconds, 3))
-
-    def _context(self, task: Task) -> VerifyContext:
-        """The verifier's context of a task whose request is fetched."""
-        assert task.request is not None
-        return VerifyContext(
-            self.deployment.chain_id,
-            task.market_id,
-            task.id,
-            self.address,
-            keccak(task.public_inputs),
-            task.deadline - task.request.proof_time,
-        )
-
-    async def _verifies(self, task: Task, proof: bytes) -> bool:
-        """The market's verifier accepts `proof` (an `eth_call`: no gas spent)."""
-        verifier = self.w3.eth.contract(
-            address=to_checksum_address(self.markets[task.market_id].verifier),
-            abi=artifact("Groth16Verifier").abi,
-        )
-        call = verifier.functions.verify(self._context(task).as_tuple(), task.public_inputs, proof)
-        try:
-            return bool(await call.call())
-        except ContractLogicError:
-            return False
 
     # ---- watch
 
