@@ -41,6 +41,7 @@ class FakeEth:
         self.logs: list[dict[str, Any]] = []
         self.max_span: int | None = None
         self.queries: list[tuple[int, int]] = []
+        self.lagging = False  # the node answering logs lacks the newest block
 
     @property
     async def block_number(self) -> int:
@@ -51,9 +52,18 @@ class FakeEth:
         assert isinstance(number, int)
         if number > self.head:
             raise BlockNotFound(f"block {number}")
-        return {"number": number, "hash": block_hash(number, self.fork if number > 5 else 0)}
+        fork = self.fork if number > 5 else 0
+        parent = block_hash(number - 1, self.fork if number > 6 else 0)
+        block = {"number": number, "hash": block_hash(number, fork), "parentHash": parent}
+        return {**block, "timestamp": 1_000 + 2 * number}
 
     async def get_logs(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        if "blockHash" in query:  # EIP-234: one block by its hash
+            number = int.from_bytes(bytes.fromhex(query["blockHash"][2:])[1:], "big")
+            if self.lagging and number == self.head:
+                raise Web3RPCError("unknown block")
+            self.queries.append((number, number))
+            return [log for log in self.logs if log["blockHash"].hex() == query["blockHash"][2:]]
         start, end = query["fromBlock"], query["toBlock"]
         self.queries.append((start, end))
         if self.max_span is not None and end - start + 1 > self.max_span:
@@ -110,3 +120,18 @@ async def test_nothing_new_is_none(head: int) -> None:
     w3.eth.head = head
     f = follower(w3, confirmations=2)
     assert await f.step(FollowerState(head - 1)) is None
+
+
+async def test_at_the_head_a_new_block_is_read_by_its_hash_and_a_lagging_node_hides_nothing() -> None:
+    """Following the head: the newest block, then its logs by hash (EIP-234). A node
+    that lacks that block answers an error, and the next step reads the block again."""
+    w3 = FakeWeb3()
+    w3.eth.logs = [deposited(11, 0)]
+    f = follower(w3)
+    state = f.advance(FollowerState(1), await f.step(FollowerState(1)))  # type: ignore[arg-type]
+    w3.eth.head, w3.eth.lagging = 11, True
+    assert await f.step(state) is None
+    w3.eth.lagging = False
+    item = await f.step(state)
+    assert isinstance(item, LogBatch) and [e.block_number for e in item.events] == [11]
+    assert w3.eth.queries[-1] == (11, 11)

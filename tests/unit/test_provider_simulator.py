@@ -377,8 +377,15 @@ def test_logs_of_the_newest_blocks_are_missing_on_a_lagging_backend(
     sim.configure(rate_lag=1.0, lag_blocks=1)
     query = {"address": address, "fromBlock": "0x0", "toBlock": "latest"}
     assert len(node(sim.url, "eth_getLogs", query)) == 5
+    # by the newest block's hash: an error, as geth's "unknown block", never an empty list
+    newest = {"blockHash": node(chain.url, "eth_getBlockByNumber", "latest", False)["hash"]}
+    assert rpc(sim.url, "eth_getLogs", newest).json()["error"] == {
+        "code": -32000,
+        "message": "unknown block",
+    }
     sim.configure(rate_lag=0.0)
     assert len(node(sim.url, "eth_getLogs", query)) == 6
+    assert len(node(sim.url, "eth_getLogs", {**newest, "address": address})) == 1
 
 
 # -- batches, labels, stats, control ---------------------------------------------------------

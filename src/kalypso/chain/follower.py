@@ -133,7 +133,10 @@ class LogFollower:
         if safe < state.next_block:
             return None
         to_block = min(safe, state.next_block + self.window.size - 1)
-        read = await self._read(state.next_block, to_block)
+        if state.next_block == to_block == top.number:  # one new block: its hash is known
+            read = await self._read_block(top)
+        else:
+            read = await self._read(state.next_block, to_block)
         if read is None:  # a lagging node, a shrunk range, a refusal: the next step reads
             return None
         tip, logs = read
@@ -243,6 +246,21 @@ class LogFollower:
         tip = BlockRef(to_block, bytes(HexBytes(block["result"]["hash"])))
         return tip, [_formatted(raw) for raw in logs.get("result") or []]
 
+    async def _read_block(self, top: BlockRef) -> tuple[BlockRef, list[Any]] | None:
+        """The logs of the block `top` names, by its hash (EIP-234): one call a block
+        when following the head. A node that lacks the block answers an error ("unknown
+        block"), never an empty list, so a lagging backend cannot hide logs."""
+        query: Any = {"blockHash": "0x" + top.hash.hex(), "address": self.addresses}
+        if self.topics is not None:
+            query["topics"] = self.topics
+        try:
+            logs = list(await self.w3.eth.get_logs(query))
+        except Web3RPCError as exc:
+            if any(m in str(exc).lower() for m in _NO_BLOCK):
+                return None  # not there yet (or replaced): the next step looks again
+            raise
+        return top, logs
+
     async def _read_apart(
         self, from_block: int, to_block: int
     ) -> tuple[BlockRef, list[Any]] | None:
@@ -274,6 +292,10 @@ class LogFollower:
         self.window.served()
         return logs
 
+
+#: How nodes say they lack the block of an eth_getLogs `blockHash` filter: geth and its
+#: forks "unknown block" (eth/filters/api.go), others "block not found", "header not found".
+_NO_BLOCK = ("unknown block", "not found")
 
 #: `_check_reorg`'s answer when the node lacks a block it had: look again later.
 _UNSURE = object()

@@ -67,10 +67,11 @@ class Backend:
     ) -> Answer:
         log_filter = params[0] if params and isinstance(params[0], dict) else None
         if log_filter is None or "blockHash" in log_filter:
-            answer = await self._forward(call)
-            if view is not None and "result" in answer:
-                answer["result"] = lag.logs_in_view(answer["result"], view)
-            return self._cap_results(answer, call, label, cfg, None)
+            if view is not None and log_filter is not None:
+                number = await self.number_of(log_filter["blockHash"])
+                if number is None or number > view:  # geth: the header is not found
+                    return error(call, lag.UNKNOWN_BLOCK), 200
+            return self._cap_results(await self._forward(call), call, label, cfg, None)
         if view is None and cfg.max_block_range is None and cfg.max_logs is None:
             return await self._forward(call), 200  # nothing to check: no head needed
         head = view if view is not None or not _needs_head(log_filter) else await self.head()
@@ -122,6 +123,18 @@ class Backend:
         async with self.session.post(self.upstream, json=call) as response:
             answer: dict[str, Any] = await response.json(content_type=None)
             return answer
+
+    async def number_of(self, block_hash: Any) -> int | None:
+        """The number of the block `block_hash` names, None when the node has none."""
+        call = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "eth_getBlockByHash",
+            "params": [block_hash, False],
+        }
+        async with self.session.post(self.upstream, json=call) as response:
+            block = (await response.json(content_type=None)).get("result")
+        return int(block["number"], 16) if isinstance(block, dict) else None
 
     async def head(self) -> int:
         call = {"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}

@@ -17,6 +17,9 @@ from typing import Any
 from kalypso.testing.shapes import Refusal
 
 HEADER_NOT_FOUND = Refusal(200, -32000, "header not found")
+#: eth_getLogs by `blockHash` for a block the backend lacks (go-ethereum eth/filters/api.go,
+#: errUnknownBlock): an error, never an empty list, so a reader cannot miss logs.
+UNKNOWN_BLOCK = Refusal(200, -32000, "unknown block")
 
 #: Methods that read state at a block, and the index of their block parameter.
 BLOCK_PARAM: dict[str, int] = {
@@ -115,10 +118,3 @@ def in_view(result: Any, head: int) -> Any:
         if isinstance(number, str) and int(number, 16) > head:
             return None
     return result
-
-
-def logs_in_view(logs: Any, head: int) -> Any:
-    """The logs a backend at `head` has (for blockHash filters)."""
-    if not isinstance(logs, list):
-        return logs
-    return [log for log in logs if in_view(log, head) is not None]
