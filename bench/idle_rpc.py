@@ -59,13 +59,18 @@ def measure(block_time: float, seconds: float) -> dict[str, Any]:
             stake=1_000 * TOKEN_UNIT,
             poll_interval=POLL,
         )  # fmt: skip
-        with matcher.start(timeout=120), generator.start(timeout=120):
+        try:
+            matcher.start(timeout=120)
+            generator.start(timeout=120)
             time.sleep(3 * block_time)  # past start-up's catch-up
             sim.reset_stats()
             first = w3.eth.block_number
             time.sleep(seconds)
             blocks = max(1, w3.eth.block_number - first)
             labels = sim.stats.snapshot()["labels"]
+        finally:
+            generator.stop()
+            matcher.stop()
     row: dict[str, Any] = {"block_time_s": block_time, "seconds": seconds, "blocks": blocks}
     for name in ("matcher", "generator"):
         calls = labels.get(name, {}).get("calls", 0)
@@ -91,7 +96,7 @@ def main() -> None:
                 f"{row['block_time_s']:>9}s {row['blocks']:>6} {name:>9} "
                 f"{r['per_minute']:>9} {r['per_block']:>11}"
             )
-    print(json.dumps({"idle_rpc": rows}, indent=2))
+    print(json.dumps({"idle_rpc": rows}, indent=2), flush=True)
 
 
 if __name__ == "__main__":

@@ -181,6 +181,28 @@ async def supervise(
         await sleep_or_stop(stop, RESTART_PAUSE)
 
 
+async def run_until_stop(tasks: list[asyncio.Task[None]], stop: asyncio.Event) -> None:
+    """Wait for the stage tasks until `stop` is set (or one fails fatally), then cancel
+    them all: a stage waiting out an RPC endpoint's retries (up to a minute) would hold
+    a stopped daemon up. Each stage keeps its progress in its journal, so nothing is lost.
+    """
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        while True:
+            for task in tasks:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+            running = [task for task in tasks if not task.done()]
+            if stopping.done() or not running:
+                break
+            await asyncio.wait([*running, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, stopping, return_exceptions=True)
+
+
 async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)

@@ -106,3 +106,20 @@ async def test_a_generator_behind_a_hosted_provider_is_paid_for_every_task_and_d
     assert "Traceback" not in log and "proving crashed" not in log
     stats = provider.stats.snapshot()["labels"]["generator"]
     assert sum(stats["faults"].values()) > 10 and stats["refusals"].get("range", 0) > 0
+
+
+async def test_a_stopped_matcher_exits_at_once_while_its_endpoint_is_down(
+    world: World, tmp_path: Path, devnet_chain: tuple[Anvil, DevnetSetup]
+) -> None:
+    """Its stages wait out the endpoint's retries (up to a minute each): stopping cancels
+    them instead of waiting; the journal keeps what they did."""
+    with ProviderSimulator(devnet_chain[0].url, SimulatorConfig()) as sim:
+        config = config_for(world, tmp_path, rpc_url=sim.url)
+        m = await Matcher.open(config, dev_account(1))
+        stop = asyncio.Event()
+        task = asyncio.create_task(m.run(stop))
+        await async_wait_for(lambda: m.ready or task.done(), what="the matcher to start")
+    await asyncio.sleep(1)  # the endpoint is gone: every stage is retrying
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    await m.close()

@@ -109,8 +109,15 @@ class LogFollower:
         due = self._new_block_seen + 1.1 * self.block_time - time.monotonic()
         return max(poll_interval, min(due, 30.0))
 
+    def fresh_for(self, poll_interval: float) -> float:
+        """How old the last head read may be for a daemon's clock: until the next block
+        is due (and a poll past it), so the clock never costs a call of its own."""
+        return max(poll_interval, 1.1 * self.block_time + poll_interval)
+
     async def step(self, state: FollowerState) -> LogBatch | Rollback | None:
         """The next thing the consumer must apply (see the module docstring)."""
+        if self._not_due(state):
+            return None  # caught up, and the next block is not due: no call at all
         self.latest = await self.w3.eth.get_block("latest")
         self.latest_at = time.monotonic()
         top = BlockRef(int(self.latest["number"]), bytes(self.latest["hash"]))
@@ -160,6 +167,13 @@ class LogFollower:
         if len(self._heads) >= 2:
             (n0, t0), (n1, t1) = self._heads[-2], self._heads[-1]
             self.block_time = max(0.0, (t1 - t0) / max(1, n1 - n0))
+
+    def _not_due(self, state: FollowerState) -> bool:
+        """Whether every known block is read and, blocks coming on a clock, the next one
+        is not due yet (so the step right after a batch asks nothing)."""
+        caught_up = state.next_block > self._top.number - self.confirmations
+        due = self._new_block_seen + 0.9 * self.block_time
+        return caught_up and self._regular() and time.monotonic() < due
 
     def _regular(self) -> bool:
         """Whether the chain makes blocks on a clock: the last intervals (per block, from

@@ -36,6 +36,7 @@ from kalypso.daemon import (
     Binding,
     Stage,
     bind_deployment,
+    run_until_stop,
     sleep_or_stop,
     supervise,
     until_ready,
@@ -242,11 +243,10 @@ class GeneratorNode:
             for name, stage in stages.items()
         ]
         try:
-            await asyncio.gather(*tasks)
+            await run_until_stop(tasks, stop)
         finally:
             # What is cut short is in the journal: the next start resumes it.
-            proving = self.prove_stage.proving.values()
-            running = [*tasks, *proving, *self.submitter.cancel()]
+            running = [*self.prove_stage.proving.values(), *self.submitter.cancel()]
             for task in running:
                 task.cancel()
             await asyncio.gather(*running, return_exceptions=True)
@@ -280,7 +280,7 @@ class GeneratorNode:
         return self._head_time + (time.monotonic() - self._head_read)
 
     async def update_head(self) -> None:
-        fresh = max(self.config.poll_interval, self.follower.block_time)  # at most a block old
+        fresh = self.follower.fresh_for(self.config.poll_interval)
         block = self.follower.fresh_latest(fresh) or await self.w3.eth.get_block("latest")
         self.head, self._head_time = int(block["number"]), int(block["timestamp"])
         self._head_read = time.monotonic()

@@ -31,7 +31,14 @@ from web3 import AsyncWeb3
 from kalypso.chain import LogBatch, LogFollower, Rollback, SenderPolicy, TxSender
 from kalypso.contracts import artifact
 from kalypso.crypto import SecretContext, load_ring
-from kalypso.daemon import Stage, bind_deployment, sleep_or_stop, supervise, until_ready
+from kalypso.daemon import (
+    Stage,
+    bind_deployment,
+    run_until_stop,
+    sleep_or_stop,
+    supervise,
+    until_ready,
+)
 from kalypso.deployment import Deployment
 from kalypso.errors import (
     ConfigError,
@@ -174,12 +181,12 @@ class Matcher:
             for name, stage in stages.items()
         ]
         try:
-            await asyncio.gather(*tasks)
+            await run_until_stop(tasks, stop)
         finally:
             # Transactions still in flight are in the journal: the next start settles them.
-            for task in [*tasks, *self.assigner.inflight]:
+            for task in self.assigner.inflight:
                 task.cancel()
-            await asyncio.gather(*tasks, *self.assigner.inflight, return_exceptions=True)
+            await asyncio.gather(*self.assigner.inflight, return_exceptions=True)
 
     async def _supervise(self, name: str, stage: Stage, stop: asyncio.Event) -> None:
         try:
@@ -342,7 +349,7 @@ class Matcher:
             log.warning("event not applicable, skipped", event_name=event.name, error=str(exc))
 
     async def update_head(self) -> None:
-        fresh = max(self.config.poll_interval, self.follower.block_time)  # at most a block old
+        fresh = self.follower.fresh_for(self.config.poll_interval)
         block = self.follower.fresh_latest(fresh) or await self.w3.eth.get_block("latest")
         self.head, self.head_time = int(block["number"]), int(block["timestamp"])
         self.metrics.head.set(self.head)
