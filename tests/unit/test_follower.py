@@ -122,7 +122,7 @@ async def test_nothing_new_is_none(head: int) -> None:
     assert await f.step(FollowerState(head - 1)) is None
 
 
-async def test_at_the_head_a_new_block_is_read_by_its_hash_and_a_lagging_node_hides_nothing() -> None:
+async def test_a_new_head_block_is_read_by_hash_and_a_lagging_node_hides_nothing() -> None:
     """Following the head: the newest block, then its logs by hash (EIP-234). A node
     that lacks that block answers an error, and the next step reads the block again."""
     w3 = FakeWeb3()
