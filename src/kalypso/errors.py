@@ -184,6 +184,18 @@ REASONS: dict[str, _Rule] = {
         InsufficientFundsError,
         "approve the marketplace for the amount first",
     ),
+    "erc20: transfer to the zero address": (InvalidArgumentError, "give a receiver address"),
+    "erc20: access is denied": (
+        UnauthorizedError,
+        "only the token's owner and the minters it named may mint",
+    ),
+    "erc20: mint to the zero address": (InvalidArgumentError, "give a receiver address"),
+    "erc20: minter is the zero address": (InvalidArgumentError, "give a minter address"),
+    "erc20: minter is owner address": (
+        InvalidArgumentError,
+        "the owner mints already; its minter role moves only with the ownership",
+    ),
+    "erc20: new owner is the zero address": (InvalidArgumentError, "give the new owner"),
     "escrow: transfer failed": (
         InsufficientFundsError,
         "approve the marketplace for the amount, or deposit it first",
@@ -205,6 +217,7 @@ REASONS: dict[str, _Rule] = {
         "deploy the MarketRegistry first",
     ),
     "ownable: caller is not the owner": (UnauthorizedError, "only the owner may do this"),
+    "ownable: new owner is the zero address": (InvalidArgumentError, "give the new owner"),
     "ownable_2step: caller is not the new owner": (
         UnauthorizedError,
         "only the pending owner may accept ownership",

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from kalypso.cli import (
     account,
+    admin,
     chain,
     dashboard,
     enclave,
@@ -45,6 +46,7 @@ app.add_typer(generator.app, name="generator")
 app.add_typer(keys.app, name="key")
 app.add_typer(enclave.app, name="enclave")
 app.command("dashboard")(dashboard.dashboard)
+admin.register(app)  # admin, token, keystore
 
 
 def main() -> None:

@@ -136,7 +136,11 @@ def devnet(
 def deploy(
     rpc_url: Annotated[str, typer.Option(envvar="KALYPSO_RPC_URL", help="JSON-RPC endpoint.")],
     keystore: Annotated[
-        Path | None, typer.Option(help="Encrypted keystore of the deployer (asks its password).")
+        Path | None,
+        typer.Option(
+            help="Encrypted keystore of the deployer (password: KALYPSO_KEYSTORE_PASSWORD, or a "
+            "file named by KALYPSO_KEYSTORE_PASSWORD_FILE, else asked)."
+        ),
     ] = None,
     private_key: Annotated[
         str | None,

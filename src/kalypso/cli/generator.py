@@ -51,8 +51,9 @@ def run(
     """Run the node: register and join the configured markets, then prove every task
     assigned to it and get paid.
 
-    Key: the config's `keystore` (password: KALYPSO_GENERATOR_PASSWORD) or
-    KALYPSO_GENERATOR_KEY. Needs gas (ETH) and the stake in tokens in its wallet.
+    Key: the config's `keystore` (password: KALYPSO_GENERATOR_PASSWORD, or a file named by
+    KALYPSO_GENERATOR_PASSWORD_FILE) or KALYPSO_GENERATOR_KEY. Needs gas (ETH) and the
+    stake in tokens in its wallet.
 
     Tasks live in a SQLite journal: kill it at any point and start it again, no task
     is lost. SIGTERM (or Ctrl-C) drains: it leaves the markets, finishes live tasks and
@@ -70,7 +71,7 @@ def run(
     account = load_account(
         os.environ.get("KALYPSO_GENERATOR_KEY"),
         settings.keystore,
-        password=os.environ.get("KALYPSO_GENERATOR_PASSWORD"),
+        password_env="KALYPSO_GENERATOR_PASSWORD",
         env_name="KALYPSO_GENERATOR_KEY",
     )
     asyncio.run(serve(settings, account))
@@ -380,7 +381,7 @@ def exit_(config: ConfigPath) -> None:
     account = load_account(
         os.environ.get("KALYPSO_GENERATOR_KEY"),
         settings.keystore,
-        password=os.environ.get("KALYPSO_GENERATOR_PASSWORD"),
+        password_env="KALYPSO_GENERATOR_PASSWORD",
         env_name="KALYPSO_GENERATOR_KEY",
     )
     step = operator.exit_generator(settings, account)

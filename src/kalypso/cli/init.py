@@ -23,11 +23,11 @@ KALYPSO_RPC_URL=http://127.0.0.1:8545
 # `kalypso devnet` and `kalypso deploy` write.
 # KALYPSO_DEPLOYMENT=/path/to/deployment.json
 
-# Your key: an encrypted Ethereum keystore (V3 JSON, e.g. eth_account's
-# Account.encrypt; see docs/real-chains.md). The CLI asks its password at the terminal;
-# the SDK's Kalypso.from_env() reads it from KALYPSO_KEYSTORE_PASSWORD …
+# Your key: an encrypted Ethereum keystore (V3 JSON; `kalypso keystore new --out FILE`
+# makes one). Its password: KALYPSO_KEYSTORE_PASSWORD, else the first line of the file
+# KALYPSO_KEYSTORE_PASSWORD_FILE names, else the CLI asks at the terminal …
 # KALYPSO_KEYSTORE=/path/to/keystore.json
-# KALYPSO_KEYSTORE_PASSWORD=
+# KALYPSO_KEYSTORE_PASSWORD_FILE=/path/to/password.txt
 # … or a raw key (the devnet prints funded ones; never a real key in a file).
 # KALYPSO_PRIVATE_KEY=0x…
 """

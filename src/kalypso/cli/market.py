@@ -168,7 +168,11 @@ def create(
     ] = False,
     deployment: DeploymentPath = None,
     keystore: Annotated[
-        Path | None, typer.Option(help="Encrypted keystore of the creator (asks its password).")
+        Path | None,
+        typer.Option(
+            help="Encrypted keystore of the creator (password: KALYPSO_KEYSTORE_PASSWORD, or a "
+            "file named by KALYPSO_KEYSTORE_PASSWORD_FILE, else asked)."
+        ),
     ] = None,
     private_key: Annotated[
         str | None,

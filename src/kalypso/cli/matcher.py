@@ -26,7 +26,8 @@ def matcher(
 ) -> None:
     """Run the matching engine: follow every market, keep the orderbook, assign tasks.
 
-    Key: the config's `keystore` (password: KALYPSO_MATCHER_PASSWORD) or KALYPSO_MATCHER_KEY.
+    Key: the config's `keystore` (password: KALYPSO_MATCHER_PASSWORD, or a file named by
+    KALYPSO_MATCHER_PASSWORD_FILE) or KALYPSO_MATCHER_KEY.
 
     The marketplace owner must have authorized its address (set_matching_engine).
 
@@ -44,7 +45,7 @@ def matcher(
     account = load_account(
         os.environ.get("KALYPSO_MATCHER_KEY"),
         settings.keystore,
-        password=os.environ.get("KALYPSO_MATCHER_PASSWORD"),
+        password_env="KALYPSO_MATCHER_PASSWORD",
         env_name="KALYPSO_MATCHER_KEY",
     )
     asyncio.run(serve(settings, account))

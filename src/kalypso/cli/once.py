@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 import typer
 from web3.types import TxReceipt
@@ -12,9 +12,23 @@ from web3.types import TxReceipt
 from kalypso.chain.actions import Action, ActionLog, action_key, default_path
 from kalypso.errors import KalypsoError
 from kalypso.market.events import marketplace_decoder
-from kalypso.sdk import Kalypso
 
 T = TypeVar("T")
+
+
+class Signer(Protocol):
+    """What `once` needs of a client: the SDK's `Kalypso`, or the owner's `AdminClient`."""
+
+    @property
+    def chain_id(self) -> int: ...
+
+    @property
+    def address(self) -> str: ...
+
+    def record(self, on_sent: Callable[[bytes, int, str], None] | None) -> None: ...
+
+    def landed(self, hashes: list[bytes]) -> TxReceipt | None: ...
+
 
 New = Annotated[
     bool,
@@ -43,7 +57,7 @@ def already_done(receipt: TxReceipt) -> str:
 
 
 def once(
-    k: Kalypso,
+    k: Signer,
     command: str,
     args: dict[str, Any],
     *,
@@ -89,7 +103,7 @@ def once(
 
 
 def _after_mined(
-    exc: KalypsoError, k: Kalypso, action: Action | None, function: str | tuple[str, ...]
+    exc: KalypsoError, k: Signer, action: Action | None, function: str | tuple[str, ...]
 ) -> KalypsoError:
     """`exc`, saying so when the action's own transaction was mined before it."""
     try:

@@ -36,7 +36,9 @@ DeploymentPath = Annotated[
 Keystore = Annotated[
     Path | None,
     typer.Option(
-        envvar="KALYPSO_KEYSTORE", help="Encrypted keystore of your key (asks its password)."
+        envvar="KALYPSO_KEYSTORE",
+        help="Encrypted keystore of your key (password: KALYPSO_KEYSTORE_PASSWORD, or "
+        "a file named by KALYPSO_KEYSTORE_PASSWORD_FILE, else asked).",
     ),
 ]
 PrivateKey = Annotated[

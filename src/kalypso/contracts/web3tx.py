@@ -6,6 +6,7 @@ counterpart: build, sign, send, wait, and turn a revert into a typed error.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -24,10 +25,19 @@ def reason_of(exc: ContractLogicError) -> str:
     return message.split(REVERTED, 1)[1] if REVERTED in message else message
 
 
-def send(w3: Web3, account: LocalAccount, call: Any, *, gas: int | None = None) -> TxReceipt:
+def send(
+    w3: Web3,
+    account: LocalAccount,
+    call: Any,
+    *,
+    gas: int | None = None,
+    on_sent: Callable[[bytes, int, str], None] | None = None,
+) -> TxReceipt:
     """Send `call` (a bound contract function or constructor) from `account` and wait.
 
-    Raises the typed error for the contract's reason when it reverts.
+    `on_sent(hash, nonce, function)` runs once the transaction is signed, before it is
+    broadcast: a send that fails after reaching the node is still on record. Raises the
+    typed error for the contract's reason when it reverts.
     """
     params: dict[str, Any] = {
         "from": account.address,
@@ -41,6 +51,8 @@ def send(w3: Web3, account: LocalAccount, call: Any, *, gas: int | None = None) 
     except ContractLogicError as exc:
         raise error_from_reason(reason_of(exc)) from None
     signed = account.sign_transaction(tx)
+    if on_sent is not None:
+        on_sent(bytes(signed.hash), int(params["nonce"]), str(getattr(call, "fn_name", "")))
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
     if receipt["status"] != 1:

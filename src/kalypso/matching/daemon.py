@@ -390,13 +390,14 @@ async def check_authorized(marketplace: Any, address: str, markets: tuple[int, .
         return
     if markets is None:
         raise MatcherKeyError(
-            f"{address} is not an authorized matching engine: the marketplace owner must "
-            f"call set_matching_engine({address}, true), or give this shard `markets = [...]` "
-            "it is authorized for"
+            f"{address} is not an authorized matching engine: the marketplace owner must run "
+            f"`kalypso admin set-matching-engine {address}`, or give this shard "
+            "`markets = [...]` it is authorized for"
         )
     missing = [m for m in markets if not await functions.market_matching_engines(m, address).call()]
     if missing:
         raise MatcherKeyError(
             f"{address} may not assign in market(s) {', '.join(map(str, missing))}: the "
-            "owner must authorize it (set_market_matching_engine) or use another key"
+            "owner must authorize it (`kalypso admin set-market-matching-engine`) or use "
+            "another key"
         )

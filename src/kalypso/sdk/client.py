@@ -151,13 +151,13 @@ class AsyncKalypso:
     @classmethod
     async def from_env(cls, **options: Any) -> AsyncKalypso:
         """From `KALYPSO_RPC_URL`, `KALYPSO_DEPLOYMENT` and `KALYPSO_PRIVATE_KEY` (or
-        `KALYPSO_KEYSTORE` with `KALYPSO_KEYSTORE_PASSWORD`), as `kalypso devnet` prints."""
+        `KALYPSO_KEYSTORE` with `KALYPSO_KEYSTORE_PASSWORD` or `…_PASSWORD_FILE`), as
+        `kalypso devnet` prints."""
         return await cls.connect(
             os.environ.get("KALYPSO_RPC_URL", DEFAULT_RPC_URL),
             os.environ.get("KALYPSO_DEPLOYMENT"),
             os.environ.get("KALYPSO_PRIVATE_KEY"),
             keystore=os.environ.get("KALYPSO_KEYSTORE"),
-            password=os.environ.get("KALYPSO_KEYSTORE_PASSWORD"),
             **options,
         )
 

@@ -84,13 +84,12 @@ class Kalypso:
     @classmethod
     def from_env(cls, **options: Any) -> Kalypso:
         """From `KALYPSO_RPC_URL`, `KALYPSO_DEPLOYMENT`, `KALYPSO_PRIVATE_KEY` (or
-        `KALYPSO_KEYSTORE` and `KALYPSO_KEYSTORE_PASSWORD`)."""
+        `KALYPSO_KEYSTORE` and `KALYPSO_KEYSTORE_PASSWORD` or `…_PASSWORD_FILE`)."""
         return cls(
             os.environ.get("KALYPSO_RPC_URL", DEFAULT_RPC_URL),
             os.environ.get("KALYPSO_DEPLOYMENT"),
             os.environ.get("KALYPSO_PRIVATE_KEY"),
             keystore=os.environ.get("KALYPSO_KEYSTORE"),
-            password=os.environ.get("KALYPSO_KEYSTORE_PASSWORD"),
             **options,
         )
 
