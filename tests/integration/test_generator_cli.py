@@ -120,8 +120,9 @@ def test_fetch_writes_the_sample_artifacts_and_the_config_table(
         "poseidon_preimage.wasm",
         "poseidon_preimage.zkey",
     ]
-    table = tomllib.loads(result.stdout[result.stdout.index("[markets.") :])
-    assert table["markets"]["poseidon_preimage"]["zkey"] == str(dest / "poseidon_preimage.zkey")
+    table = result.stdout[result.stdout.index("# market 1") :]
+    assert table.startswith('# market 1, named "poseidon_preimage" on-chain\n[markets.1]\n')
+    assert tomllib.loads(table)["markets"]["1"]["zkey"] == str(dest / "poseidon_preimage.zkey")
 
 
 def test_fetch_over_http_streams_and_checks(world: World, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ Keystore = Annotated[
         help="Keystore of the operator who pays the registration (else KALYPSO_PRIVATE_KEY)."
     ),
 ]
-Market = Annotated[int, typer.Option(help="The market whose image this is (its id).")]
+Market = Annotated[str, typer.Option(help="The market whose image this is, by id or name.")]
 Circuit = Annotated[str, typer.Option(help="The sample circuit it checks.")]
 
 
@@ -43,7 +43,7 @@ def _run(
     rpc_url: str,
     deployment: Path | None,
     keystore: Path | None,
-    market: int | None,
+    market: str | None,
     circuit: str | None,
     host: str,
     port: int,

@@ -79,11 +79,17 @@ def run(
 def _journal_path(settings: GeneratorConfig, chain_id: int) -> Path:
     if settings.state is not None:
         return settings.state
-    found = sorted((Path.home() / ".kalypso" / "generator").glob(f"{chain_id}-*.sqlite"))
-    if len(found) != 1:
+    folder = Path.home() / ".kalypso" / "generator"
+    found = sorted(folder.glob(f"{chain_id}-*.sqlite"))
+    if not found:
         raise ConfigError(
-            "set `state` in the config: "
-            + ("no journal found" if not found else f"{len(found)} journals for this chain")
+            f"set `state` in the config: no journal of chain {chain_id} in {folder} (has the "
+            "node run with this config?)"
+        )
+    if len(found) > 1:
+        raise ConfigError(
+            f"set `state` in the config: {len(found)} journals of chain {chain_id} in "
+            f"{folder}: {', '.join(p.name for p in found)}"
         )
     return found[0]
 
@@ -207,7 +213,9 @@ def resume(config: ConfigPath) -> None:
     typer.echo("resumed: taking tasks again")
 
 
-MarketArg = Annotated[str, typer.Argument(help="The market: its name (deployment file) or id.")]
+MarketArg = Annotated[
+    str, typer.Argument(help="The market, by id or by name (on-chain, or the deployment file's).")
+]
 
 
 @app.command("fetch")
@@ -237,7 +245,8 @@ def fetch(
     against the market's metadata, the verifier and input verifier code (fixed code
     that cannot change its answers: `kalypso market audit`), and the zkey's verifying key
     against the one in the verifier's code. Files that fail are deleted; nothing is
-    written unless all pass. Prints the `markets.<name>` table to paste into the config."""
+    written unless all pass. Prints the market's table, `[markets.<id>]`, to paste into
+    the config."""
     shown = {"progress": False}
 
     def progress(file: str, done: int, total: int | None) -> None:
@@ -340,7 +349,7 @@ def benchmark(
             raise ConfigError(f"--inputs is not JSON: {exc}") from None
         if not isinstance(given, dict):
             raise ConfigError('--inputs must be a JSON object: {"signal": value, ...}')
-    b = operator.benchmark(settings, market, runs=runs, inputs=given)
+    b = operator.benchmark(settings, market, runs=runs, inputs=given, config_file=str(config))
     times = list(b.seconds)
     console.print(
         f"market {b.market_id}: {len(times)} proofs with {b.config.prover}: min "

@@ -21,7 +21,7 @@ from kalypso.generator.operator.benchmarking import (
     submit_gas,
     suggest_proof_time,
 )
-from kalypso.generator.operator.chain import connect, market_id, market_name, metadata
+from kalypso.generator.operator.chain import connect, market_id, metadata
 from kalypso.generator.operator.diagnosis import (
     DEFAULT_MATCHER_URL,
     HINTS,
@@ -38,7 +38,7 @@ from kalypso.generator.operator.exiting import (
     node_api,
     refuse_if_running,
 )
-from kalypso.generator.operator.fetch import Fetched, Progress, fetch_artifacts
+from kalypso.generator.operator.fetch import Fetched, Progress, fetch_artifacts, market_comment
 
 __all__ = [
     "DEFAULT_MATCHER_URL",
@@ -60,8 +60,8 @@ __all__ = [
     "fetch_artifacts",
     "format_time",
     "generator_address",
+    "market_comment",
     "market_id",
-    "market_name",
     "metadata",
     "node_api",
     "quantile",
