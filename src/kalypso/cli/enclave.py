@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from kalypso.cli.output import HelpGroup
 from kalypso.keys import load_account
 from kalypso.logs import configure
 
@@ -16,6 +17,7 @@ app = typer.Typer(
     help="Run an enclave image: its keys are made at start and never written; the dev "
     "attestation authority attests them (devnet only) and they are registered on-chain.",
     no_args_is_help=True,
+    cls=HelpGroup,
 )
 
 RpcUrl = Annotated[str, typer.Option(envvar="KALYPSO_RPC_URL", help="JSON-RPC endpoint.")]

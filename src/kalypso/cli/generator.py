@@ -11,12 +11,12 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
 from web3 import Web3
 
 from kalypso.amounts import format_amount
 from kalypso.chain.rpc import sync_web3
+from kalypso.cli.output import HelpGroup, plain_console, styled
 from kalypso.deployment import Deployment, default_path
 from kalypso.errors import ChainError, ConfigError
 from kalypso.generator import operator
@@ -25,8 +25,10 @@ from kalypso.generator.journal import Phase, TaskJournal
 from kalypso.keys import load_account
 from kalypso.logs import configure
 
-app = typer.Typer(help="Run a generator (prover) node and look after it.", no_args_is_help=True)
-console = Console(soft_wrap=True)
+app = typer.Typer(
+    help="Run a generator (prover) node and look after it.", no_args_is_help=True, cls=HelpGroup
+)
+console = plain_console()
 
 ConfigPath = Annotated[
     Path, typer.Option("--config", "-c", help="The generator's TOML file (see `run --example`).")
@@ -162,9 +164,11 @@ def status(
         return format_amount(value, token["decimals"], token["symbol"])
 
     console.print(
-        f"generator {report['address']}"
-        + (" [yellow](paused)[/]" if report["paused"] else "")
-        + ("" if report["registered"] else " [red](not registered)[/]")
+        styled(
+            f"generator {report['address']}",
+            (" (paused)" if report["paused"] else "", "yellow"),
+            ("" if report["registered"] else " (not registered)", "red"),
+        )
     )
     table = Table(box=None, show_header=False, padding=(0, 2))
     table.add_column(style="bold")
@@ -308,20 +312,20 @@ def why(
     )
     console.print(
         f"stake {amount(view['stake'])} ({amount(view['free_stake'])} free), compute "
-        f"{view['used_compute']} of {view['declared_compute']} in use; {reliability}",
-        highlight=False,
+        f"{view['used_compute']} of {view['declared_compute']} in use; {reliability}"
     )
     for o in view["offers"]:
         console.print(
-            f"market {o['market_id']}: price {amount(o['price'])}, proof time "
-            f"{o['proof_time']} s, rank {o['rank']} of {o['offers_in_market']}"
-            + ("" if o["available"] else " [yellow](full)[/]"),
-            highlight=False,
+            styled(
+                f"market {o['market_id']}: price {amount(o['price'])}, proof time "
+                f"{o['proof_time']} s, rank {o['rank']} of {o['offers_in_market']}",
+                ("" if o["available"] else " (full)", "yellow"),
+            )
         )
     for r in view["recent"]:
         console.print(f"  {r['request_id'][:18]}… market {r['market_id']}: {r['verdict']}")
     for finding in report.findings:
-        console.print(f"[bold]why:[/] {finding}", highlight=False)
+        console.print(styled(("why:", "bold"), f" {finding}"))
 
 
 @app.command("benchmark")
@@ -365,16 +369,14 @@ def benchmark(
     console.print(
         f"break-even price: {b.submit_gas:,} gas ({b.gas_source}) at "
         f"{format_amount(b.gas_price_wei, 9, 'gwei')} = "
-        f"{format_amount(b.break_even_wei, 18, 'ETH')} a proof",
-        highlight=False,
+        f"{format_amount(b.break_even_wei, 18, 'ETH')} a proof"
     )
     if token_per_eth is not None:
         tokens = b.break_even_tokens(token_per_eth)
         console.print(
             f"  = {format_amount(tokens, b.token_decimals, b.token_symbol)} ({tokens} base "
             f"units) at {token_per_eth:g} {b.token_symbol}/ETH; config price: "
-            f"{format_amount(b.config.price, b.token_decimals, b.token_symbol)}",
-            highlight=False,
+            f"{format_amount(b.config.price, b.token_decimals, b.token_symbol)}"
         )
 
 
