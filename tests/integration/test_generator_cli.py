@@ -29,6 +29,7 @@ from kalypso.devnet import dev_account, free_port
 from kalypso.errors import ConfigError, InvalidStateError, KalypsoError, UnauditedMarketError
 from kalypso.generator import GeneratorConfig
 from kalypso.generator.daemon import GeneratorNode
+from kalypso.generator.journal import TaskJournal
 from kalypso.market import GeneratorStatus
 from kalypso.market.groth16 import create_groth16_market
 from tests.integration.world import KALYPSO, MOCK, POSEIDON, World, config_for
@@ -120,8 +121,9 @@ def test_fetch_writes_the_sample_artifacts_and_the_config_table(
         "poseidon_preimage.wasm",
         "poseidon_preimage.zkey",
     ]
-    table = tomllib.loads(result.stdout[result.stdout.index("[markets.") :])
-    assert table["markets"]["poseidon_preimage"]["zkey"] == str(dest / "poseidon_preimage.zkey")
+    table = result.stdout[result.stdout.index("# market 1") :]
+    assert table.startswith('# market 1, named "poseidon_preimage" on-chain\n[markets.1]\n')
+    assert tomllib.loads(table)["markets"]["1"]["zkey"] == str(dest / "poseidon_preimage.zkey")
 
 
 def test_fetch_over_http_streams_and_checks(world: World, tmp_path: Path) -> None:
@@ -259,6 +261,28 @@ def test_exit_is_refused_while_the_node_api_answers(world: World, tmp_path: Path
     line = error(result, ConfigError)
     assert "the node is running" in line and "kill -TERM" in line
     assert world.client.generator(GENERATOR.address)[0] == GeneratorStatus.ACTIVE
+
+
+# ---- status
+
+
+def test_status_reads_the_journal_and_the_chain(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(world, tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no `state`, and no journal under HOME
+    missing = error(kalypso("status", "-c", config), ConfigError)
+    assert f"no journal of chain 31337 in {tmp_path / '.kalypso' / 'generator'}" in missing
+    journal = TaskJournal(tmp_path / "journal.sqlite", {"generator": GENERATOR.address})
+    journal.close()
+    config.write_text(f'state = "{tmp_path / "journal.sqlite"}"\n' + config.read_text())
+    done = kalypso("status", "-c", config, "--json")
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["address"] == GENERATOR.address and report["registered"] is False
+    assert report["tasks"] == {} and report["token"]["symbol"] == "KAL"
+    shown = kalypso("status", "-c", config)
+    assert f"generator {GENERATOR.address} (not registered)\n" in shown.stdout, shown.output
 
 
 # ---- verifier code (attack 4)

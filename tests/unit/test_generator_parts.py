@@ -82,8 +82,9 @@ def test_a_valid_config() -> None:
 @pytest.mark.parametrize(
     ("markets", "message"),
     [(None, r"add at least one \[markets"), ({}, "add at least one"), ("m", "add at least one"),
-     ({"m": 5}, r"markets\.m has the wrong type"),
-     ({0: config()["markets"]["m"], "0": config()["markets"]["m"]}, "a market is listed twice")],
+     ({"m": 5}, r"\[markets\.m\] has the wrong type"),
+     ({0: config()["markets"]["m"], "0": config()["markets"]["m"]},
+      r"\[markets\.0\] is listed twice")],
 )  # fmt: skip
 def test_a_bad_markets_table(markets: Any, message: str) -> None:
     raw = {**config(), "markets": markets}
@@ -104,7 +105,7 @@ def test_a_missing_required_key(line: str) -> None:
 def test_unknown_keys_are_named() -> None:
     with pytest.raises(ConfigError, match=r"cfg: unknown key\(s\) rpc, stak"):
         GeneratorConfig.from_dict(config('stak = 1\nrpc = "x"'), source="cfg")
-    with pytest.raises(ConfigError, match=r"cfg: market m: unknown key\(s\) gpu"):
+    with pytest.raises(ConfigError, match=r"cfg: \[markets\.m\]: unknown key\(s\) gpu"):
         GeneratorConfig.from_dict(config("markets.m.gpu = true"), source="cfg")
 
 
@@ -118,7 +119,9 @@ def test_unknown_keys_are_named() -> None:
 )  # fmt: skip
 def test_a_wrong_type_is_named(line: str) -> None:
     key = line.split()[0].rsplit(".")[-1]
-    with pytest.raises(ConfigError, match=rf"^\[K-CFG-001\] cfg: (market m: )?{key} has the wrong"):
+    with pytest.raises(
+        ConfigError, match=rf"^\[K-CFG-001\] cfg: (\[markets\.m\]: )?{key} has the wrong"
+    ):
         GeneratorConfig.from_dict(config(line), source="cfg")
 
 

@@ -151,19 +151,40 @@ def test_attack_market_name_takeover_a_digit_name_is_never_a_name() -> None:
 def test_ids_and_unknown_names() -> None:
     assert resolve_market(3, {}, CARRIED, count=8) == 3
     assert is_id(3) and is_id("03") and not is_id("²") and not is_id("-1") and not is_id("x")
-    with pytest.raises(ConfigError, match=r"there is no market 8 \(the marketplace has 8\)"):
+    with pytest.raises(
+        ConfigError, match=r"there is no market 8 \(the marketplace has markets 0 to 7\)$"
+    ):
         resolve_market("8", {}, CARRIED, count=8)
     with pytest.raises(ConfigError, match=r"there is no market -1$"):
         resolve_market(-1, {}, CARRIED)
-    with pytest.raises(ConfigError, match=r"there is no market 9 \(the marketplace has 8\)"):
-        resolve_market("x", {"x": 9}, CARRIED, count=8)
     with pytest.raises(
-        ConfigError, match=r"unknown market 'nope': give an id or a name \(a, poseidon_preimage"
-    ) as caught:
-        resolve_market("nope", {"a": 0}, CARRIED)
+        ConfigError, match=r"there is no market 0 \(the marketplace has no markets yet\)"
+    ):
+        resolve_market(0, {}, {}, count=0)
+    with pytest.raises(
+        ConfigError, match=r"there is no market 9 \(the marketplace has markets 0 to 7\)"
+    ):
+        resolve_market("x", {"x": 9}, CARRIED, count=8)
+
+
+def test_an_unknown_name_lists_every_market_with_its_id() -> None:
+    with pytest.raises(ConfigError) as caught:
+        resolve_market("nope", {"a": 0, "pp": 1}, CARRIED, count=4)
+    assert str(caught.value) == (
+        "[K-CFG-001] unknown market 'nope': give a market id or name: 0 a, "
+        "1 pp or poseidon_preimage, 2 square_root, 3 (no name), 7 poseidon_preimage"
+    )
     assert not isinstance(caught.value, AmbiguousMarketError)
-    with pytest.raises(ConfigError, match=r"give an id or a deployment's name \(a\)"):
-        resolve_market("poseidon_preimage", {"a": 0})  # metadata names not read
+    with pytest.raises(ConfigError, match=r"'nope': the marketplace has no markets yet$"):
+        resolve_market("nope", {}, {}, count=0)
+    many = {i: f"m{i}" for i in range(25)}
+    with pytest.raises(ConfigError, match=r"19 m19 and 5 more \(`kalypso market list`\)$"):
+        resolve_market("nope", {}, many)
+    # metadata names not read: only the deployment file's names are offered
+    with pytest.raises(ConfigError, match=r"or a name the deployment file records: 0 a$"):
+        resolve_market("poseidon_preimage", {"a": 0})
+    with pytest.raises(ConfigError, match=r"give a market id \(the deployment file records no"):
+        resolve_market("poseidon_preimage", {})
 
 
 def test_needs_metadata_only_for_names_the_file_does_not_record() -> None:
@@ -199,17 +220,40 @@ async def test_attack_market_name_takeover_through_the_local_backend() -> None:
         await local.close()
 
 
-async def test_generator_configs_name_markets_by_the_deployment_file_or_id() -> None:
+def binding(count: int, recorded: dict[str, int]) -> Any:
+    """What `resolve_markets` reads of a deployment binding."""
+    deployment = Deployment(1, 0, "0xt", "0xr", "0xm", "0xmr", "KAL", 18, markets=recorded)
+    return SimpleNamespace(markets=market_registry(count), deployment=deployment, w3=None)
+
+
+async def test_generator_configs_name_markets_by_id_or_either_name() -> None:
     def config(ref: str) -> MarketConfig:
         return MarketConfig(market=ref, price=1, proof_time=60)
 
-    resolved = await resolve_markets(market_registry(8), {"pp": 1}, (config("pp"), config("7")))
-    assert sorted(resolved) == [1, 7]
-    # a metadata name is never read: it is anyone's choice
-    with pytest.raises(ConfigError, match=r"unknown market 'poseidon_preimage'.*deployment's"):
-        await resolve_markets(market_registry(8), {"pp": 1}, (config("poseidon_preimage"),))
-    with pytest.raises(ConfigError, match=r"there is no market 9 .*\[markets\] tables"):
-        await resolve_markets(market_registry(8), {}, (config("9"),))
+    reads = []
+
+    async def names() -> dict[int, str]:
+        reads.append(1)
+        return CARRIED
+
+    refs = (config("pp"), config("7"), config("square_root"))
+    resolved = await resolve_markets(binding(8, {"pp": 1}), refs, names)
+    assert sorted(resolved) == [1, 2, 7] and reads == [1]  # names read once
+    await resolve_markets(binding(8, {"pp": 1}), (config("pp"), config("3")), names)
+    assert reads == [1]  # ids and recorded names need no metadata
+    # a metadata name two markets carry stops the node: it names the table and both ids
+    with pytest.raises(AmbiguousMarketError) as caught:
+        await resolve_markets(binding(8, {}), (config("poseidon_preimage"),), names)
+    assert str(caught.value).startswith(
+        "[K-CFG-002] the config's [markets.poseidon_preimage]: market name "
+        "'poseidon_preimage' is ambiguous: markets 1 and 7 both use it"
+    )
+    with pytest.raises(ConfigError, match=r"the config's \[markets\.nope\]: unknown market 'nope'"):
+        await resolve_markets(binding(8, {}), (config("nope"),), names)
+    with pytest.raises(ConfigError, match=r"\[markets\.9\]: there is no market 9 \(the market"):
+        await resolve_markets(binding(8, {}), (config("9"),), names)
+    with pytest.raises(ConfigError, match=r"\[markets\.2\] and \[markets\.square_root\] are both"):
+        await resolve_markets(binding(8, {}), (config("2"), config("square_root")), names)
 
 
 def test_the_error_is_one_kalypso_error_with_a_code() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from kalypso.cli import (
     account,
@@ -21,6 +19,7 @@ from kalypso.cli import (
     matcher,
     request,
 )
+from kalypso.cli.output import HelpGroup, plain_console, styled
 from kalypso.errors import KalypsoError
 
 app = typer.Typer(
@@ -31,6 +30,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=HelpGroup,
+    rich_markup_mode=None,  # click's help: it wraps at any width, where Rich's cuts with "…"
 )
 app.command("devnet")(chain.devnet)
 app.command("deploy")(chain.deploy)
@@ -54,7 +55,5 @@ def main() -> None:
     try:
         app()
     except KalypsoError as exc:
-        Console(stderr=True, soft_wrap=True).print(
-            f"[bold red]error:[/] {escape(str(exc))}", highlight=False
-        )
+        plain_console(stderr=True).print(styled(("error:", "bold red"), f" {exc}"))
         sys.exit(1)

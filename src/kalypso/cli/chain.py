@@ -15,6 +15,7 @@ from rich.console import Console
 from web3 import Web3
 
 from kalypso.chain.rpc import sync_web3
+from kalypso.cli.output import plain_console, styled
 from kalypso.contracts.deploy import DeployParams, deploy_web3
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
 from kalypso.devnet import Anvil, deploy_devnet, refuse_dev_key
@@ -23,7 +24,7 @@ from kalypso.errors import ChainError, ConfigError
 from kalypso.keys import load_account
 from kalypso.stack import DevnetStack
 
-console = Console(soft_wrap=True)  # paste-ready lines must never be wrapped
+console = plain_console()
 
 
 def devnet(
@@ -78,7 +79,9 @@ def devnet(
             setup = replace(setup, deployment=replace(setup.deployment, matcher_url=url))
         setup.deployment.save(out)
         d = setup.deployment
-        console.print(f"[bold green]devnet ready[/] — chain {d.chain_id} at {chain.url}")
+        console.print(
+            styled(("devnet ready", "bold green"), f" — chain {d.chain_id} at {chain.url}")
+        )
         console.print(f"  token        {d.token} ({d.token_symbol}, {d.token_decimals} decimals)")
         console.print(f"  registry     {d.registry}")
         console.print(f"  marketplace  {d.marketplace}")
@@ -101,20 +104,21 @@ def devnet(
             )
             console.print(f"  dashboard    {stack.dashboard.url}/ (log {stack.dashboard.log})")
             console.print(
-                "  [dim](dev enclaves are plain processes attested by a public dev key: "
-                "not confidential; see docs/trust-model.md)[/]"
+                "  (dev enclaves are plain processes attested by a public dev key: "
+                "not confidential; see docs/trust-model.md)",
+                style="dim",
             )
         console.print(f"  deployment   {out}")
         console.print("\nFunded dev accounts (100,000 KAL each; public keys, devnet only):")
         for account in setup.funded:
             console.print(f"  {account.address}  0x{account.key.hex().removeprefix('0x')}")
         console.print("\nPaste into a shell:")
-        console.print(f"  export KALYPSO_RPC_URL={chain.url}", highlight=False)
-        console.print(f"  export KALYPSO_DEPLOYMENT={out}", highlight=False)
+        console.print(f"  export KALYPSO_RPC_URL={chain.url}")
+        console.print(f"  export KALYPSO_DEPLOYMENT={out}")
         key = setup.funded[-1].key.hex().removeprefix("0x")
-        console.print(f"  export KALYPSO_PRIVATE_KEY=0x{key}", highlight=False)
+        console.print(f"  export KALYPSO_PRIVATE_KEY=0x{key}")
         console.print(f"  # markets: {', '.join(d.markets)}")
-        console.print("\n[dim]Ctrl-C stops the chain.[/]")
+        console.print("\nCtrl-C stops the chain.", style="dim")
         stopped = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopped.set())
         try:
@@ -208,7 +212,9 @@ def deploy(
         deployment = deploy_web3(w3, account, params)
     path = deployment.save(out or default_path(chain_id))
     console.print(
-        f"[bold green]deployed[/] to chain {chain_id} from block {deployment.deploy_block}"
+        styled(
+            ("deployed", "bold green"), f" to chain {chain_id} from block {deployment.deploy_block}"
+        )
     )
     console.print(f"  marketplace {deployment.marketplace}\n  registry    {deployment.registry}")
     console.print(f"  token       {deployment.token}\n  enclaves    {deployment.enclave_registry}")
@@ -230,4 +236,4 @@ def demo(
     """
     from kalypso.demo import main
 
-    main(console, keep=keep)
+    main(Console(soft_wrap=True), keep=keep)  # the tour's own lines use Rich markup

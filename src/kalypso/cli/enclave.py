@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from kalypso.cli.output import HelpGroup
 from kalypso.keys import load_account
 from kalypso.logs import configure
 
@@ -16,6 +17,7 @@ app = typer.Typer(
     help="Run an enclave image: its keys are made at start and never written; the dev "
     "attestation authority attests them (devnet only) and they are registered on-chain.",
     no_args_is_help=True,
+    cls=HelpGroup,
 )
 
 RpcUrl = Annotated[str, typer.Option(envvar="KALYPSO_RPC_URL", help="JSON-RPC endpoint.")]
@@ -34,7 +36,7 @@ Keystore = Annotated[
         help="Keystore of the operator who pays the registration (else KALYPSO_PRIVATE_KEY)."
     ),
 ]
-Market = Annotated[int, typer.Option(help="The market whose image this is (its id).")]
+Market = Annotated[str, typer.Option(help="The market whose image this is, by id or name.")]
 Circuit = Annotated[str, typer.Option(help="The sample circuit it checks.")]
 
 
@@ -43,7 +45,7 @@ def _run(
     rpc_url: str,
     deployment: Path | None,
     keystore: Path | None,
-    market: int | None,
+    market: str | None,
     circuit: str | None,
     host: str,
     port: int,

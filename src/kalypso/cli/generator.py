@@ -11,22 +11,21 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from rich.console import Console
 from rich.table import Table
-from web3 import Web3
 
 from kalypso.amounts import format_amount
-from kalypso.chain.rpc import sync_web3
-from kalypso.deployment import Deployment, default_path
+from kalypso.cli.output import HelpGroup, plain_console, styled
 from kalypso.errors import ChainError, ConfigError
 from kalypso.generator import operator
 from kalypso.generator.config import EXAMPLE, GeneratorConfig
-from kalypso.generator.journal import Phase, TaskJournal
+from kalypso.generator.journal import Phase
 from kalypso.keys import load_account
 from kalypso.logs import configure
 
-app = typer.Typer(help="Run a generator (prover) node and look after it.", no_args_is_help=True)
-console = Console(soft_wrap=True)
+app = typer.Typer(
+    help="Run a generator (prover) node and look after it.", no_args_is_help=True, cls=HelpGroup
+)
+console = plain_console()
 
 ConfigPath = Annotated[
     Path, typer.Option("--config", "-c", help="The generator's TOML file (see `run --example`).")
@@ -77,69 +76,6 @@ def run(
     asyncio.run(serve(settings, account))
 
 
-def _journal_path(settings: GeneratorConfig, chain_id: int) -> Path:
-    if settings.state is not None:
-        return settings.state
-    found = sorted((Path.home() / ".kalypso" / "generator").glob(f"{chain_id}-*.sqlite"))
-    if len(found) != 1:
-        raise ConfigError(
-            "set `state` in the config: "
-            + ("no journal found" if not found else f"{len(found)} journals for this chain")
-        )
-    return found[0]
-
-
-def status_report(settings: GeneratorConfig) -> dict[str, Any]:
-    """Tasks, stake and profitability, from the journal and the chain."""
-    w3 = sync_web3(settings.rpc_url, 30)
-    try:
-        chain_id = w3.eth.chain_id
-    except Exception as exc:
-        raise ChainError(f"cannot reach {settings.rpc_url}: {exc}") from None
-    deployment = Deployment.load(settings.deployment or default_path(chain_id))
-    journal = TaskJournal.read_only(_journal_path(settings, chain_id))
-    try:
-        address = str(journal.identity().get("generator"))
-        totals = journal.totals()
-        live = journal.live()
-        paused = journal.paused
-    finally:
-        journal.close()
-    from kalypso.contracts import artifact
-
-    registry = w3.eth.contract(
-        address=Web3.to_checksum_address(deployment.registry),
-        abi=artifact("GeneratorRegistry").abi,
-    )
-    g = registry.functions.generators(address).call()
-    return {
-        "address": address,
-        "paused": paused,
-        "registered": g[0] != 0,
-        "stake": int(g[3]),
-        "locked_stake": int(g[4]),
-        "declared_compute": int(g[5]),
-        "used_compute": int(g[6]),
-        "missed_deadlines": int(g[8]),
-        "tasks": totals.by_phase,
-        "live": [
-            {
-                "task_id": t.tag,
-                "market_id": t.market_id,
-                "phase": t.phase.value,
-                "deadline": t.deadline,
-            }
-            for t in live
-        ],
-        "revenue": totals.revenue,
-        "penalties": totals.penalties,
-        "net": totals.revenue - totals.penalties,
-        "gas_spent_wei": totals.gas_wei,
-        "gas_balance_wei": int(w3.eth.get_balance(Web3.to_checksum_address(address))),
-        "token": {"symbol": deployment.token_symbol, "decimals": deployment.token_decimals},
-    }
-
-
 @app.command("status")
 def status(
     config: ConfigPath,
@@ -147,7 +83,7 @@ def status(
 ) -> None:
     """Tasks by phase, stake (free and locked) and profitability: revenue, penalties,
     net, gas spent. Works whether or not the node is running."""
-    report = status_report(_config(config))
+    report = operator.status_report(_config(config))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
         return
@@ -157,9 +93,11 @@ def status(
         return format_amount(value, token["decimals"], token["symbol"])
 
     console.print(
-        f"generator {report['address']}"
-        + (" [yellow](paused)[/]" if report["paused"] else "")
-        + ("" if report["registered"] else " [red](not registered)[/]")
+        styled(
+            f"generator {report['address']}",
+            (" (paused)" if report["paused"] else "", "yellow"),
+            ("" if report["registered"] else " (not registered)", "red"),
+        )
     )
     table = Table(box=None, show_header=False, padding=(0, 2))
     table.add_column(style="bold")
@@ -208,7 +146,9 @@ def resume(config: ConfigPath) -> None:
     typer.echo("resumed: taking tasks again")
 
 
-MarketArg = Annotated[str, typer.Argument(help="The market: its name (deployment file) or id.")]
+MarketArg = Annotated[
+    str, typer.Argument(help="The market, by id or by name (on-chain, or the deployment file's).")
+]
 
 
 @app.command("fetch")
@@ -238,7 +178,8 @@ def fetch(
     against the market's metadata, the verifier and input verifier code (fixed code
     that cannot change its answers: `kalypso market audit`), and the zkey's verifying key
     against the one in the verifier's code. Files that fail are deleted; nothing is
-    written unless all pass. Prints the `markets.<name>` table to paste into the config."""
+    written unless all pass. Prints the market's table, `[markets.<id>]`, to paste into
+    the config."""
     shown = {"progress": False}
 
     def progress(file: str, done: int, total: int | None) -> None:
@@ -300,20 +241,20 @@ def why(
     )
     console.print(
         f"stake {amount(view['stake'])} ({amount(view['free_stake'])} free), compute "
-        f"{view['used_compute']} of {view['declared_compute']} in use; {reliability}",
-        highlight=False,
+        f"{view['used_compute']} of {view['declared_compute']} in use; {reliability}"
     )
     for o in view["offers"]:
         console.print(
-            f"market {o['market_id']}: price {amount(o['price'])}, proof time "
-            f"{o['proof_time']} s, rank {o['rank']} of {o['offers_in_market']}"
-            + ("" if o["available"] else " [yellow](full)[/]"),
-            highlight=False,
+            styled(
+                f"market {o['market_id']}: price {amount(o['price'])}, proof time "
+                f"{o['proof_time']} s, rank {o['rank']} of {o['offers_in_market']}",
+                ("" if o["available"] else " (full)", "yellow"),
+            )
         )
     for r in view["recent"]:
         console.print(f"  {r['request_id'][:18]}… market {r['market_id']}: {r['verdict']}")
     for finding in report.findings:
-        console.print(f"[bold]why:[/] {finding}", highlight=False)
+        console.print(styled(("why:", "bold"), f" {finding}"))
 
 
 @app.command("benchmark")
@@ -341,7 +282,7 @@ def benchmark(
             raise ConfigError(f"--inputs is not JSON: {exc}") from None
         if not isinstance(given, dict):
             raise ConfigError('--inputs must be a JSON object: {"signal": value, ...}')
-    b = operator.benchmark(settings, market, runs=runs, inputs=given)
+    b = operator.benchmark(settings, market, runs=runs, inputs=given, config_file=str(config))
     times = list(b.seconds)
     console.print(
         f"market {b.market_id}: {len(times)} proofs with {b.config.prover}: min "
@@ -357,16 +298,14 @@ def benchmark(
     console.print(
         f"break-even price: {b.submit_gas:,} gas ({b.gas_source}) at "
         f"{format_amount(b.gas_price_wei, 9, 'gwei')} = "
-        f"{format_amount(b.break_even_wei, 18, 'ETH')} a proof",
-        highlight=False,
+        f"{format_amount(b.break_even_wei, 18, 'ETH')} a proof"
     )
     if token_per_eth is not None:
         tokens = b.break_even_tokens(token_per_eth)
         console.print(
             f"  = {format_amount(tokens, b.token_decimals, b.token_symbol)} ({tokens} base "
             f"units) at {token_per_eth:g} {b.token_symbol}/ETH; config price: "
-            f"{format_amount(b.config.price, b.token_decimals, b.token_symbol)}",
-            highlight=False,
+            f"{format_amount(b.config.price, b.token_decimals, b.token_symbol)}"
         )
 
 

@@ -1,4 +1,5 @@
-"""`kalypso init`: commented starting points for an app, a generator node and a matcher."""
+"""`kalypso init`: starting points for an app, a generator node and a matcher: commented
+examples, or, given a deployment, files filled for it (`kalypso.init_files`)."""
 
 from __future__ import annotations
 
@@ -7,36 +8,11 @@ from typing import Annotated
 
 import typer
 
-from kalypso.cli.options import console
+from kalypso.cli.options import DeploymentPath, client, console
+from kalypso.deployment import default_path
 from kalypso.errors import ConfigError
-from kalypso.generator.config import EXAMPLE as GENERATOR_EXAMPLE
-from kalypso.matching.config import EXAMPLE as MATCHER_EXAMPLE
-
-APP_EXAMPLE = """\
-# Kalypso for an app: `set -a; . ./kalypso.env; set +a`, then `Kalypso.from_env()` in
-# Python or any `kalypso request …` command reads these.
-
-# The chain's JSON-RPC endpoint (`kalypso devnet` serves one on 8545).
-KALYPSO_RPC_URL=http://127.0.0.1:8545
-
-# The deployment file; by default ~/.kalypso/deployments/<chain id>.json, which
-# `kalypso devnet` and `kalypso deploy` write.
-# KALYPSO_DEPLOYMENT=/path/to/deployment.json
-
-# Your key: an encrypted Ethereum keystore (V3 JSON; `kalypso keystore new --out FILE`
-# makes one). Its password: KALYPSO_KEYSTORE_PASSWORD, else the first line of the file
-# KALYPSO_KEYSTORE_PASSWORD_FILE names, else the CLI asks at the terminal …
-# KALYPSO_KEYSTORE=/path/to/keystore.json
-# KALYPSO_KEYSTORE_PASSWORD_FILE=/path/to/password.txt
-# … or a raw key (the devnet prints funded ones; never a real key in a file).
-# KALYPSO_PRIVATE_KEY=0x…
-"""
-
-FILES = {
-    "app": ("kalypso.env", APP_EXAMPLE),
-    "generator": ("generator.toml", GENERATOR_EXAMPLE),
-    "matcher": ("matcher.toml", MATCHER_EXAMPLE),
-}
+from kalypso.init_files import EXAMPLES, FILES, Deployed, filled
+from kalypso.sdk import AsyncKalypso
 
 
 def init(
@@ -46,17 +22,64 @@ def init(
     ] = None,
     directory: Annotated[Path, typer.Option("--dir", help="Where to write them.")] = Path("."),
     force: Annotated[bool, typer.Option(help="Overwrite files that exist.")] = False,
+    deployment: DeploymentPath = None,
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KALYPSO_RPC_URL",
+            help="JSON-RPC endpoint of the deployment's chain: its markets are read there.",
+        ),
+    ] = None,
+    markets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--market",
+            help="A market, by id or name, to give a generator table (and the matcher's "
+            "shard); repeat for more (default: every market on-chain).",
+        ),
+    ] = None,
 ) -> None:
-    """Write commented example configuration files to edit."""
+    """Write configuration files to edit: kalypso.env, generator.toml, matcher.toml.
+
+    Given a deployment (--deployment or KALYPSO_DEPLOYMENT; --rpc-url or KALYPSO_RPC_URL
+    alone finds it by chain id), they are filled for it: its RPC URL and deployment file,
+    keystore lines with placeholder paths, and a generator table for each market
+    on-chain, keyed by id. Otherwise they are commented examples for the devnet.
+    """
     chosen = roles or list(FILES)
     unknown = [r for r in chosen if r not in FILES]
     if unknown:
         raise ConfigError(f"unknown role(s) {', '.join(unknown)}: choose from {', '.join(FILES)}")
-    targets = {directory / FILES[r][0]: FILES[r][1] for r in chosen}
-    existing = [str(p) for p in targets if p.exists()]
+    targets = {r: directory / FILES[r] for r in chosen}
+    existing = [str(p) for p in targets.values() if p.exists()]
     if existing and not force:
         raise ConfigError(f"{', '.join(existing)} exist(s): nothing written (--force overwrites)")
+    if deployment is None and rpc_url is None:
+        if markets:
+            raise ConfigError("--market needs a deployment: give --deployment or --rpc-url")
+        texts = EXAMPLES
+    else:
+        texts = filled(_deployed(rpc_url, deployment, markets or [], directory))
     directory.mkdir(parents=True, exist_ok=True)
-    for path, text in targets.items():
-        path.write_text(text)
+    for role, path in targets.items():
+        path.write_text(texts[role])
         console.print(f"wrote {path}")
+
+
+def _deployed(
+    rpc_url: str | None, deployment: Path | None, refs: list[str], directory: Path
+) -> Deployed:
+    """The deployment and its markets, read from the chain as `kalypso market list` does."""
+    if rpc_url is None:
+        raise ConfigError(
+            f"give --rpc-url (or KALYPSO_RPC_URL): the markets of {deployment} are read "
+            "from its chain"
+        )
+    with client(rpc_url, deployment, None, None) as k:
+        chain = k.aio
+        assert isinstance(chain, AsyncKalypso)  # a chain's client, never the local backend
+        found = chain.deployment
+        on_chain = k.markets()
+        chosen = list({m.id: m for m in map(k.market, refs)}.values()) if refs else on_chain
+    path = (deployment or default_path(found.chain_id)).expanduser().resolve()
+    return Deployed(rpc_url, path, found, chosen, not refs, directory.expanduser().resolve())

@@ -7,11 +7,14 @@ from typing import Annotated
 
 import typer
 
+from kalypso.cli.output import HelpGroup
 from kalypso.crypto import EncryptionKey, rotate
 from kalypso.crypto.keys import retired_paths
 from kalypso.errors import ConfigError
 
-app = typer.Typer(help="X25519 encryption keys for private inputs (never used to sign).")
+app = typer.Typer(
+    help="X25519 encryption keys for private inputs (never used to sign).", cls=HelpGroup
+)
 
 
 @app.command("new")

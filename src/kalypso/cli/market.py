@@ -1,5 +1,6 @@
 """`kalypso market create|audit`: put a Groth16 circuit on the marketplace, and check a
-market's verifier code and its artifacts (DESIGN §8, market creators)."""
+market's verifier code and its artifacts (DESIGN §8, market creators); `list` and `show`
+are in `market_view`."""
 
 from __future__ import annotations
 
@@ -11,29 +12,32 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from web3 import Web3
 
 from kalypso.circuits import Circuit, circuit, load_schema, sample_ptau, sha256_file
 from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
-from kalypso.cli.options import DEFAULT_RPC, DeploymentPath, Json, RpcUrl, client, print_json
+from kalypso.cli import market_view
+from kalypso.cli.options import DeploymentPath, RpcUrl
+from kalypso.cli.output import HelpGroup, plain_console, styled
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.devnet import refuse_dev_key
 from kalypso.errors import ConfigError
 from kalypso.keys import load_account
+from kalypso.market import catalog
 from kalypso.market.audit import AuditFiles, audit_market
 from kalypso.market.groth16 import NO_IMAGE, ZERO_ADDRESS, create_groth16_market
 from kalypso.market.types import RequestKinds
 from kalypso.provers import InvalidInputs
 from kalypso.provers.proof import Groth16Proof
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover
-from kalypso.sdk import Kalypso, Market, MarketStats
 
-app = typer.Typer(help="List, show, create and audit proof markets.", no_args_is_help=True)
-console = Console(soft_wrap=True)
+app = typer.Typer(
+    help="List, show, create and audit proof markets.", no_args_is_help=True, cls=HelpGroup
+)
+console = plain_console()
 
 CircuitName = Annotated[
     str | None, typer.Option("--circuit", help="A sample circuit (circuits/build) by name.")
@@ -231,16 +235,16 @@ def create(
             request_kinds=RequestKinds[requests.name.upper()],
             sample=sample,
         )
-    console.print(f"[bold green]market created[/]: {name} (id {market.market_id})")
+    console.print(styled(("market created", "bold green"), f": {name} (id {market.market_id})"))
     console.print(f"  market id   {market.market_id}")
     console.print(f"  verifier    {market.verifier}")
     console.print(f"  constraints {c.constraints}, public signals {len(c.public_signals)}")
     if c.transcript_sha256 is None:
-        console.print("  [yellow]no --ptau: the transcript hash is not recorded[/]")
+        console.print("  no --ptau: the transcript hash is not recorded", style="yellow")
 
 
 def audit(
-    market_id: Annotated[int, typer.Argument(help="The market to audit.")],
+    market: Annotated[str, typer.Argument(help="The market to audit, by id or name.")],
     rpc_url: RpcUrl,
     sample_circuit: CircuitName = None,
     zkey: ZkeyPath = None,
@@ -270,6 +274,7 @@ def audit(
         if path is not None:
             _file(path, kind)
     client = MarketplaceClient.connect(rpc_url, deployment)
+    market_id = catalog.market_id(client, market)
     with console.status(f"auditing market {market_id}…"):
         checks = audit_market(client, market_id, files)
     table = Table(title=f"market {market_id}")
@@ -277,142 +282,17 @@ def audit(
     table.add_column("result")
     table.add_column("detail", overflow="fold")
     for check in checks:
-        result = "[green]ok[/]" if check.ok else "[bold red]FAILED[/]"
+        result = Text("ok", "green") if check.ok else Text("FAILED", "bold red")
         table.add_row(check.name, result, check.detail)
     console.print(table)
     failed = [c for c in checks if not c.ok]
     if failed:
-        console.print(f"[bold red]{len(failed)} of {len(checks)} checks FAILED[/]")
+        console.print(f"{len(failed)} of {len(checks)} checks FAILED", style="bold red")
         raise typer.Exit(1)
-    console.print(f"[bold green]all {len(checks)} checks ok[/]")
+    console.print(f"all {len(checks)} checks ok", style="bold green")
 
 
-def list_markets(
-    rpc_url: RpcUrl = DEFAULT_RPC,
-    deployment: DeploymentPath = None,
-    as_json: Json = False,
-) -> None:
-    """Every market, with its live statistics."""
-    with client(rpc_url, deployment, None, None) as k:
-        with console.status("reading the markets…"):
-            rows = [(m, k.stats(m)) for m in k.markets()]
-        if as_json:
-            print_json([_market_json(k, m, s) for m, s in rows])
-            return
-        table = Table(title="markets")
-        for column in ("id", "name", "proofs", "private", "gens", "open", "p50", "time"):
-            numeric = column in ("id", "gens", "open", "p50", "time")
-            table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
-        for m, s in rows:
-            table.add_row(
-                str(m.id),
-                escape(m.name) + (f" [yellow]({escape(m.name_note)})[/]" if m.name_note else ""),
-                m.proof_system + ("*" if m.proof_verification_image != NO_IMAGE else ""),
-                ", ".join(m.private_inputs) or "-",
-                str(s.active_generators),
-                str(s.open_requests),
-                k.show(s.price_p50) if s.price_p50 is not None else "-",
-                f"{s.typical_proof_time} s" if s.typical_proof_time is not None else "-",
-            )
-        console.print(table)
-        console.print(
-            "gens: live generator offers; p50: median recent price; time: typical "
-            "proof time; *: verified by a Proof Verification Image"
-        )
-        if any(m.name_note for m, _ in rows):
-            console.print(
-                "a contested name addresses the market the deployment file records, else "
-                "none: address such a market by id"
-            )
-
-
-def show(
-    market: Annotated[str, typer.Argument(help="The market, by name or id.")],
-    rpc_url: RpcUrl = DEFAULT_RPC,
-    deployment: DeploymentPath = None,
-    as_json: Json = False,
-) -> None:
-    """One market: its terms, its circuit's inputs and its statistics."""
-    with client(rpc_url, deployment, None, None) as k:
-        m = k.market(market)
-        s = k.stats(m)
-        data = _market_json(k, m, s)
-        if as_json:
-            print_json(data)
-            return
-        console.print(f"[bold]{escape(m.name)}[/] (market {m.id})")
-        for key in (
-            "verifier",
-            "proof_system",
-            "slashing_penalty_units",
-            "input_verifier",
-            "generator_image",
-            "input_verification_image",
-            "proof_verification_image",
-        ):
-            if data[key] is not None:
-                console.print(f"  {key.removesuffix('_units').replace('_', ' '):<26} {data[key]}")
-        console.print(f"  requests                   {data['requests']}")
-        console.print(f"  inputs                     {data['inputs'] or 'raw public signals'}")
-        console.print(f"  public signals             {', '.join(m.public_signals) or '—'}")
-        console.print(f"  open requests              {s.open_requests}")
-        for offer in s.offers:
-            console.print(
-                f"  offer                      {offer.generator}: "
-                f"{k.show(offer.price)} within {offer.proof_time} s"
-            )
-        for p in ("price_p50", "price_p90"):
-            value = getattr(s, p)
-            console.print(
-                f"  {p.replace('_', ' '):<26} {k.show(value) if value is not None else '—'}"
-            )
-        typical = s.typical_proof_time
-        console.print(
-            f"  typical proof time         {f'{typical} s' if typical is not None else '—'}"
-        )
-        console.print("[bold]at stake[/]")
-        for line in data["at_stake"]:
-            console.print(f"  - {line}", highlight=False)
-
-
-def _market_json(k: Kalypso, m: Market, s: MarketStats) -> dict[str, Any]:
-    def image(value: bytes) -> str | None:
-        return None if value == NO_IMAGE else "0x" + value.hex()
-
-    return {
-        "id": m.id,
-        "name": m.name,
-        "name_note": m.name_note,
-        "verifier": m.verifier,
-        "proof_system": m.proof_system,
-        "slashing_penalty": m.slashing_penalty,
-        "slashing_penalty_units": k.show(m.slashing_penalty),
-        "input_verifier": m.input_verifier,
-        "generator_image": image(m.generator_image),
-        "input_verification_image": image(m.input_verification_image),
-        "proof_verification_image": image(m.proof_verification_image),
-        "requests": m.request_kinds.name.lower(),
-        "inputs": m.inputs,
-        "public_signals": m.public_signals,
-        "circuit": m.circuit,
-        "at_stake": m.stakes(k.show),
-        "stats": {
-            "open_requests": s.open_requests,
-            "active_generators": s.active_generators,
-            "offers": [
-                {"generator": o.generator, "price": o.price, "proof_time": o.proof_time}
-                for o in s.offers
-            ],
-            "price_p50": s.price_p50,
-            "price_p90": s.price_p90,
-            "recent_prices": len(s.prices),
-            "typical_proof_time": s.typical_proof_time,
-            "block_time": s.block_time,
-        },
-    }
-
-
-app.command("list")(list_markets)
-app.command("show")(show)
+app.command("list")(market_view.list_markets)
+app.command("show")(market_view.show)
 app.command("create")(create)
 app.command("audit")(audit)

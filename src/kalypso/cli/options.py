@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from kalypso.cli.output import plain_console
 from kalypso.daemon import jsonable
 from kalypso.sdk import DevAuthorityWarning, Kalypso
 
@@ -48,7 +48,7 @@ PrivateKey = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
-console = Console(soft_wrap=True)
+console = plain_console()
 
 
 def client(

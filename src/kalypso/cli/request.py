@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from kalypso.cli.once import New, once
 from kalypso.cli.options import (
@@ -26,6 +24,7 @@ from kalypso.cli.options import (
     console,
     print_json,
 )
+from kalypso.cli.output import HelpGroup, plain_console, styled
 from kalypso.errors import ConfigError
 from kalypso.sdk import (
     AskUser,
@@ -42,9 +41,9 @@ from kalypso.sdk import (
 )
 from kalypso.sdk.pricing import Pricing, ProofTime
 
-app = typer.Typer(help="Ask for proofs and follow them.", no_args_is_help=True)
+app = typer.Typer(help="Ask for proofs and follow them.", no_args_is_help=True, cls=HelpGroup)
 #: questions and warnings: stderr, so that stdout stays machine-readable
-prompts = Console(stderr=True, soft_wrap=True)
+prompts = plain_console(stderr=True)
 
 RequestId = Annotated[str, typer.Argument(help="The request id (0x + 64 hex digits).")]
 Timeout = Annotated[float, typer.Option(help="Seconds to wait before giving up (exit 3).")]
@@ -55,7 +54,7 @@ def _ask(question: Question) -> str | None:
     """The interactive price or time prompt, on stderr (stdout may carry --json): the
     suggestion, its basis and the market."""
     stats, show = question.stats, question.show
-    prompts.print(f"[bold]{escape(question.market.name)}[/] (market {question.market.id})")
+    prompts.print(styled((question.market.name, "bold"), f" (market {question.market.id})"))
     prompts.print(
         f"  {stats.active_generators} generator(s) online, {stats.open_requests} open "
         f"request(s), {len(stats.prices)} recent price(s)"
@@ -202,15 +201,14 @@ def create(
             else:
                 quote = request.quote
                 console.print(
-                    f"request 0x{request.id.hex()} placed in {escape(request.market.name)}"
+                    f"request 0x{request.id.hex()} placed in market {request.market.id} "
+                    f"({request.market.name})"
                 )
-                console.print(
-                    f"  max price {k.show(request.max_price)} ({quote.basis if quote else ''})"
-                )
+                basis = f" ({quote.basis})" if quote and quote.basis else ""
+                console.print(f"  max price {k.show(request.max_price)}{basis}")
                 console.print(
                     "  you pay only the generator's quote once proven; all of it comes back "
-                    "if the generator misses its deadline",
-                    highlight=False,
+                    "if the generator misses its deadline"
                 )
                 console.print(f"  follow it: kalypso request wait 0x{request.id.hex()}")
             return
@@ -229,7 +227,9 @@ def status(
         if as_json:
             print_json(_status_json(k, current))
             return
-        console.print(f"request 0x{current.request_id.hex()}: [bold]{current.state.name}[/]")
+        console.print(
+            styled(f"request 0x{current.request_id.hex()}: ", (current.state.name, "bold"))
+        )
         console.print(f"  market {current.market_id}, max price {k.show(current.max_price)}")
         if current.generator:
             console.print(
@@ -319,7 +319,7 @@ def _wait(
         with console.status(f"waiting for the proof of 0x{request.id.hex()[:16]}…"):
             outcome = request.wait(timeout, slash=settle, refund=settle)
     except WaitTimeout as exc:
-        prompts.print(f"[yellow]{exc}[/]", highlight=False)
+        prompts.print(str(exc), style="yellow")
         raise typer.Exit(EXIT_TIMEOUT) from None
     _print_outcome(k, outcome, as_json)
     if not outcome.fulfilled:
@@ -330,7 +330,7 @@ def _print_outcome(k: Kalypso, outcome: Outcome, as_json: bool) -> None:
     if as_json:
         print_json(_outcome_json(outcome))
         return
-    console.print(outcome.describe(), highlight=False)
+    console.print(outcome.describe())
     if outcome.payment:
         console.print(f"  generator paid {k.show(outcome.payment)}")
     if outcome.refund:

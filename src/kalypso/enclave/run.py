@@ -16,6 +16,7 @@ from kalypso.enclave.service import Enclave, Image
 from kalypso.enclave.verdicts import InputVerificationImage, ProofVerificationImage
 from kalypso.errors import ConfigError
 from kalypso.logs import get_logger
+from kalypso.market import catalog
 from kalypso.provers.snarkjs import SnarkjsWorker
 
 log = get_logger("kalypso.enclave")
@@ -39,9 +40,11 @@ def open_enclave(
     rpc_url: str,
     deployment_path: Path | None,
     operator: LocalAccount,
-    market_id: int | None,
+    market: str | None,
 ) -> Enclave:
+    """The image bound to the deployment (and to `market`, by id or name, if given)."""
     client = MarketplaceClient.connect(rpc_url, deployment_path)
+    market_id = None if market is None else catalog.market_id(client, market)
     return Enclave.dev(image, client.w3, client.deployment, operator, market_id=market_id)
 
 

@@ -8,8 +8,10 @@ the chain says what the file says.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import tomllib
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
@@ -19,7 +21,7 @@ from kalypso.errors import ConfigError
 
 PROVERS = ("snarkjs", "command", "http", "enclave")
 
-EXAMPLE = """\
+EXAMPLE_SETTINGS = """\
 # generator.toml — keys marked (required) must be set
 rpc_url = "http://127.0.0.1:8545"        # or KALYPSO_RPC_URL; several, comma-separated,
                                          # are tried in turn when one fails
@@ -44,9 +46,13 @@ startup_timeout = 300                    # seconds to keep trying to reach the c
 low_gas_balance = 50000000000000000      # wei; a warning below this (here 0.05 ETH)
 api_host = "127.0.0.1"
 api_port = 7400                          # health, tasks, pause/resume, /metrics; 0: off
+"""
 
-# One table per market, by name (from the deployment file) or by id. A market of private
-# requests is proven only in its Generator Image: prover = "enclave" with its url.
+EXAMPLE_MARKETS = """\
+
+# One table per market, by id ([markets.2]) or by name: the market's on-chain name, or one
+# the deployment file records (a name two markets carry is refused: give the id). A
+# market of private requests is proven only in its Generator Image: prover = "enclave".
 [markets.square_root]
 price = 5000000000000000000              # (required) base units per proof
 proof_time = 60                          # (required) seconds promised per proof
@@ -70,12 +76,21 @@ solver = "square_root"                   # completes a task's inputs from its pu
                                          # audit`): only if you trust the market's owner
 """
 
+EXAMPLE = EXAMPLE_SETTINGS + EXAMPLE_MARKETS
+
+
+def table_name(key: str) -> str:
+    """A market's table as TOML writes it, `[markets.3]` or `[markets."a b"]`: what error
+    messages call it (an empty key included)."""
+    bare = re.fullmatch(r"[A-Za-z0-9_-]+", key)
+    return f"[markets.{key if bare else json.dumps(key)}]"
+
 
 @dataclass(frozen=True)
 class MarketConfig:
     """One market the node serves: its offer and how to prove it."""
 
-    market: str  # a name from the deployment file, or an id
+    market: str  # its table's key: an id, or a name (the deployment file's or on-chain)
     price: int
     proof_time: int
     compute_per_request: int = 1
@@ -95,7 +110,7 @@ class MarketConfig:
     trust_market_code: bool = False
 
     def check(self, source: str) -> None:
-        where = f"{source}: market {self.market}"
+        where = f"{source}: {table_name(self.market)}"
         if self.price < 0 or self.price >= 2**96:
             raise ConfigError(f"{where}: price must be 0 to 2^96 - 1 base units")
         if not 1 <= self.proof_time <= 86_400:
@@ -169,11 +184,13 @@ class GeneratorConfig:
         raw = dict(raw)
         tables = raw.pop("markets", None)
         if not isinstance(tables, dict) or not tables:
-            raise ConfigError(f"{source}: add at least one [markets.<name or id>] table")
+            raise ConfigError(f"{source}: add at least one [markets.<id or name>] table")
         markets = tuple(
-            _build(MarketConfig, {**table, "market": str(name)}, f"{source}: market {name}")
+            _build(
+                MarketConfig, {**table, "market": str(name)}, f"{source}: {table_name(str(name))}"
+            )
             if isinstance(table, dict)
-            else _bad(source, f"markets.{name}", table)
+            else _bad(source, table_name(str(name)), table)
             for name, table in tables.items()
         )
         for market in markets:
@@ -204,12 +221,12 @@ class GeneratorConfig:
         for market in self.markets:
             if market.compute_per_request > self.compute:
                 raise ConfigError(
-                    f"{source}: market {market.market} needs {market.compute_per_request} "
+                    f"{source}: {table_name(market.market)} needs {market.compute_per_request} "
                     f"compute per request, above the declared compute {self.compute}"
                 )
         names = [m.market for m in self.markets]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"{source}: a market is listed twice")
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ConfigError(f"{source}: {table_name(twice[0])} is listed twice")
 
 
 _PATHS = {"deployment", "keystore", "state", "wasm", "zkey", "schema"}

@@ -141,9 +141,7 @@ class GeneratorNode:
         )
         worker = SnarkjsWorker()
         try:
-            resolved = await resolve_markets(
-                binding.markets, binding.deployment.markets, config.markets
-            )
+            resolved = await resolve_markets(binding, config.markets)
             await check_market_code(binding.w3, binding.deployment, resolved)
             provers = {
                 market_id: build_prover(market_id, market, worker)

@@ -9,17 +9,21 @@ amount a call pulls.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from kalypso.chain import TxSender
+from kalypso.daemon import Binding
 from kalypso.deployment import Deployment
 from kalypso.errors import ConfigError, UnauditedMarketError
-from kalypso.generator.config import GeneratorConfig, MarketConfig
+from kalypso.generator.config import GeneratorConfig, MarketConfig, table_name
 from kalypso.logs import get_logger
 from kalypso.market import GeneratorStatus
+from kalypso.market.catalog import aonchain_names
 from kalypso.market.codecheck import code_roles, judge_code, trusted_contracts
-from kalypso.market.names import resolve_market
+from kalypso.market.names import needs_metadata, resolve_market
 
 log = get_logger("kalypso.generator")
 
@@ -57,23 +61,36 @@ async def market_terms(markets: Any, market_id: int) -> MarketTerms:
 
 
 async def resolve_markets(
-    markets: Any, names: dict[str, int], configs: tuple[MarketConfig, ...]
+    binding: Binding,
+    configs: tuple[MarketConfig, ...],
+    read_names: Callable[[], Awaitable[dict[int, str]]] | None = None,
 ) -> dict[int, tuple[MarketConfig, MarketTerms]]:
     """Each configured market by id, with its terms; unknown ones are a `ConfigError`.
 
-    A `[markets.NAME]` table names a market by id or by the deployment file's name for it
-    (`kalypso.market.names`), never by metadata names, which anyone can choose."""
+    A `[markets.KEY]` table names a market by id, by the deployment file's name for it, or
+    by the name its on-chain metadata gives it (`kalypso.market.names`: a name two markets
+    carry is ambiguous, so a later look-alike market stops the node rather than takes its
+    stake). `read_names` reads the metadata names (default: from the chain's logs)."""
+    markets, names = binding.markets, binding.deployment.markets
     count = int(await markets.functions.market_count().call())
+    carried = None
+    if any(needs_metadata(c.market, names) for c in configs):
+        if read_names is None:
+            start = binding.deployment.deploy_block
+            read_names = partial(aonchain_names, binding.w3, markets.address, start)
+        carried = await read_names()
     resolved: dict[int, tuple[MarketConfig, MarketTerms]] = {}
     for config in configs:
         try:
-            market_id = resolve_market(config.market, names, count=count)
-        except ConfigError as exc:
-            raise ConfigError(
-                f"{exc.args[0]}; check the config's [markets] tables and the deployment file"
-            ) from None
+            market_id = resolve_market(config.market, names, carried, count=count)
+        except ConfigError as exc:  # keeps its class and code (an ambiguous name's)
+            exc.args = (f"the config's {table_name(config.market)}: {exc.args[0]}",)
+            raise
         if market_id in resolved:
-            raise ConfigError(f"market {market_id} is configured twice")
+            raise ConfigError(
+                f"the config's {table_name(resolved[market_id][0].market)} and "
+                f"{table_name(config.market)} are both market {market_id}: keep one"
+            )
         resolved[market_id] = (config, await market_terms(markets, market_id))
     return resolved
 
@@ -97,8 +114,8 @@ async def check_market_code(
             log.warning("market code trusted by the config", market=market.market, detail=detail)
             continue
         raise UnauditedMarketError(
-            f"market {market.market} (id {market_id}) fails the code audit: {detail}. Leave "
-            f"it out of the config, or set trust_market_code = true in its table if you "
+            f"market {market_id} ({table_name(market.market)}) fails the code audit: {detail}. "
+            "Leave it out of the config, or set trust_market_code = true in its table if you "
             "trust its owner not to switch it"
         )
 

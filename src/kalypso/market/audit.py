@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils import event_abi_to_log_topic, keccak
+from eth_utils import keccak
 from web3 import Web3
 
 from kalypso.chain.logs import get_logs
 from kalypso.circuits import sha256_file
 from kalypso.circuits.setup import zkey_verify, zkey_vkey
-from kalypso.contracts import artifact
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.errors import KalypsoError, NotFoundError
+from kalypso.market.catalog import created_topic
 from kalypso.market.codecheck import (
     GROTH16,
     Check,
@@ -66,17 +66,9 @@ def read_market(client: MarketplaceClient, market_id: int) -> OnChainMarket:
     terms = client.markets.functions.market(market_id).call()
     if market_id >= client.market_count() or terms[0] == ZERO_ADDRESS:
         raise NotFoundError("markets: unknown market", f"there is no market {market_id}")
-    abi = next(
-        e
-        for e in artifact("MarketRegistry").abi
-        if e.get("type") == "event" and e.get("name") == "MarketCreated"
-    )
     query = {
         "address": client.markets.address,
-        "topics": [
-            "0x" + event_abi_to_log_topic(abi).hex(),  # type: ignore[arg-type]
-            "0x" + market_id.to_bytes(32, "big").hex(),
-        ],
+        "topics": [created_topic(), "0x" + market_id.to_bytes(32, "big").hex()],
     }
     head = client.w3.eth.block_number
     logs = get_logs(client.w3, query, client.deployment.deploy_block, head, enough=bool)

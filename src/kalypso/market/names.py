@@ -51,22 +51,56 @@ def resolve_market(
     elif ref in recorded:
         market_id = recorded[ref]
     else:
-        market_id = _carried_by(ref, recorded, carried or {})
+        market_id = _carried_by(ref, recorded, carried, count)
     if market_id < 0 or (count is not None and market_id >= count):
-        has = f" (the marketplace has {count})" if count is not None else ""
-        raise ConfigError(f"there is no market {market_id}{has}")
+        raise ConfigError(f"there is no market {market_id}{_range(count)}")
     return market_id
 
 
-def _carried_by(name: str, recorded: Mapping[str, int], carried: Mapping[int, str]) -> int:
-    ids = sorted(i for i, carried_name in carried.items() if carried_name == name)
+def _carried_by(
+    name: str, recorded: Mapping[str, int], carried: Mapping[int, str] | None, count: int | None
+) -> int:
+    ids = sorted(i for i, carried_name in (carried or {}).items() if carried_name == name)
     if len(ids) > 1:
         raise AmbiguousMarketError(name, ids)
     if not ids:
-        known = ", ".join(sorted(set(recorded) | {n for n in carried.values() if n}))
-        hint = "give an id or a name" if carried else "give an id or a deployment's name"
-        raise ConfigError(f"unknown market {name!r}: {hint} ({known or 'none'})")
+        raise ConfigError(f"unknown market {name!r}: {known_markets(recorded, carried, count)}")
     return ids[0]
+
+
+def _range(count: int | None) -> str:
+    if count is None:
+        return ""
+    if count == 0:
+        return " (the marketplace has no markets yet)"
+    return f" (the marketplace has markets 0 to {count - 1})"
+
+
+#: most markets an error lists
+LISTED = 20
+
+
+def known_markets(
+    recorded: Mapping[str, int], carried: Mapping[int, str] | None, count: int | None = None
+) -> str:
+    """What an unknown name could have been: each market's id with its names
+    ("0 mock, 1 pp or poseidon_preimage, 2 (no name)"), for an error message."""
+    if carried is None:  # metadata names were not read
+        named = ", ".join(f"{i} {n}" for n, i in sorted(recorded.items(), key=lambda r: r[1]))
+        if not named:
+            return "give a market id (the deployment file records no market names)"
+        return f"give a market id, or a name the deployment file records: {named}"
+    ids = sorted(set(carried) | set(recorded.values()) | set(range(count or 0)))
+    if not ids:
+        return "the marketplace has no markets yet"
+    entries = []
+    for market_id in ids[:LISTED]:
+        names = sorted(n for n, i in recorded.items() if i == market_id)
+        if (own := carried.get(market_id)) is not None and own not in names:
+            names.append(own)
+        entries.append(f"{market_id} {' or '.join(names) or '(no name)'}")
+    more = f" and {len(ids) - LISTED} more (`kalypso market list`)" if len(ids) > LISTED else ""
+    return f"give a market id or name: {', '.join(entries)}{more}"
 
 
 def name_notes(

@@ -1,13 +1,14 @@
 """What an operator does beside running the node (DESIGN §8, operators): fetch and check
 a market's artifacts before joining it, ask the matcher why no tasks come, benchmark the
-prover and price a proof, and exit to take the stake back.
+prover and price a proof, report tasks, stake and profitability, and exit to take the
+stake back.
 
-`kalypso generator fetch|why|benchmark|exit` print what these return. Reads go through
-the synchronous `MarketplaceClient`; `exit` is the only one that signs, and it refuses
+`kalypso generator fetch|why|benchmark|status|exit` print what these return. Reads go
+through the synchronous clients; `exit` is the only one that signs, and it refuses
 to while the node runs (the node owns the key's nonce).
 
-One module a job: `fetch`, `diagnosis` (why), `benchmarking`, `exiting`; `chain` holds the
-reads they share. Everything public is re-exported here.
+One module a job: `fetch`, `diagnosis` (why), `benchmarking`, `exiting`, `status`; `chain`
+holds the reads they share. Everything public is re-exported here.
 """
 
 from kalypso.generator.operator.benchmarking import (
@@ -21,7 +22,7 @@ from kalypso.generator.operator.benchmarking import (
     submit_gas,
     suggest_proof_time,
 )
-from kalypso.generator.operator.chain import connect, market_id, market_name, metadata
+from kalypso.generator.operator.chain import connect, market_id, metadata
 from kalypso.generator.operator.diagnosis import (
     DEFAULT_MATCHER_URL,
     HINTS,
@@ -38,7 +39,8 @@ from kalypso.generator.operator.exiting import (
     node_api,
     refuse_if_running,
 )
-from kalypso.generator.operator.fetch import Fetched, Progress, fetch_artifacts
+from kalypso.generator.operator.fetch import Fetched, Progress, fetch_artifacts, market_comment
+from kalypso.generator.operator.status import journal_path, status_report
 
 __all__ = [
     "DEFAULT_MATCHER_URL",
@@ -60,12 +62,14 @@ __all__ = [
     "fetch_artifacts",
     "format_time",
     "generator_address",
+    "journal_path",
+    "market_comment",
     "market_id",
-    "market_name",
     "metadata",
     "node_api",
     "quantile",
     "refuse_if_running",
+    "status_report",
     "submit_gas",
     "suggest_proof_time",
     "why",

@@ -7,16 +7,17 @@ import asyncio
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from kalypso.circuits import circuit
-from kalypso.contracts.client import MarketplaceClient
 from kalypso.errors import ConfigError
 from kalypso.generator.config import GeneratorConfig, MarketConfig
-from kalypso.generator.operator.chain import connect, market_id, metadata
+from kalypso.generator.operator.chain import connect, metadata
 from kalypso.generator.proving import build_prover, check_reachable
+from kalypso.market import catalog
 from kalypso.market.audit import read_market
 from kalypso.provers import InvalidInputs
 from kalypso.provers.snarkjs import SnarkjsWorker
@@ -81,16 +82,21 @@ def benchmark(
     *,
     runs: int = 5,
     inputs: dict[str, Any] | None = None,
+    config_file: str = "the config",
 ) -> Benchmark:
     """Prove sample inputs `runs` times with the market's configured prover (the first
     run includes starting the prover) and price a proof at the current gas price."""
     if runs < 1:
         raise ConfigError("--runs must be at least 1")
     client = connect(settings)
-    mid = market_id(client, market)
-    config = next((m for m in settings.markets if _same(client, m.market, mid)), None)
+    resolve = catalog.resolver(client)
+    mid = resolve(market)
+    config = next((m for m in settings.markets if _same(resolve, m.market, mid)), None)
     if config is None:
-        raise ConfigError(f"market {market} has no [markets.…] table in the config")
+        keys = " or ".join(f"[markets.{k}]" for k in dict.fromkeys((str(mid), market)))
+        raise ConfigError(
+            f"market {mid} has no table in {config_file}: add {keys} (`kalypso init` writes one)"
+        )
     onchain = read_market(client, mid)
     meta = metadata(onchain)
     sample = inputs if inputs is not None else _sample_inputs(config, meta)
@@ -109,9 +115,9 @@ def benchmark(
     )
 
 
-def _same(client: MarketplaceClient, market: str, mid: int) -> bool:
+def _same(resolve: Callable[[int | str], int], market: str, mid: int) -> bool:
     try:
-        return market_id(client, market) == mid
+        return resolve(market) == mid
     except ConfigError:
         return False
 

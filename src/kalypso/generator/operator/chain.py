@@ -1,4 +1,4 @@
-"""The operator commands' shared reads: the config's chain, a market by name or id, and
+"""The operator commands' shared reads: the config's chain, a market by id or name, and
 a market's checked metadata."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from eth_utils import keccak
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.errors import ConfigError
 from kalypso.generator.config import GeneratorConfig
+from kalypso.market import catalog
 from kalypso.market.audit import OnChainMarket
-from kalypso.market.names import resolve_market
 
 
 def connect(settings: GeneratorConfig) -> MarketplaceClient:
@@ -21,14 +21,9 @@ def connect(settings: GeneratorConfig) -> MarketplaceClient:
 
 
 def market_id(client: MarketplaceClient, market: str) -> int:
-    """A market by the deployment's name for it, or by id (`kalypso.market.names`)."""
-    return resolve_market(market, client.deployment.markets, count=client.market_count())
-
-
-def market_name(client: MarketplaceClient, market: int) -> str:
-    """The deployment's name for a market, else its id: a `[markets.…]` key."""
-    names = [n for n, i in client.deployment.markets.items() if i == market]
-    return names[0] if names else str(market)
+    """A market by id or by name: the deployment file's, else its on-chain metadata's
+    (`kalypso.market.catalog`)."""
+    return catalog.market_id(client, market)
 
 
 def metadata(market: OnChainMarket) -> dict[str, Any]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import httpx
 from kalypso.circuits import circuit, load_schema
 from kalypso.errors import ChainError, ConfigError, UnauditedMarketError
 from kalypso.generator.config import GeneratorConfig
-from kalypso.generator.operator.chain import connect, market_id, market_name, metadata
+from kalypso.generator.operator.chain import connect, market_id, metadata
 from kalypso.generator.proving import BUILTIN_SOLVERS
 from kalypso.market.audit import AuditFiles, audit_market, read_market
 from kalypso.market.codecheck import CODE_CHECKS
@@ -31,7 +30,8 @@ Progress = Callable[[str, int, int | None], None]
 @dataclass(frozen=True)
 class Fetched:
     market_id: int
-    name: str
+    #: the market's on-chain name (its metadata's), if it has one
+    name: str | None
     wasm: Path
     zkey: Path
     schema: Path
@@ -40,10 +40,11 @@ class Fetched:
     trust_code: bool = False
 
     def snippet(self) -> str:
-        """The config table that proves this market with the fetched files."""
-        key = self.name if re.fullmatch(r"[A-Za-z0-9_-]+", self.name) else json.dumps(self.name)
+        """The config table that proves this market with the fetched files, keyed by id
+        (a name can become ambiguous when someone creates a market named alike)."""
         lines = [
-            f"[markets.{key}]",
+            market_comment(self.market_id, self.name),
+            f"[markets.{self.market_id}]",
             "# price = …           # (required) base units per proof; see `benchmark`",
             "# proof_time = …      # (required) seconds; `benchmark` suggests one",
             'prover = "snarkjs"',
@@ -56,6 +57,13 @@ class Fetched:
         if self.trust_code:
             lines.append("trust_market_code = true  # its verifier code failed the audit")
         return "\n".join(lines) + "\n"
+
+
+def market_comment(market_id: int, name: str | None) -> str:
+    """The comment line above a market's table: its id and on-chain name, quoted as JSON
+    so that a name (anyone's choice) cannot end the comment and add keys."""
+    named = f", named {json.dumps(name)} on-chain" if name else " (no on-chain name)"
+    return f"# market {market_id}{named}"
 
 
 def fetch_artifacts(
@@ -113,8 +121,9 @@ def fetch_artifacts(
             part.unlink(missing_ok=True)
         raise
     solver = name if name in BUILTIN_SOLVERS else None
-    key = market_name(client, mid)
-    return Fetched(mid, key, final["wasm"], final["zkey"], final["schema"], solver, bool(trusted))
+    own = meta.get("name")
+    title = str(own) if own not in (None, "") else None
+    return Fetched(mid, title, final["wasm"], final["zkey"], final["schema"], solver, bool(trusted))
 
 
 def _origins(source: str | None, name: str) -> dict[str, str]:
