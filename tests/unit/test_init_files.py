@@ -106,7 +106,10 @@ def test_the_app_env_points_at_the_deployment(tmp_path: Path) -> None:
     assert "\nKALYPSO_RPC_URL=https://rpc.example/KEY\n" in text
     assert f"\nKALYPSO_DEPLOYMENT={tmp_path / '4242.json'}\n" in text
     assert f"\nKALYPSO_KEYSTORE={tmp_path / 'app-keystore.json'}\n" in text
-    assert "\n# KALYPSO_KEYSTORE_PASSWORD=\n" in text and "placeholder" in text.splitlines()[0]
+    assert (
+        "\n# KALYPSO_KEYSTORE_PASSWORD_FILE=/path/to/password.txt\n" in text
+        and "placeholder" in text.splitlines()[0]
+    )
     spaced = filled(replace(deployed(tmp_path), rpc_url="http://a b"))["app"]
     assert "\nKALYPSO_RPC_URL='http://a b'\n" in spaced
 

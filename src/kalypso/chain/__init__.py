@@ -2,7 +2,7 @@
 
 from kalypso.chain.follower import BlockRef, FollowerState, LogBatch, LogFollower, Rollback
 from kalypso.chain.lookup import RequestRecord, find_request
-from kalypso.chain.rpc import connect
+from kalypso.chain.rpc import connect, known_block
 from kalypso.chain.sender import PendingTx, SenderPolicy, SentTx, TxSender
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "TxSender",
     "connect",
     "find_request",
+    "known_block",
 ]

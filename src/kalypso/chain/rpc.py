@@ -6,7 +6,12 @@ for now, so callers await web3 directly: what reaches them is not worth retrying
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from web3 import AsyncWeb3, Web3
+from web3.exceptions import BlockNotFound
+from web3.types import BlockData
 
 from kalypso.chain.faults import Backoff
 from kalypso.chain.transport import AsyncResilientHTTPProvider, ResilientHTTPProvider
@@ -54,3 +59,20 @@ def sync_web3(url: str, timeout: float = 60, *, backoff: Backoff | None = None) 
     on forever.
     """
     return Web3(ResilientHTTPProvider(url, timeout=timeout, backoff=backoff))
+
+
+async def known_block(w3: AsyncWeb3[Any], number: int, tries: int = 5) -> BlockData:
+    """Block `number`, which an earlier answer showed exists (its logs, a newer head).
+    Behind a load balancer the node asked may lag and not have it yet (web3 raises
+    `BlockNotFound`): it is asked again, 0.25 s later and doubling."""
+    for attempt in range(tries):
+        try:
+            return await w3.eth.get_block(number)
+        except BlockNotFound:
+            if attempt == tries - 1:
+                raise ChainError(
+                    f"block {number} is still missing at the RPC endpoint that showed it "
+                    "exists: the endpoint's nodes disagree; try again or add a fallback URL"
+                ) from None
+            await asyncio.sleep(0.25 * 2**attempt)
+    raise AssertionError("unreachable")

@@ -29,6 +29,7 @@ from kalypso.cli.options import (
     console,
     print_json,
 )
+from kalypso.cli.output import HelpGroup
 from kalypso.contracts.admin import AdminClient, OwnerCall, bytes32
 from kalypso.contracts.admin_state import read_state
 from kalypso.daemon import jsonable
@@ -39,6 +40,7 @@ app = typer.Typer(
     help="The owner's actions on a deployment: settings, engines, the attestation authority, "
     "ownership.",
     no_args_is_help=True,
+    cls=HelpGroup,
 )
 
 Yes = Annotated[

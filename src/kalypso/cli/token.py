@@ -25,16 +25,20 @@ from kalypso.cli.options import (
     console,
     print_json,
 )
+from kalypso.cli.output import HelpGroup
 from kalypso.contracts.admin import AdminClient
 from kalypso.errors import ConfigError
 from kalypso.keys import PASSWORD_ENV, keystore_password, load_account, new_keystore
 
 app = typer.Typer(
-    help="The payment token: mint (its minters), transfer, balances.", no_args_is_help=True
+    help="The payment token: mint (its minters), transfer, balances.",
+    no_args_is_help=True,
+    cls=HelpGroup,
 )
 keystore_app = typer.Typer(
     help="Encrypted Ethereum keystores (V3 JSON) for the commands and daemons that sign.",
     no_args_is_help=True,
+    cls=HelpGroup,
 )
 
 To = Annotated[str, typer.Argument(help="Whose wallet (an address).")]

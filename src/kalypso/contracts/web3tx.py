@@ -6,12 +6,13 @@ counterpart: build, sign, send, wait, and turn a revert into a typed error.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, Web3RPCError
 from web3.types import TxReceipt
 
 from kalypso.contracts import artifact
@@ -23,6 +24,16 @@ REVERTED = "execution reverted: "
 def reason_of(exc: ContractLogicError) -> str:
     message = str(exc.message or exc)
     return message.split(REVERTED, 1)[1] if REVERTED in message else message
+
+
+#: tries of one transaction while the node that answers is behind (see `send`)
+STALE_TRIES = 5
+#: per sender: (the last nonce this process sent with, the block it was mined in)
+_last: dict[str, tuple[int, int]] = {}
+
+
+class _Behind(Exception):
+    """The node that answered had not seen our last transaction yet: try again."""
 
 
 def send(
@@ -38,26 +49,66 @@ def send(
     `on_sent(hash, nonce, function)` runs once the transaction is signed, before it is
     broadcast: a send that fails after reaching the node is still on record. Raises the
     typed error for the contract's reason when it reverts.
+
+    Behind a load balancer, the node asked may be a block or two behind: it counts an
+    old nonce ("nonce too low" then, and nothing was sent) or estimates against state
+    without our last transaction. So the nonce never goes below one this process used,
+    the gas is estimated at the block our last transaction was mined in (a node without
+    that block says so), and either case is tried again, a few times.
     """
-    params: dict[str, Any] = {
-        "from": account.address,
-        "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-        "chainId": w3.eth.chain_id,
-    }
+    for attempt in range(STALE_TRIES):
+        try:
+            return _send(w3, account, call, gas, on_sent)
+        except _Behind as exc:
+            if attempt == STALE_TRIES - 1:
+                raise ChainError(f"the RPC endpoint stayed behind this account's last "
+                                 f"transaction: {exc}; try again") from None  # fmt: skip
+            time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _send(
+    w3: Web3,
+    account: LocalAccount,
+    call: Any,
+    gas: int | None,
+    on_sent: Callable[[bytes, int, str], None] | None,
+) -> TxReceipt:
+    last = _last.get(account.address)
+    nonce = int(w3.eth.get_transaction_count(account.address, "pending"))
+    if last is not None:
+        nonce = max(nonce, last[0] + 1)
+    params: dict[str, Any] = {"from": account.address, "nonce": nonce, "chainId": w3.eth.chain_id}
     try:
-        if gas is not None:
-            params["gas"] = gas
+        at = last[1] if last is not None else "latest"
+        params["gas"] = gas or call.estimate_gas({"from": account.address}, block_identifier=at)
         tx = call.build_transaction(params)
     except ContractLogicError as exc:
         raise error_from_reason(reason_of(exc)) from None
+    except Web3RPCError as exc:
+        if _lacks_block(exc):
+            raise _Behind(str(exc)) from None
+        raise
     signed = account.sign_transaction(tx)
     if on_sent is not None:
-        on_sent(bytes(signed.hash), int(params["nonce"]), str(getattr(call, "fn_name", "")))
-    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        on_sent(bytes(signed.hash), nonce, str(getattr(call, "fn_name", "")))
+    try:
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    except Web3RPCError as exc:
+        if "nonce too low" in str(exc).lower():  # another of ours used it: not sent
+            _last[account.address] = (nonce, last[1] if last else 0)
+            raise _Behind(str(exc)) from None
+        raise
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
+    _last[account.address] = (nonce, int(receipt["blockNumber"]))
     if receipt["status"] != 1:
         raise ContractError("transaction reverted", f"tx {tx_hash.hex()}")
     return receipt
+
+
+def _lacks_block(exc: Web3RPCError) -> bool:
+    message = str(exc).lower()
+    return "header not found" in message or "unknown block" in message or "not found" in message
 
 
 def deploy(w3: Web3, account: LocalAccount, name: str, *args: Any) -> tuple[Any, TxReceipt]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from web3 import AsyncWeb3
 
-from kalypso.chain import FollowerState, LogFollower, Rollback
+from kalypso.chain import FollowerState, LogFollower, Rollback, known_block
 from kalypso.daemon import bind_deployment, sleep_or_stop
 from kalypso.dashboard.store import DashboardStore
 from kalypso.deployment import Deployment
@@ -117,18 +117,15 @@ class Indexer:
             self.view = self._replay()
             return True
         blocks = {e.block_number for e in item.events}
-        times = {n: int((await self._block(n))["timestamp"]) for n in blocks}
+        assert self.w3 is not None
+        times = {n: int((await known_block(self.w3, n))["timestamp"]) for n in blocks}
         self.ingest(item.events, times, state)
         self.head = max(self.head, item.to_block)
         return True
 
-    async def _block(self, number: int | str) -> Any:
-        assert self.w3 is not None
-        w3 = self.w3
-        return await w3.eth.get_block(number)  # type: ignore[arg-type]
-
     async def update_head(self) -> None:
-        block = await self._block("latest")
+        assert self.w3 is not None
+        block = await self.w3.eth.get_block("latest")
         self.head, self.head_time = int(block["number"]), int(block["timestamp"])
 
     def trim(self) -> None:

@@ -26,7 +26,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCErro
 from web3.types import TxReceipt
 
 from kalypso.amounts import format_amount, parse_amount, parse_positive
-from kalypso.chain import TxSender, find_request
+from kalypso.chain import TxSender, find_request, known_block
 from kalypso.chain.logs import LogWindow, aget_logs
 from kalypso.chain.sender import SentTx
 from kalypso.contracts import artifact
@@ -246,7 +246,7 @@ class AsyncKalypso:
             self.marketplace.address, [None, None, _topic(market.id)], start, int(head["number"])
         )
         proofs = [e for e in events if e.name == "ProofSubmitted"][-20:]
-        blocks = await asyncio.gather(*(self.w3.eth.get_block(e.block_number) for e in proofs))
+        blocks = await asyncio.gather(*(known_block(self.w3, e.block_number) for e in proofs))
         stamps = {
             bytes(e["task_id"]): int(b["timestamp"]) for e, b in zip(proofs, blocks, strict=True)
         }

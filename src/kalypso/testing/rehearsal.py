@@ -1,0 +1,279 @@
+"""`make rehearsal`: a testnet deployment rehearsed from keys to shutdown, the way
+docs/real-chains.md tells an operator, on a chain that behaves like a hosted provider.
+
+A fresh anvil (chain 4242, a block a second, thousands of blocks of history after the
+deployment) behind the provider simulator's `hosted` profile. No development key signs
+for Kalypso: anvil's first account only plays the chain's faucet and sends gas money.
+Every Kalypso step is the real command in a child process: `kalypso keystore new`,
+`deploy`, `market create` (with the square-root input verifier deployed "with any
+tool", as docs/market-creator.md says), `admin set-matching-engine`, `token mint`,
+`init` for the matcher and two generators, `generator fetch`, the daemons. An app
+requests proofs through the SDK and through `kalypso request create|status|wait`.
+
+One generator ("doomed") offers a short proof time nobody else does and has a prover
+that never answers; it takes the first request and is killed (SIGKILL) with it. The
+matcher must slash it after the deadline. The other requests ask for a price only the
+healthy generator offers, so none is left behind with the dead one. Everything stops
+with SIGTERM and must exit 0. The last lines: the counts, each daemon's RPC calls,
+retries and range refusals, and `rehearsal verdict: pass` (or `fail: <reasons>`).
+
+    python -m kalypso.testing.rehearsal [--short] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from web3 import Web3
+from web3.types import RPCEndpoint
+
+from kalypso.contracts.web3tx import deploy
+from kalypso.devnet import Anvil, dev_account, free_port
+from kalypso.keys import load_account
+from kalypso.market import RequestState
+from kalypso.process import DaemonProcess
+from kalypso.sdk import Kalypso
+from kalypso.testing.provider import ProviderSimulator
+from kalypso.testing.rehearsal_plan import FULL, SHORT, Plan, Report, run_cli
+
+CHAIN_ID = 4242
+NAMES = ("deployer", "matcher", "generator-a", "generator-b", "app")
+HANGING_PROVER = [sys.executable, "-c", "import time; time.sleep(3600)"]
+
+
+class Rehearsal:
+    def __init__(self, work: Path, plan: Plan, say: Callable[[str], None] = print) -> None:
+        self.work, self.plan, self.say = work, plan, say
+        self.report = Report()
+        self.password = work / "password.txt"
+        self.deployment = work / "deployment.json"
+        self.addresses: dict[str, str] = {}
+        self.daemons: dict[str, DaemonProcess] = {}
+        self.market = ""
+        self.chain: Anvil
+        self.sim: ProviderSimulator
+
+    # ---- the commands an operator and an app run
+
+    def env(self, label: str, **extra: str) -> dict[str, str]:
+        """A clean environment: this rehearsal's home, the simulator under `label`, the
+        keystore password in a file; nothing from the caller's KALYPSO_* variables."""
+        return {
+            "HOME": str(self.work / "home"),
+            "KALYPSO_RPC_URL": self.sim.url_for(label),
+            "KALYPSO_KEYSTORE_PASSWORD_FILE": str(self.password),
+            **({"KALYPSO_DEPLOYMENT": str(self.deployment)} if self.deployment.exists() else {}),
+            **extra,
+        }
+
+    def kalypso(self, label: str, *args: str, keystore: str | None = None) -> str:
+        extra = {"KALYPSO_KEYSTORE": str(self.key(keystore))} if keystore else {}
+        return run_cli(self.report, args, self.env(label, **extra), self.work / "commands.log")
+
+    # ---- the steps
+
+    def key(self, name: str) -> Path:
+        return self.work / "keys" / f"{name}.json"
+
+    def keys(self) -> None:
+        self.password.write_text(secrets.token_hex(16) + "\n")
+        (self.work / "keys").mkdir()
+        for name in NAMES:
+            path = self.key(name)
+            self.kalypso("operator", "keystore", "new", "--out", str(path))
+            self.addresses[name] = Web3.to_checksum_address(json.loads(path.read_text())["address"])
+        faucet = self.chain.web3()
+        for address in self.addresses.values():  # gas from the chain's faucet
+            faucet.eth.send_transaction(
+                {"from": dev_account(0).address, "to": address, "value": Web3.to_wei(10, "ether")}
+            )
+        self.say(f"keys: {len(NAMES)} keystores, funded with gas by the chain's faucet")
+
+    def deploy(self) -> None:
+        authority = Account.create().address  # no enclaves in this rehearsal
+        self.kalypso(
+            "operator", "deploy", "--keystore", str(self.key("deployer")),
+            "--attestation-authority", authority, "--out", str(self.deployment),
+        )  # fmt: skip
+        self.chain.web3().provider.make_request(
+            RPCEndpoint("anvil_mine"), [hex(self.plan.history), "0x1"]
+        )
+        deployer = load_account(None, self.key("deployer"),
+                                password=self.password.read_text().strip())  # fmt: skip
+        w3 = Web3(Web3.HTTPProvider(self.sim.url_for("operator")))
+        verifier, _ = deploy(w3, deployer, "SquareRootInputVerifier")
+        self.kalypso(
+            "operator", "market", "create", "square_root", "--circuit", "square_root",
+            "--input-verifier", verifier.address, "--keystore", str(self.key("deployer")),
+        )  # fmt: skip
+        markets = json.loads(self.kalypso("app", "market", "list", "--json"))
+        self.market = str(markets[-1]["id"])
+        self.kalypso("operator", "admin", "set-matching-engine", self.addresses["matcher"],
+                     "--yes", keystore="deployer")  # fmt: skip
+        for name in ("generator-a", "generator-b", "app"):
+            self.kalypso("operator", "token", "mint", self.addresses[name], "5000",
+                         keystore="deployer")  # fmt: skip
+        self.say(
+            f"deployed on chain {CHAIN_ID} with {self.plan.history} blocks of history; "
+            f"market {self.market} created, the matcher authorized, tokens minted"
+        )
+
+    def configs(self) -> None:
+        for name in ("matcher", "generator-a", "generator-b"):
+            role = "matcher" if name == "matcher" else "generator"
+            folder = self.work / name
+            self.kalypso(name, "init", role, "--dir", str(folder), "--market", self.market,
+                         "--rpc-url", self.sim.url_for(name))  # fmt: skip
+            shutil.copy(self.key(name), folder / f"{role}-keystore.json")
+            config = folder / f"{role}.toml"
+            text = re.sub(r"(?m)^api_port = \d+", f"api_port = {free_port()}", config.read_text())
+            if name == "generator-a":
+                text = _offer(text, price=5, proof_time=60, compute=4)
+            elif name == "generator-b":
+                text = _offer(text, price=8, proof_time=10, compute=1)
+                text = text.split(f"[markets.{self.market}]")[0] + (
+                    f"[markets.{self.market}]\nprice = {8 * 10**18}\nproof_time = 10\n"
+                    f'prover = "command"\ncommand = {json.dumps(HANGING_PROVER)}\n'
+                )
+            config.write_text(text)
+        self.kalypso("generator-a", "generator", "fetch", self.market,
+                     "-c", str(self.work / "generator-a/generator.toml"))  # fmt: skip
+        self.say("configs: kalypso init for the matcher and two generators; artifacts fetched")
+
+    def start(self) -> None:
+        for name, args, env in (
+            ("matcher", ["matcher", "-c"], "KALYPSO_MATCHER_PASSWORD_FILE"),
+            ("generator-a", ["generator", "run", "-c"], "KALYPSO_GENERATOR_PASSWORD_FILE"),
+            ("generator-b", ["generator", "run", "-c"], "KALYPSO_GENERATOR_PASSWORD_FILE"),
+        ):
+            folder = self.work / name
+            config = next(folder.glob("*.toml"))
+            port = int(re.search(r"(?m)^api_port = (\d+)", config.read_text())[1])  # type: ignore[index]
+            daemon = DaemonProcess(
+                name, [*args, str(config)], workdir=folder, account=None, key_env=None,
+                api_port=port, env=self.env(name, **{env: str(self.password)}),
+            )  # fmt: skip
+            started = time.monotonic()
+            self.daemons[name] = daemon.start(timeout=180)
+            self.report.startup[name] = round(time.monotonic() - started, 1)
+        self.say(f"daemons ready in {self.report.startup} s")
+
+    def requests(self) -> None:
+        app = Kalypso(self.sim.url_for("app"), self.deployment,
+                      keystore=self.key("app"),
+                      password=self.password.read_text().strip())  # fmt: skip
+        try:
+            doomed = app.request_proof(self.market, {"square": 4, "max_root": 100},
+                                       max_price="10 KAL", proof_time=15)  # fmt: skip
+            self._kill_when_assigned(doomed)
+            placed = []
+            for i in range(self.plan.requests - self.plan.cli_requests):
+                square = (i + 10) ** 2
+                placed.append(app.request_proof(self.market, {"square": square, "max_root": 100},
+                                                max_price="6 KAL", proof_time=120).id)  # fmt: skip
+            for i in range(self.plan.cli_requests):
+                out = self.kalypso("app-cli", "request", "create", self.market, "-i",
+                                   f"square={(i + 50) ** 2}", "-i", "max_root=100",
+                                   "--max-price", "6 KAL", "--proof-time", "120", "--json",
+                                   keystore="app")  # fmt: skip
+                placed.append(bytes.fromhex(json.loads(out)["request_id"][2:]))
+            self.say(f"requests: {len(placed)} placed (SDK and CLI), 1 with the doomed generator")
+            for request_id in placed:
+                self.kalypso("app-cli", "request", "status", "0x" + request_id.hex(), "--json")
+            for request_id in placed[-self.plan.cli_requests :]:
+                self.kalypso("app-cli", "request", "wait", "0x" + request_id.hex(),
+                             "--timeout", "300", "--json", keystore="app")  # fmt: skip
+            states: list[RequestState] = []
+            ended = RequestState.ASSIGNED
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline:
+                states = [app.request(r).status().state for r in placed]
+                ended = app.request(doomed.id).status().state
+                if ended != RequestState.ASSIGNED and RequestState.ASSIGNED not in states:
+                    break
+                time.sleep(2)
+            self.report.fulfilled = states.count(RequestState.FULFILLED)
+            self.report.slashed = int(ended == RequestState.SLASHED)
+            self.report.stuck = len(placed) - self.report.fulfilled + (1 - self.report.slashed)
+            self.report.expected = len(placed)
+        finally:
+            app.close()
+
+    def _kill_when_assigned(self, request: Any) -> None:
+        deadline = time.monotonic() + 120
+        while (status := request.status()).generator is None:
+            if time.monotonic() > deadline:
+                self.report.fail("the doomed request was never assigned")
+                return
+            time.sleep(0.5)
+        if status.generator != self.addresses["generator-b"]:
+            self.report.fail(f"the doomed request went to {status.generator}, not generator-b")
+        self.daemons["generator-b"].kill()
+        self.say("generator-b killed (SIGKILL) with its task; the matcher must slash it")
+
+    def stop(self) -> None:
+        """SIGTERM to every daemon still running: each drains and must exit 0."""
+        for name, daemon in self.daemons.items():
+            if daemon.process is None or daemon.process.poll() is not None:
+                continue  # the killed one
+            daemon.stop(timeout=120)
+            code = daemon.process.returncode if daemon.process else None
+            if code != 0:
+                self.report.fail(f"{name} exited with {code} on SIGTERM: {daemon.tail(3)}")
+        for name, daemon in self.daemons.items():
+            if "Traceback" in daemon.log.read_text():
+                self.report.fail(f"{name} printed a traceback (see {daemon.log})")
+
+    def run(self) -> Report:
+        config = self.plan.simulator
+        with (
+            Anvil(chain_id=CHAIN_ID, block_time=1, log=self.work / "anvil.log") as self.chain,
+            ProviderSimulator(self.chain.url, config) as self.sim,
+        ):
+            try:
+                for step in (self.keys, self.deploy, self.configs, self.start, self.requests):
+                    step()
+                    if self.report.reasons:
+                        break
+            except Exception as exc:  # the verdict names it; the report still prints
+                self.report.fail(f"{type(exc).__name__}: {exc}")
+            finally:
+                self.stop()
+                self.report.rpc = self.sim.stats.snapshot()["labels"]
+        return self.report
+
+
+def _offer(text: str, *, price: int, proof_time: int, compute: int) -> str:
+    """The placeholders `kalypso init` leaves, set as an operator edits them."""
+    text = re.sub(r"(?m)^price = \d+", f"price = {price * 10**18}", text)
+    text = re.sub(r"(?m)^proof_time = \d+", f"proof_time = {proof_time}", text)
+    return re.sub(r"(?m)^compute = \d+", f"compute = {compute}", text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--short", action="store_true", help="the ≤ 90 s version (make test)")
+    parser.add_argument("--keep", type=Path, help="keep the keys, configs and logs here")
+    args = parser.parse_args()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="kalypso-rehearsal-"))
+    work.mkdir(parents=True, exist_ok=True)
+    report = Rehearsal(work, SHORT if args.short else FULL).run()
+    print(report.render())
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    sys.exit(0 if not report.reasons else 1)
+
+
+if __name__ == "__main__":
+    main()
