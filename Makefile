@@ -6,7 +6,7 @@ PY_STAMP := $(VENV)/.kalypso-installed
 NPM_STAMP := node_modules/.kalypso-installed
 CONTRACTS_STAMP := src/kalypso/contracts/build/sources.sha256
 
-.PHONY: setup test test-all lint demo bench contracts circuits clean
+.PHONY: setup test test-all lint demo bench rehearsal contracts circuits clean
 
 setup: $(PY_STAMP) $(NPM_STAMP) $(CONTRACTS_STAMP)
 
@@ -41,6 +41,11 @@ test: setup lint
 test-all: setup lint
 	@scripts/system-deps.sh --browser
 	$(VENV)/bin/pytest -m ''
+
+# A testnet deployment rehearsed end to end behind a hosted-provider simulator (a few
+# minutes; docs/real-chains.md#the-rehearsal). KEEP=DIR keeps its keys, configs and logs.
+rehearsal: setup
+	$(PY) -m kalypso.testing.rehearsal $(if $(KEEP),--keep $(KEEP))
 
 # KEEP=1 leaves the chain and the dashboard running after the tour, until Ctrl-C.
 demo: setup

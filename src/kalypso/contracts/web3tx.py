@@ -12,7 +12,7 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import ContractLogicError, Web3RPCError
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
 from kalypso.contracts import artifact
@@ -99,11 +99,30 @@ def _send(
             _last[account.address] = (nonce, last[1] if last else 0)
             raise _Behind(str(exc)) from None
         raise
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
+    receipt = wait_for_receipt(w3, bytes(tx_hash))
     _last[account.address] = (nonce, int(receipt["blockNumber"]))
     if receipt["status"] != 1:
         raise ContractError("transaction reverted", f"tx {tx_hash.hex()}")
     return receipt
+
+
+def wait_for_receipt(w3: Web3, tx_hash: bytes, timeout: float = 60) -> TxReceipt:
+    """The receipt of `tx_hash`, asked for at once, then after 50 ms doubling to 1 s: a
+    devnet that mines on demand answers the first time, and a chain with blocks every
+    few seconds costs a few calls a transaction, not twenty a second."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            return w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            if time.monotonic() > deadline:
+                raise ChainError(
+                    f"transaction 0x{tx_hash.hex()} not mined within {timeout:.0f} s: it may "
+                    "still be; look it up before sending again"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
 
 def _lacks_block(exc: Web3RPCError) -> bool:

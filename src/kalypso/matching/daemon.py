@@ -40,12 +40,7 @@ from kalypso.daemon import (
     until_ready,
 )
 from kalypso.deployment import Deployment
-from kalypso.errors import (
-    ConfigError,
-    ContractError,
-    KalypsoError,
-    MatcherKeyError,
-)
+from kalypso.errors import ConfigError, ContractError, KalypsoError, MatcherKeyError
 from kalypso.logs import get_logger
 from kalypso.market.events import DecodedEvent, marketplace_decoder
 from kalypso.matching import OrderBook

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +79,15 @@ class Rehearsal:
         }
 
     def kalypso(self, label: str, *args: str, keystore: str | None = None) -> str:
-        extra = {"KALYPSO_KEYSTORE": str(self.key(keystore))} if keystore else {}
-        return run_cli(self.report, args, self.env(label, **extra), self.work / "commands.log")
+        return self.together([(label, list(args), keystore)])[0]
 
-    # ---- the steps
+    def together(self, jobs: list[tuple[str, list[str], str | None]]) -> list[str]:
+        """Commands of different keys at once: (client label, args, keystore name)."""
+        runs = [
+            (args, self.env(label, **({"KALYPSO_KEYSTORE": str(self.key(k))} if k else {})))
+            for label, args, k in jobs
+        ]
+        return run_cli(self.report, runs, self.work / "commands.log")
 
     def key(self, name: str) -> Path:
         return self.work / "keys" / f"{name}.json"
@@ -89,10 +95,11 @@ class Rehearsal:
     def keys(self) -> None:
         self.password.write_text(secrets.token_hex(16) + "\n")
         (self.work / "keys").mkdir()
+        self.together([("operator", ["keystore", "new", "--out", str(self.key(name))], None)
+                       for name in NAMES])  # fmt: skip
         for name in NAMES:
-            path = self.key(name)
-            self.kalypso("operator", "keystore", "new", "--out", str(path))
-            self.addresses[name] = Web3.to_checksum_address(json.loads(path.read_text())["address"])
+            keystore = json.loads(self.key(name).read_text())
+            self.addresses[name] = Web3.to_checksum_address(keystore["address"])
         faucet = self.chain.web3()
         for address in self.addresses.values():  # gas from the chain's faucet
             faucet.eth.send_transaction(
@@ -130,11 +137,14 @@ class Rehearsal:
         )
 
     def configs(self) -> None:
-        for name in ("matcher", "generator-a", "generator-b"):
-            role = "matcher" if name == "matcher" else "generator"
+        roles = {"matcher": "matcher", "generator-a": "generator", "generator-b": "generator"}
+        self.together([
+            (name, ["init", role, "--dir", str(self.work / name), "--market", self.market,
+                    "--rpc-url", self.sim.url_for(name)], None)
+            for name, role in roles.items()
+        ])  # fmt: skip
+        for name, role in roles.items():
             folder = self.work / name
-            self.kalypso(name, "init", role, "--dir", str(folder), "--market", self.market,
-                         "--rpc-url", self.sim.url_for(name))  # fmt: skip
             shutil.copy(self.key(name), folder / f"{role}-keystore.json")
             config = folder / f"{role}.toml"
             text = re.sub(r"(?m)^api_port = \d+", f"api_port = {free_port()}", config.read_text())
@@ -152,6 +162,7 @@ class Rehearsal:
         self.say("configs: kalypso init for the matcher and two generators; artifacts fetched")
 
     def start(self) -> None:
+        """The three daemons at once, each timed from its start to a healthy API."""
         for name, args, env in (
             ("matcher", ["matcher", "-c"], "KALYPSO_MATCHER_PASSWORD_FILE"),
             ("generator-a", ["generator", "run", "-c"], "KALYPSO_GENERATOR_PASSWORD_FILE"),
@@ -160,13 +171,18 @@ class Rehearsal:
             folder = self.work / name
             config = next(folder.glob("*.toml"))
             port = int(re.search(r"(?m)^api_port = (\d+)", config.read_text())[1])  # type: ignore[index]
-            daemon = DaemonProcess(
+            self.daemons[name] = DaemonProcess(
                 name, [*args, str(config)], workdir=folder, account=None, key_env=None,
                 api_port=port, env=self.env(name, **{env: str(self.password)}),
             )  # fmt: skip
+
+        def start(name: str) -> None:
             started = time.monotonic()
-            self.daemons[name] = daemon.start(timeout=180)
+            self.daemons[name].start(timeout=180)
             self.report.startup[name] = round(time.monotonic() - started, 1)
+
+        with ThreadPoolExecutor(len(self.daemons)) as pool:
+            list(pool.map(start, self.daemons))
         self.say(f"daemons ready in {self.report.startup} s")
 
     def requests(self) -> None:
@@ -243,7 +259,9 @@ class Rehearsal:
         ):
             try:
                 for step in (self.keys, self.deploy, self.configs, self.start, self.requests):
+                    began = time.monotonic()
                     step()
+                    self.report.steps[step.__name__] = round(time.monotonic() - began, 1)
                     if self.report.reasons:
                         break
             except Exception as exc:  # the verdict names it; the report still prints

@@ -47,6 +47,8 @@ class Report:
     stuck: int = 0
     #: seconds from `kalypso matcher` / `generator run` to a healthy API, by daemon
     startup: dict[str, float] = field(default_factory=dict)
+    #: seconds each step took
+    steps: dict[str, float] = field(default_factory=dict)
     #: the simulator's counters by client label
     rpc: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +69,7 @@ class Report:
             f"requests fulfilled {self.fulfilled} / slashed {self.slashed} / stuck {self.stuck}"
             f" (expected {self.expected} fulfilled and 1 slashed)",
             f"start-up to ready (s): {self.startup}",
+            f"steps (s): {self.steps}",
             f"{'client':<12} {'calls':>7} {'retried':>8} {'range refusals':>15}",
         ]
         for label, counts in sorted(self.rpc.items()):
@@ -77,27 +80,37 @@ class Report:
         return "\n".join(lines)
 
 
-def run_cli(report: Report, args: Sequence[str], env: Mapping[str, str], log: Path) -> str:
-    """`kalypso <args>` as a user runs it, with stdin closed: its stdout (both streams
-    are appended to `log`). A non-zero exit or a traceback fails the rehearsal (and
-    raises, so the step stops)."""
+def run_cli(
+    report: Report, jobs: Sequence[tuple[Sequence[str], Mapping[str, str]]], log: Path
+) -> list[str]:
+    """Each `kalypso <args>` of `jobs` as a user runs it, with stdin closed, all at once
+    (only commands of different keys: one key's transactions go one after another):
+    their stdouts. Both streams are appended to `log`. A non-zero exit or a traceback
+    fails the rehearsal (and raises, so the step stops)."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith("KALYPSO_")}
-    report.commands += 1
-    done = subprocess.run(
-        [sys.executable, "-m", "kalypso.cli", *args],
-        env={**keep, **env},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-    )
-    with log.open("a") as out:
-        out.write(
-            f"$ kalypso {' '.join(args)}\n{done.stdout}{done.stderr}[exit {done.returncode}]\n"
-        )
-    shown = f"kalypso {' '.join(args[:3])}"
-    if "Traceback" in done.stdout + done.stderr:
-        report.fail(f"{shown} printed a traceback")
-    if done.returncode != 0:
-        raise RuntimeError(f"{shown} exited {done.returncode} (see {log})")
-    return done.stdout
+    running = [
+        (args, subprocess.Popen(
+            [sys.executable, "-m", "kalypso.cli", *args],
+            env={**keep, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        ))
+        for args, env in jobs
+    ]  # fmt: skip
+    outputs, failed = [], []
+    for args, process in running:
+        out, err = process.communicate(timeout=COMMAND_TIMEOUT)
+        report.commands += 1
+        with log.open("a") as file:
+            file.write(f"$ kalypso {' '.join(args)}\n{out}{err}[exit {process.returncode}]\n")
+        shown = f"kalypso {' '.join(args[:3])}"
+        if "Traceback" in out + err:
+            report.fail(f"{shown} printed a traceback")
+        if process.returncode != 0:
+            failed.append(f"{shown} exited {process.returncode}")
+        outputs.append(out)
+    if failed:
+        raise RuntimeError(f"{'; '.join(failed)} (see {log})")
+    return outputs
