@@ -28,8 +28,10 @@ def reason_of(exc: ContractLogicError) -> str:
 
 #: tries of one transaction while the node that answers is behind (see `send`)
 STALE_TRIES = 5
-#: per sender: (the last nonce this process sent with, the block it was mined in)
-_last: dict[str, tuple[int, int]] = {}
+#: seconds after one of our transactions is mined in which a revert may be a lagging node's
+LAG_GRACE = 30.0
+#: per sender: (when its last transaction was mined, in which block)
+_mined: dict[str, tuple[float, int]] = {}
 
 
 class _Behind(Exception):
@@ -50,11 +52,11 @@ def send(
     broadcast: a send that fails after reaching the node is still on record. Raises the
     typed error for the contract's reason when it reverts.
 
-    Behind a load balancer, the node asked may be a block or two behind: it counts an
-    old nonce ("nonce too low" then, and nothing was sent) or estimates against state
-    without our last transaction. So the nonce never goes below one this process used,
-    the gas is estimated at the block our last transaction was mined in (a node without
-    that block says so), and either case is tried again, a few times.
+    Behind a load balancer, the node asked may be a block or two behind. It counts an
+    old nonce: the send is refused ("nonce too low": nothing was sent) and tried again.
+    Or it estimates against state without our last transaction: a revert shortly after
+    one of ours was mined is estimated again at that transaction's block, whose answer
+    decides (a node without that block says so, and the send is tried again).
     """
     for attempt in range(STALE_TRIES):
         try:
@@ -74,21 +76,13 @@ def _send(
     gas: int | None,
     on_sent: Callable[[bytes, int, str], None] | None,
 ) -> TxReceipt:
-    last = _last.get(account.address)
     nonce = int(w3.eth.get_transaction_count(account.address, "pending"))
-    if last is not None:
-        nonce = max(nonce, last[0] + 1)
     params: dict[str, Any] = {"from": account.address, "nonce": nonce, "chainId": w3.eth.chain_id}
+    params["gas"] = gas or _estimate(call, account.address)
     try:
-        at = last[1] if last is not None else "latest"
-        params["gas"] = gas or call.estimate_gas({"from": account.address}, block_identifier=at)
         tx = call.build_transaction(params)
     except ContractLogicError as exc:
         raise error_from_reason(reason_of(exc)) from None
-    except Web3RPCError as exc:
-        if _lacks_block(exc):
-            raise _Behind(str(exc)) from None
-        raise
     signed = account.sign_transaction(tx)
     if on_sent is not None:
         on_sent(bytes(signed.hash), nonce, str(getattr(call, "fn_name", "")))
@@ -96,14 +90,30 @@ def _send(
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     except Web3RPCError as exc:
         if "nonce too low" in str(exc).lower():  # another of ours used it: not sent
-            _last[account.address] = (nonce, last[1] if last else 0)
             raise _Behind(str(exc)) from None
         raise
     receipt = wait_for_receipt(w3, bytes(tx_hash))
-    _last[account.address] = (nonce, int(receipt["blockNumber"]))
+    _mined[account.address] = (time.monotonic(), int(receipt["blockNumber"]))
     if receipt["status"] != 1:
         raise ContractError("transaction reverted", f"tx {tx_hash.hex()}")
     return receipt
+
+
+def _estimate(call: Any, sender: str) -> int:
+    try:
+        return int(call.estimate_gas({"from": sender}))
+    except ContractLogicError as exc:
+        mined_at, block = _mined.get(sender, (0.0, 0))
+        if time.monotonic() - mined_at > LAG_GRACE:
+            raise error_from_reason(reason_of(exc)) from None
+        try:  # at the block of our last transaction: this answer decides
+            return int(call.estimate_gas({"from": sender}, block_identifier=block))
+        except ContractLogicError:
+            raise error_from_reason(reason_of(exc)) from None
+        except Web3RPCError as missing:
+            if _lacks_block(missing):
+                raise _Behind(str(missing)) from None
+            raise error_from_reason(reason_of(exc)) from None
 
 
 def wait_for_receipt(w3: Web3, tx_hash: bytes, timeout: float = 60) -> TxReceipt:
