@@ -79,6 +79,9 @@ class TxSender:
         self.policy = policy or SenderPolicy()
         self._nonce: int | None = None
         self._mined_at = -LAG_GRACE  # when one of ours was last mined (monotonic)
+        #: the block our last transaction was mined in: reads of state only our own
+        #: transactions change are exact there, whichever node answers
+        self.last_block: int | None = None
         self._chain_id: int | None = None
         self._lock = asyncio.Lock()
         self._fee_cache: tuple[float, tuple[int, int]] | None = None
@@ -131,6 +134,7 @@ class TxSender:
                 "transaction reverted", f"tx 0x{bytes(receipt['transactionHash']).hex()}"
             )
         self._mined_at = time.monotonic()
+        self.last_block = int(receipt["blockNumber"])
         return receipt
 
     async def nonces(self) -> tuple[int, int]:

@@ -39,7 +39,8 @@ from eth_account import Account
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from kalypso.contracts.web3tx import deploy
+from kalypso.contracts.web3tx import bind, deploy, send
+from kalypso.deployment import Deployment
 from kalypso.devnet import Anvil, dev_account, free_port
 from kalypso.keys import load_account
 from kalypso.market import RequestState
@@ -95,8 +96,12 @@ class Rehearsal:
     def keys(self) -> None:
         self.password.write_text(secrets.token_hex(16) + "\n")
         (self.work / "keys").mkdir()
+        by_cli = NAMES if self.plan.every_command else NAMES[:1]
         self.together([("operator", ["keystore", "new", "--out", str(self.key(name))], None)
-                       for name in NAMES])  # fmt: skip
+                       for name in by_cli])  # fmt: skip
+        for name in NAMES[len(by_cli) :]:  # the short version: the same V3 files, by library
+            encrypted = Account.encrypt(Account.create().key, self.password.read_text().strip())
+            self.key(name).write_text(json.dumps(encrypted))
         for name in NAMES:
             keystore = json.loads(self.key(name).read_text())
             self.addresses[name] = Web3.to_checksum_address(keystore["address"])
@@ -126,17 +131,37 @@ class Rehearsal:
         )  # fmt: skip
         markets = json.loads(self.kalypso("app", "market", "list", "--json"))
         self.market = str(markets[-1]["id"])
-        self.kalypso("operator", "admin", "set-matching-engine", self.addresses["matcher"],
-                     "--yes", keystore="deployer")  # fmt: skip
-        for name in ("generator-a", "generator-b", "app"):
-            self.kalypso("operator", "token", "mint", self.addresses[name], "5000",
-                         keystore="deployer")  # fmt: skip
         self.say(
             f"deployed on chain {CHAIN_ID} with {self.plan.history} blocks of history; "
-            f"market {self.market} created, the matcher authorized, tokens minted"
+            f"market {self.market} created"
         )
 
+    def authorize_and_fund(self) -> None:
+        """The deployer's remaining transactions, one after another (one key)."""
+        self.kalypso("operator", "admin", "set-matching-engine", self.addresses["matcher"],
+                     "--yes", keystore="deployer")  # fmt: skip
+        funded = ("generator-a", "generator-b", "app") if self.plan.every_command else ("app",)
+        for name in funded:
+            self.kalypso("operator", "token", "mint", self.addresses[name], "5000",
+                         keystore="deployer")  # fmt: skip
+        if not self.plan.every_command:  # the short version: the same transfers, by library
+            deployer = load_account(
+                None, self.key("deployer"), password=self.password.read_text().strip()
+            )
+            w3 = Web3(Web3.HTTPProvider(self.sim.url_for("operator")))
+            token = bind(w3, "Token", Deployment.load(self.deployment).token)
+            for name in ("generator-a", "generator-b"):
+                send(w3, deployer, token.functions.transfer(self.addresses[name], 5000 * 10**18))
+
     def configs(self) -> None:
+        """The daemons' files, while the deployer authorizes the matcher and mints."""
+        with ThreadPoolExecutor(1) as pool:
+            funding = pool.submit(self.authorize_and_fund)
+            self._write_configs()
+            funding.result()
+        self.say("the matcher authorized, tokens minted; configs written, artifacts fetched")
+
+    def _write_configs(self) -> None:
         roles = {"matcher": "matcher", "generator-a": "generator", "generator-b": "generator"}
         self.together([
             (name, ["init", role, "--dir", str(self.work / name), "--market", self.market,
@@ -159,7 +184,6 @@ class Rehearsal:
             config.write_text(text)
         self.kalypso("generator-a", "generator", "fetch", self.market,
                      "-c", str(self.work / "generator-a/generator.toml"))  # fmt: skip
-        self.say("configs: kalypso init for the matcher and two generators; artifacts fetched")
 
     def start(self) -> None:
         """The three daemons at once, each timed from its start to a healthy API."""
@@ -191,7 +215,7 @@ class Rehearsal:
                       password=self.password.read_text().strip())  # fmt: skip
         try:
             doomed = app.request_proof(self.market, {"square": 4, "max_root": 100},
-                                       max_price="10 KAL", proof_time=15)  # fmt: skip
+                                       max_price="10 KAL", proof_time=12)  # fmt: skip
             self._kill_when_assigned(doomed)
             placed = []
             for i in range(self.plan.requests - self.plan.cli_requests):
@@ -205,8 +229,9 @@ class Rehearsal:
                                    keystore="app")  # fmt: skip
                 placed.append(bytes.fromhex(json.loads(out)["request_id"][2:]))
             self.say(f"requests: {len(placed)} placed (SDK and CLI), 1 with the doomed generator")
-            for request_id in placed:
-                self.kalypso("app-cli", "request", "status", "0x" + request_id.hex(), "--json")
+            asked = placed if self.plan.every_command else placed[-self.plan.cli_requests :]
+            self.together([("app-cli", ["request", "status", "0x" + r.hex(), "--json"], None)
+                           for r in asked])  # fmt: skip
             for request_id in placed[-self.plan.cli_requests :]:
                 self.kalypso("app-cli", "request", "wait", "0x" + request_id.hex(),
                              "--timeout", "300", "--json", keystore="app")  # fmt: skip

@@ -24,6 +24,9 @@ class Plan:
     #: empty blocks mined after the deployment, for every reader to page through
     history: int
     simulator: SimulatorConfig
+    #: every key made and every wallet funded by `kalypso` commands (the short version
+    #: makes one of each that way, the rest by library, to fit in make test)
+    every_command: bool = True
 
 
 #: `make rehearsal`: the hosted profile as it is (issue 18's provider)
@@ -34,6 +37,7 @@ SHORT = Plan(
     cli_requests=1,
     history=600,
     simulator=profile("hosted", latency_ms=10.0, retry_after_s=0),
+    every_command=False,
 )
 
 
