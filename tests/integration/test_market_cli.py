@@ -14,12 +14,22 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
+from kalypso.chain.actions import ActionLog, action_key
 from kalypso.circuits import build_dir, circuit, manifest
 from kalypso.contracts.client import MarketplaceClient
+from kalypso.contracts.web3tx import Signing
 from kalypso.deployment import Deployment
 from kalypso.devnet import Anvil, deploy_devnet, dev_account
 from kalypso.market import MarketParams
-from kalypso.market.groth16 import market_metadata
+from kalypso.market.audit import read_market
+from kalypso.market.groth16 import (
+    DEPLOY_VERIFIER,
+    Groth16Market,
+    create_action,
+    create_resuming,
+    groth16_terms,
+    market_metadata,
+)
 from kalypso.provers.proof import verifier_args
 from tests.switchable import SWITCHABLE_VERIFIER, deploy_source
 
@@ -47,6 +57,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
             KALYPSO_RPC_URL=anvil.url,
             KALYPSO_DEPLOYMENT=str(path),
             KALYPSO_PRIVATE_KEY="0x" + dev_account(4).key.hex().removeprefix("0x"),
+            HOME=str(path.parent),  # the action logs of `market create`
         )
         yield env
 
@@ -228,3 +239,90 @@ def test_attack_market_name_takeover_through_the_cli(
     shown = kalypso({**chain, "KALYPSO_DEPLOYMENT": str(path)}, "market", "show", "my_roots")
     assert shown.returncode == 0, shown.stderr
     assert f"(market {market})" in shown.stdout
+
+
+class Crash(BaseException):
+    """The process dies (SIGKILL, power): nothing after it runs."""
+
+
+CREATOR = dev_account(4)
+PENALTY = 5 * 10**18
+
+
+def create_sample(name: str, *more: str) -> list[str | int]:
+    return ["market", "create", name, "--circuit", "square_root", "--all-inputs-provable",
+            "--penalty-base-units", PENALTY, *more]  # fmt: skip
+
+
+def cut_short(
+    chain: dict[str, str], home: Path, name: str, *, before: str | None
+) -> Groth16Market | None:
+    """What `kalypso market create NAME --circuit square_root` leaves when it dies as it
+    signs the transaction `before` (None: after its last one was mined)."""
+    client = client_of(chain)
+    c = circuit("square_root")
+    terms = groth16_terms(c, slashing_penalty=PENALTY, all_inputs_provable=True)
+    args = create_action(name, c, terms)
+    log = ActionLog(home / ".kalypso" / "actions" / f"31337-{CREATOR.address}.sqlite")
+    key = action_key("market create", args)
+    log.begin(key, "market create", args)
+    signer = Signing(client.w3, CREATOR, 31337)
+
+    def sent(tx: bytes, nonce: int, function: str) -> None:
+        log.sent(key, tx, nonce, function)  # recorded, then the process dies
+        if function == before:
+            raise Crash
+
+    signer.record(sent)
+    try:
+        note = lambda n, v: log.note(key, n, v)  # noqa: E731
+        return create_resuming(client, signer, c, name, terms, None, {}, note)
+    except Crash:
+        return None
+    finally:
+        log.close()
+
+
+def client_of(chain: dict[str, str]) -> MarketplaceClient:
+    w3 = Web3(Web3.HTTPProvider(chain["KALYPSO_RPC_URL"]))
+    return MarketplaceClient(w3, Deployment.load(Path(chain["KALYPSO_DEPLOYMENT"])))
+
+
+def test_a_rerun_after_the_verifier_was_deployed_reuses_it(
+    chain: dict[str, str], tmp_path: Path
+) -> None:
+    assert cut_short(chain, tmp_path, "resumed", before="create_market") is None
+    log = ActionLog(tmp_path / ".kalypso" / "actions" / f"31337-{CREATOR.address}.sqlite")
+    (action,) = log.db.execute("SELECT notes FROM actions").fetchall()
+    log.close()
+    client = client_of(chain)
+    receipt = client.w3.eth.get_transaction_receipt(json.loads(action[0])["verifier_tx"])
+    nonce, markets = client.w3.eth.get_transaction_count(CREATOR.address), client.market_count()
+    out = kalypso({**chain, "HOME": str(tmp_path)}, *create_sample("resumed"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"market created: resumed (id {markets})" in out.stdout
+    assert f"{receipt['contractAddress']} (deployed by an earlier run" in out.stdout
+    assert client.w3.eth.get_transaction_count(CREATOR.address) == nonce + 1  # create_market
+    assert client.market_count() == markets + 1
+    assert read_market(client, markets).verifier == receipt["contractAddress"]
+
+
+def test_a_rerun_after_the_market_was_created_sends_nothing_and_new_sends_again(
+    chain: dict[str, str], tmp_path: Path
+) -> None:
+    created = cut_short(chain, tmp_path, "done", before=None)
+    assert created is not None and not created.reused_verifier
+    client = client_of(chain)
+    nonce, markets = client.w3.eth.get_transaction_count(CREATOR.address), client.market_count()
+    env = {**chain, "HOME": str(tmp_path)}
+    again = kalypso(env, *create_sample("done"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "already done" in again.stdout and f"(market {created.market_id})" in again.stdout
+    assert client.w3.eth.get_transaction_count(CREATOR.address) == nonce
+    assert client.market_count() == markets
+    second = kalypso(env, *create_sample("done", "--new"))
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"market created: done (id {markets})" in second.stdout
+    assert client.market_count() == markets + 1
+    assert client.w3.eth.get_transaction_count(CREATOR.address) == nonce + 2
+    assert DEPLOY_VERIFIER not in second.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -19,16 +20,25 @@ from web3 import Web3
 from kalypso.circuits import Circuit, circuit, load_schema, sample_ptau, sha256_file
 from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
 from kalypso.cli import market_view
+from kalypso.cli.once import New, once
 from kalypso.cli.options import DeploymentPath, RpcUrl
 from kalypso.cli.output import HelpGroup, plain_console, styled
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
+from kalypso.contracts.web3tx import Signing
 from kalypso.devnet import refuse_dev_key
 from kalypso.errors import ConfigError
 from kalypso.keys import load_account
 from kalypso.market import catalog
 from kalypso.market.audit import AuditFiles, audit_market
-from kalypso.market.groth16 import NO_IMAGE, ZERO_ADDRESS, create_groth16_market
+from kalypso.market.groth16 import (
+    NO_IMAGE,
+    ZERO_ADDRESS,
+    Groth16Market,
+    create_action,
+    create_resuming,
+    groth16_terms,
+)
 from kalypso.market.types import RequestKinds
 from kalypso.provers import InvalidInputs
 from kalypso.provers.proof import Groth16Proof
@@ -182,11 +192,14 @@ def create(
         str | None,
         typer.Option(envvar="KALYPSO_PRIVATE_KEY", hidden=True, help="Creator key (env var)."),
     ] = None,
+    new: New = False,
 ) -> None:
     """Deploy a Groth16 verifier for a circuit and create its market.
 
     The verification key must be the zkey's, the sample proof must verify (locally and
     on-chain); the metadata records the schema, artifact hashes and transcript hash.
+    Safe to run again after a crash: a market the earlier run created is reported, and a
+    verifier it deployed is reused.
     """
     c = resolve_circuit(name, sample_circuit, zkey, vkey, wasm, r1cs, schema)
     if sample_circuit is None and sample_input is None:
@@ -221,23 +234,29 @@ def create(
     if not sample.verify_local(vkey_json):
         raise ConfigError("the sample proof does not verify against the verification key")
 
-    with console.status("deploying the verifier and creating the market…"):
-        market = create_groth16_market(
-            client,
-            account,
-            c,
-            name=name,
-            slashing_penalty=penalty_base_units,
-            input_verifier=Web3.to_checksum_address(input_verifier or ZERO_ADDRESS),
-            generator_image=images[0],
-            input_verification_image=images[1],
-            all_inputs_provable=all_inputs_provable,
-            request_kinds=RequestKinds[requests.name.upper()],
-            sample=sample,
-        )
+    terms = groth16_terms(
+        c,
+        slashing_penalty=penalty_base_units,
+        input_verifier=Web3.to_checksum_address(input_verifier or ZERO_ADDRESS),
+        generator_image=images[0],
+        input_verification_image=images[1],
+        all_inputs_provable=all_inputs_provable,
+        request_kinds=RequestKinds[requests.name.upper()],
+    )
+    signer = Signing(client.w3, account, client.deployment.chain_id)
+
+    def run(notes: dict[str, Any], note: Callable[[str, Any], None]) -> Groth16Market:
+        with console.status("deploying the verifier and creating the market…"):
+            return create_resuming(client, signer, c, name, terms, sample, notes, note)
+
+    args = create_action(name, c, terms)
+    market = once(signer, "market create", args, function="create_market", new=new, run=run)
+    if market is None:
+        return
     console.print(styled(("market created", "bold green"), f": {name} (id {market.market_id})"))
     console.print(f"  market id   {market.market_id}")
-    console.print(f"  verifier    {market.verifier}")
+    reused = " (deployed by an earlier run cut short)" if market.reused_verifier else ""
+    console.print(f"  verifier    {market.verifier}{reused}")
     console.print(f"  constraints {c.constraints}, public signals {len(c.public_signals)}")
     if c.transcript_sha256 is None:
         console.print("  no --ptau: the transcript hash is not recorded", style="yellow")

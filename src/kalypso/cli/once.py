@@ -43,11 +43,14 @@ New = Annotated[
 def already_done(receipt: TxReceipt) -> str:
     """The line a re-run prints when an earlier run's transaction was mined."""
     tx = "0x" + bytes(receipt["transactionHash"]).hex()
-    created = marketplace_decoder().topic("RequestCreated")
+    decoder = marketplace_decoder()
+    requests, markets = decoder.topic("RequestCreated"), decoder.topic("MarketCreated")
     placed = [
         f" (request 0x{bytes(log['topics'][1]).hex()})"
+        if bytes(log["topics"][0]) == requests
+        else f" (market {int.from_bytes(bytes(log['topics'][1]), 'big')})"
         for log in receipt["logs"]
-        if log["topics"] and bytes(log["topics"][0]) == created
+        if len(log["topics"]) > 1 and bytes(log["topics"][0]) in (requests, markets)
     ]
     return (
         f"already done: an earlier run of this command sent {tx}{''.join(placed)}, "

@@ -7,7 +7,7 @@ daemons the async `kalypso.chain`; this one blocks and returns receipts.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -96,14 +96,17 @@ class MarketplaceClient:
         sample_inputs: bytes,
         sample_proof: bytes,
         max_fee: int | None = None,
+        *,
+        on_sent: Callable[[bytes, int, str], None] | None = None,
     ) -> TxReceipt:
         """`max_fee`: the most the creator pays; by default the fee read now, so a fee
-        raised before the transaction is mined makes it revert instead of costing more."""
+        raised before the transaction is mined makes it revert instead of costing more.
+        `on_sent` as `send`'s."""
         fee = self.market_creation_fee() if max_fee is None else max_fee
         call = self.markets.functions.create_market(
             params.as_tuple(), metadata, sample_inputs, sample_proof, fee
         )
-        return send(self.w3, account, call)
+        return send(self.w3, account, call, on_sent=on_sent)
 
     # ---- balances
 

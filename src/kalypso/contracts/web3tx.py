@@ -140,11 +140,25 @@ def _lacks_block(exc: Web3RPCError) -> bool:
     return "header not found" in message or "unknown block" in message or "not found" in message
 
 
-def deploy(w3: Web3, account: LocalAccount, name: str, *args: Any) -> tuple[Any, TxReceipt]:
-    """Deploy the compiled contract `name`; returns the bound contract and the receipt."""
+def deploy(
+    w3: Web3,
+    account: LocalAccount,
+    name: str,
+    *args: Any,
+    on_sent: Callable[[bytes, int, str], None] | None = None,
+) -> tuple[Any, TxReceipt]:
+    """Deploy the compiled contract `name`; returns the bound contract and the receipt.
+    `on_sent` (as `send`'s) gets the function `deploy NAME`."""
     art = artifact(name)
     factory = w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-    receipt = send(w3, account, factory.constructor(*args))
+    named = None
+    if on_sent is not None:
+        report = on_sent
+
+        def named(tx: bytes, nonce: int, _: str) -> None:
+            report(tx, nonce, f"deploy {name}")
+
+    receipt = send(w3, account, factory.constructor(*args), on_sent=named)
     address = receipt["contractAddress"]
     if address is None:
         raise ChainError(f"deploying {name} returned no contract address")
@@ -154,3 +168,37 @@ def deploy(w3: Web3, account: LocalAccount, name: str, *args: Any) -> tuple[Any,
 def bind(w3: Web3, name: str, address: str) -> Any:
     """The deployed contract `name` at `address`."""
     return w3.eth.contract(address=Web3.to_checksum_address(address), abi=artifact(name).abi)
+
+
+def landed(w3: Web3, hashes: list[bytes]) -> TxReceipt | None:
+    """The receipt of the first of `hashes` the node knows (waiting while it is pending);
+    None when it knows none of them."""
+    for tx_hash in hashes:
+        try:
+            w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            continue
+        return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=300)  # type: ignore[arg-type]
+    return None
+
+
+class Signing:
+    """`account` sending on the chain `chain_id` through this module: the `Signer` that
+    `kalypso.cli.once` needs, for commands that send with `send(..., on_sent=on_sent)`."""
+
+    def __init__(self, w3: Web3, account: LocalAccount, chain_id: int) -> None:
+        self.w3 = w3
+        self.account = account
+        self.chain_id = chain_id
+        #: where each transaction signed is reported while `once` records the action
+        self.on_sent: Callable[[bytes, int, str], None] | None = None
+
+    @property
+    def address(self) -> str:
+        return str(self.account.address)
+
+    def record(self, on_sent: Callable[[bytes, int, str], None] | None) -> None:
+        self.on_sent = on_sent
+
+    def landed(self, hashes: list[bytes]) -> TxReceipt | None:
+        return landed(self.w3, hashes)
