@@ -24,8 +24,9 @@ class FakeKalypso:
     chain_id = 4242
     address = ADDRESS
 
-    def __init__(self, mined: set[bytes] | None = None) -> None:
+    def __init__(self, mined: set[bytes] | None = None, reverted: bool = False) -> None:
         self.mined = mined or set()
+        self.status = 0 if reverted else 1
         self.on_sent: Any = None
 
     def record(self, on_sent: Any) -> None:
@@ -34,7 +35,7 @@ class FakeKalypso:
     def landed(self, hashes: list[bytes]) -> dict[str, Any] | None:
         for h in hashes:
             if h in self.mined:
-                return {"transactionHash": h, "blockNumber": 7, "logs": []}
+                return {"transactionHash": h, "blockNumber": 7, "logs": [], "status": self.status}
         return None
 
     def send(self, function: str, tx: bytes = TX) -> str:
@@ -161,3 +162,12 @@ def test_an_error_before_anything_was_sent_leaves_no_record() -> None:
         once(k, "request cancel", {"r": 1}, function="cancel_request", new=False, run=run)
     log = ActionLog(default_path(4242, ADDRESS))
     assert log.unfinished(action_key("request cancel", {"r": 1})) is None
+
+
+def test_a_reverted_transaction_is_not_done_and_the_rerun_sends_again() -> None:
+    """Mined but reverted: nothing happened, so `already done` would be a lie."""
+    k = FakeKalypso(mined={TX}, reverted=True)
+    crashed_after_sending(k)
+    again = once(k, "withdraw", {"amount": 5}, function="withdraw", new=False,
+                 run=lambda *_: k.send("withdraw"))  # fmt: skip
+    assert again == "sent"

@@ -80,7 +80,7 @@ def once(
         earlier = None if new else log.unfinished(key)
         if earlier is not None:
             receipt = k.landed([s.hash for s in earlier.of(_names(function))])
-            if receipt is not None:
+            if receipt is not None and receipt["status"] == 1:  # a revert did nothing
                 log.finish(key)
                 typer.echo(already_done(receipt))
                 return None
@@ -113,7 +113,7 @@ def _after_mined(
         mined = k.landed([s.hash for s in action.of(_names(function))]) if action else None
     except KalypsoError:
         return exc  # the chain is not answering: the re-run will look again
-    if mined is None:
+    if mined is None or mined["status"] != 1:  # not mined, or reverted: nothing was done
         return exc
     tx = "0x" + bytes(mined["transactionHash"]).hex()
     exc.args = (

@@ -16,11 +16,11 @@ from typing import Any
 
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.exceptions import BadFunctionCallOutput, ContractLogicError, TransactionNotFound
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError
 from web3.types import TxReceipt
 
 from kalypso.chain.rpc import sync_web3
-from kalypso.contracts.web3tx import bind, send
+from kalypso.contracts.web3tx import bind, landed, send
 from kalypso.deployment import CONTRACTS_VERSION, Deployment, default_path
 from kalypso.devnet import refuse_dev_key
 from kalypso.errors import (
@@ -148,13 +148,7 @@ class AdminClient:
 
     def landed(self, hashes: list[bytes]) -> TxReceipt | None:
         """The receipt of the first of `hashes` that is known (waiting while pending)."""
-        for tx_hash in hashes:
-            try:
-                self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
-            except TransactionNotFound:
-                continue
-            return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=300)  # type: ignore[arg-type]
-        return None
+        return landed(self.w3, hashes)
 
     # ---- owner actions
 
