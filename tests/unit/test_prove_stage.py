@@ -44,7 +44,7 @@ def test_a_task_past_its_deadline_with_nothing_sent_fails_once(journal: TaskJour
     apply(journal, *(assign(chain, i) for i in (1, 2, 3, 4)))  # deadlines 1_001 … 1_004
     journal.move(rid(2), Phase.READY, proof=b"p", error="could not send")
     s = stage(journal, now=1_002.5)
-    s.proving[rid(1)] = asyncio.Future()  # type: ignore[assignment]  # a prover still at it
+    s.proving[rid(1)] = object()  # type: ignore[assignment]  # a prover still at it
     s.node.submitter.sending.add(rid(3))  # its transaction is on its way
     s.fail_overdue()
     phases = {t.id: t.phase for t in journal.tasks()}

@@ -79,9 +79,6 @@ class TxSender:
         self.policy = policy or SenderPolicy()
         self._nonce: int | None = None
         self._mined_at = -LAG_GRACE  # when one of ours was last mined (monotonic)
-        #: the block our last transaction was mined in: reads of state only our own
-        #: transactions change are exact there, whichever node answers
-        self.last_block: int | None = None
         self._chain_id: int | None = None
         self._lock = asyncio.Lock()
         self._fee_cache: tuple[float, tuple[int, int]] | None = None
@@ -134,7 +131,6 @@ class TxSender:
                 "transaction reverted", f"tx 0x{bytes(receipt['transactionHash']).hex()}"
             )
         self._mined_at = time.monotonic()
-        self.last_block = int(receipt["blockNumber"])
         return receipt
 
     async def nonces(self) -> tuple[int, int]:
@@ -158,13 +154,15 @@ class TxSender:
         Behind a load balancer, the node answering may not have our last transaction yet
         (a step that needs it, like joining a market after registering, then reverts
         there): shortly after one of ours was mined, a revert is estimated again a few
-        times before it counts."""
+        times before it counts. Any other revert is asked once more, 0.5 s later: the
+        state read before it (a balance, a refund just credited) may have come from a
+        newer node than the one estimating."""
         for attempt in range(LAG_RETRIES + 1):
             try:
                 estimate = await call.estimate_gas({"from": self.address})
             except ContractLogicError as exc:
                 recent = time.monotonic() - self._mined_at < LAG_GRACE
-                if not recent or attempt == LAG_RETRIES:
+                if attempt >= (LAG_RETRIES if recent else 1):
                     raise error_from_reason(reason_of(exc)) from None
                 await asyncio.sleep(0.5 * 2**attempt)
                 continue

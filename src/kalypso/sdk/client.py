@@ -508,18 +508,10 @@ class AsyncKalypso:
         raise AssertionError("unreachable")
 
     async def _approve(self, amount: int) -> None:
-        """Allow the marketplace exactly `amount` (never a blanket allowance). Only our
-        own transactions change our allowance, so it is read at the block of the last
-        one: a lagging node's older answer would skip an approval still needed."""
-        spender = self.marketplace.address
-        read = self.token.functions.allowance(self.address, spender)
-        at = self._sender.last_block if self._sender and self._sender.last_block else "latest"
-        try:
-            allowance = int(await read.call(block_identifier=at))
-        except Web3RPCError:  # that node lacks the block: approve, which is exact anyway
-            allowance = -1
-        if allowance != amount:
-            await self._send(self.token.functions.approve(spender, amount))
+        """Allow the marketplace exactly `amount` (never a blanket allowance), always: a
+        read of the allowance first could come from a lagging node that still shows an
+        earlier approval, now spent, and the request would then revert."""
+        await self._send(self.token.functions.approve(self.marketplace.address, amount))
 
     async def _require_wallet(self, amount: int, what: str) -> None:
         wallet = await self.wallet_balance()
