@@ -20,16 +20,16 @@ from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
-from kalypso.contracts.web3tx import reason_of
+from kalypso.contracts.web3tx import LAG_GRACE, reason_of
 from kalypso.errors import ChainError, ContractError, TransactionDroppedError, error_from_reason
 
 GWEI = 10**9
 FEE_CACHE_SECONDS = 1.0
 #: How often a transaction being waited for is checked for a nonce taken by another.
 NONCE_CHECK_SECONDS = 2.0
-#: For this long after one of ours is mined, a revert in estimation may be a lagging
-#: node's: estimate again, up to LAG_RETRIES times (0.5 s, 1 s, 2 s apart).
-LAG_GRACE = 30.0
+#: For LAG_GRACE (the sync sender's, shared) after one of ours is mined, a revert in
+#: estimation may be a lagging node's: estimate again, up to LAG_RETRIES times
+#: (0.5 s, 1 s, 2 s apart).
 LAG_RETRIES = 3
 
 
