@@ -333,8 +333,8 @@ def test_a_lagging_backend_answers_as_of_its_older_head(
     sim: ProviderSimulator, chain: Anvil, emitter: tuple[str, list[int]]
 ) -> None:
     raw, sender, nonce = signed_transfer(chain, 5)
-    tx = node(chain.url, "eth_sendRawTransaction", raw)  # the newest block
-    head = int(node(chain.url, "eth_blockNumber"), 16)
+    tx = node(chain.url, "eth_sendRawTransaction", raw)
+    head = int(mined(chain, tx)["blockNumber"], 16)  # the newest block, once anvil mined it
     address, _ = emitter
     sim.configure(rate_lag=1.0, lag_blocks=1)
     calls = [
@@ -373,7 +373,8 @@ def test_logs_of_the_newest_blocks_are_missing_on_a_lagging_backend(
 ) -> None:
     address, _ = emitter
     sender = dev_account(0).address
-    node(chain.url, "eth_sendTransaction", {"from": sender, "to": address})  # a 6th log, newest
+    tx = node(chain.url, "eth_sendTransaction", {"from": sender, "to": address})
+    mined(chain, tx)  # a 6th log, in the newest block
     sim.configure(rate_lag=1.0, lag_blocks=1)
     query = {"address": address, "fromBlock": "0x0", "toBlock": "latest"}
     assert len(node(sim.url, "eth_getLogs", query)) == 5
