@@ -9,6 +9,7 @@ import typer
 from kalypso.cli import (
     account,
     admin,
+    attest,
     chain,
     dashboard,
     enclave,
@@ -46,6 +47,7 @@ app.command("matcher")(matcher.matcher)
 app.add_typer(generator.app, name="generator")
 app.add_typer(keys.app, name="key")
 app.add_typer(enclave.app, name="enclave")
+app.add_typer(attest.app, name="attest")
 app.command("dashboard")(dashboard.dashboard)
 admin.register(app)  # admin, token, keystore
 

@@ -1,10 +1,17 @@
-"""Enclave image ids: the keccak hash of an image's measured code and configuration.
+"""Enclave image ids, in two domains that can never collide.
 
-We cannot run AWS Nitro here, so an enclave image is a process, and its id stands in
-for Nitro's PCRs: keccak256 of a canonical JSON *measurement* holding the image's
-kind, the SHA-256 of every source file the image runs, and its configuration (for
-example the hashes of the circuit artifacts it proves with). Any change to the code
-or to the configuration gives another id, which markets must authorize anew.
+A dev image (the devnet's, a process) is keccak256 of a canonical JSON *measurement*
+holding the image's kind, the SHA-256 of every source file it runs, and its
+configuration (for example the hashes of the circuit artifacts it proves with). Any
+change to the code or the configuration gives another id, which markets must
+authorize anew.
+
+A Nitro image is keccak256(`NITRO_DOMAIN` ‖ PCR0 ‖ PCR1 ‖ PCR2): the enclave image
+file, the kernel and boot ramfs, and the application, as the NSM measures them. PCR8
+(the certificate the image file was signed with) is left out on purpose: anyone who
+rebuilds the image from its Dockerfile gets the same id, whoever signed the copy
+they run. The JSON of a dev measurement starts with `{`, the Nitro preimage with
+`NITRO_DOMAIN`: no preimage is both, so no id is both.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from eth_utils import keccak
+
+from kalypso.errors import AttestationError
 
 _PACKAGE = Path(__file__).resolve().parents[1]
 #: The packages an enclave image runs (relative to `kalypso/`); their files are measured.
@@ -58,3 +67,17 @@ def measurement(kind: ImageKind, config: Mapping[str, Any]) -> bytes:
 def image_id(kind: ImageKind, config: Mapping[str, Any]) -> bytes:
     """The 32-byte id of `kind` running with `config` (JSON values only)."""
     return keccak(measurement(kind, config))
+
+
+#: The prefix of a Nitro image id's preimage (a dev measurement starts with "{").
+NITRO_DOMAIN = b"kalypso.nitro-image.v1"
+#: The PCRs a Nitro image id measures: image file, kernel and boot ramfs, application.
+NITRO_PCRS = (0, 1, 2)
+
+
+def nitro_image_id(pcrs: Mapping[int, bytes]) -> bytes:
+    """The 32-byte id of the Nitro image with these PCRs (SHA-384, 48 bytes each)."""
+    missing = [i for i in NITRO_PCRS if len(pcrs.get(i, b"")) != 48]
+    if missing:
+        raise AttestationError(f"PCR{missing[0]} is not a 48-byte SHA-384 register")
+    return keccak(NITRO_DOMAIN + b"".join(pcrs[i] for i in NITRO_PCRS))
