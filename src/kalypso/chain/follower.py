@@ -27,6 +27,7 @@ from web3.types import RPCEndpoint
 
 from kalypso.chain.faults import is_range_refusal, judge_answer
 from kalypso.chain.logs import LogWindow
+from kalypso.contracts.web3tx import lacks_block
 from kalypso.errors import ChainError
 from kalypso.market.events import DecodedEvent, EventDecoder, MalformedLogError
 
@@ -270,7 +271,7 @@ class LogFollower:
         try:
             logs = list(await self.w3.eth.get_logs(query))
         except Web3RPCError as exc:
-            if any(m in str(exc).lower() for m in _NO_BLOCK):
+            if lacks_block(str(exc)):
                 return None  # not there yet (or replaced): the next step looks again
             raise
         return top, logs
@@ -306,10 +307,6 @@ class LogFollower:
         self.window.served()
         return logs
 
-
-#: How nodes say they lack the block of an eth_getLogs `blockHash` filter: geth and its
-#: forks "unknown block" (eth/filters/api.go), others "block not found", "header not found".
-_NO_BLOCK = ("unknown block", "not found")
 
 #: `_check_reorg`'s answer when the node lacks a block it had: look again later.
 _UNSURE = object()

@@ -20,7 +20,7 @@ from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
-from kalypso.contracts.web3tx import LAG_GRACE, reason_of
+from kalypso.contracts.web3tx import GAS_MARGIN_PERCENT, LAG_GRACE, lacks_block, reason_of
 from kalypso.errors import ChainError, ContractError, TransactionDroppedError, error_from_reason
 
 GWEI = 10**9
@@ -59,7 +59,7 @@ class PendingTx:
 
 @dataclass(frozen=True)
 class SenderPolicy:
-    gas_margin_percent: int = 20
+    gas_margin_percent: int = GAS_MARGIN_PERCENT
     #: the tip paid, in percent of the node's suggestion (more lands first under congestion)
     priority_fee_percent: int = 100
     bump_after: float = 12.0
@@ -79,6 +79,7 @@ class TxSender:
         self.policy = policy or SenderPolicy()
         self._nonce: int | None = None
         self._mined_at = -LAG_GRACE  # when one of ours was last mined (monotonic)
+        self._mined_block = 0  # and in which block
         self._chain_id: int | None = None
         self._lock = asyncio.Lock()
         self._fee_cache: tuple[float, tuple[int, int]] | None = None
@@ -128,9 +129,11 @@ class TxSender:
             raise
         if receipt["status"] != 1:
             raise ContractError(
-                "transaction reverted", f"tx 0x{bytes(receipt['transactionHash']).hex()}"
+                "transaction reverted",
+                f"{getattr(pending.call, 'fn_name', 'a call')} in block "
+                f"{receipt['blockNumber']}, tx 0x{bytes(receipt['transactionHash']).hex()}",
             )
-        self._mined_at = time.monotonic()
+        self._mined_at, self._mined_block = time.monotonic(), int(receipt["blockNumber"])
         return receipt
 
     async def nonces(self) -> tuple[int, int]:
@@ -151,23 +154,45 @@ class TxSender:
     async def estimate(self, call: Any) -> int:
         """Gas for `call` with the policy's margin; raises the typed error of a revert.
 
-        Behind a load balancer, the node answering may not have our last transaction yet
-        (a step that needs it, like joining a market after registering, then reverts
-        there): shortly after one of ours was mined, a revert is estimated again a few
-        times before it counts. Any other revert is asked once more, 0.5 s later: the
-        state read before it (a balance, a refund just credited) may have come from a
-        newer node than the one estimating."""
+        Behind a load balancer, the node answering may not have our last transaction yet.
+        A step that needs it (joining a market after registering) then reverts there:
+        shortly after one of ours was mined, a revert is estimated again a few times
+        before it counts. A passing estimate is also asked as of our last transaction's
+        block and the larger kept: older state can price the same call far cheaper (an
+        allowance we spent back to zero, still set there, makes approving again a cheap
+        overwrite instead of a new slot), and the transaction would run out of gas. Any
+        other revert is asked once more, 0.5 s later: the state read before it (a
+        balance, a refund just credited) may have come from a newer node."""
         for attempt in range(LAG_RETRIES + 1):
+            recent = time.monotonic() - self._mined_at < LAG_GRACE
             try:
-                estimate = await call.estimate_gas({"from": self.address})
+                estimate = int(await call.estimate_gas({"from": self.address}))
+                if recent:
+                    estimate = max(estimate, await self._estimate_at_own_block(call))
             except ContractLogicError as exc:
-                recent = time.monotonic() - self._mined_at < LAG_GRACE
                 if attempt >= (LAG_RETRIES if recent else 1):
                     raise error_from_reason(reason_of(exc)) from None
-                await asyncio.sleep(0.5 * 2**attempt)
-                continue
-            return int(estimate) * (100 + self.policy.gas_margin_percent) // 100
+            except _Behind as exc:
+                if attempt >= LAG_RETRIES:
+                    raise ChainError(f"the RPC endpoint stayed behind this account's last "
+                                     f"transaction: {exc}; try again") from None  # fmt: skip
+            else:
+                return estimate * (100 + self.policy.gas_margin_percent) // 100
+            await asyncio.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
+
+    async def _estimate_at_own_block(self, call: Any) -> int:
+        """Gas as of our last transaction's block; `_Behind` when the node lacks it.
+        0 where the call reverts there (it needs another's newer state) or the block is
+        gone (a devnet reverted to a snapshot): latest's estimate stands."""
+        try:
+            return int(await call.estimate_gas({"from": self.address}, self._mined_block))
+        except ContractLogicError:
+            return 0
+        except Web3RPCError as exc:
+            if lacks_block(str(exc)):
+                raise _Behind(str(exc)) from None
+            return 0
 
     async def _next_nonce(self) -> int:
         if self._nonce is None:
@@ -288,3 +313,7 @@ class TxSender:
             if await self.receipt(tx.hash) is not None:
                 return False
         return True
+
+
+class _Behind(Exception):
+    """The node answering lacks the block of our last transaction."""

@@ -6,6 +6,7 @@ counterpart: build, sign, send, wait, and turn a revert into a typed error.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,8 @@ STALE_TRIES = 5
 LAG_GRACE = 30.0
 #: per sender: (when its last transaction was mined, in which block)
 _mined: dict[str, tuple[float, int]] = {}
+#: gas asked for above the estimate (state may change between estimate and inclusion)
+GAS_MARGIN_PERCENT = 20
 
 
 class _Behind(Exception):
@@ -100,20 +103,41 @@ def _send(
 
 
 def _estimate(call: Any, sender: str) -> int:
+    """Gas for `call` with the margin; the typed error when it reverts.
+
+    Shortly after one of our transactions was mined, the node answering may be behind
+    it. A revert there is asked again at our transaction's block, whose answer decides.
+    A passing estimate is asked there too and the larger kept: an older state can price
+    the same call far cheaper (an allowance we spent back to zero still set there makes
+    approving again a cheap overwrite, where on-chain it is a new slot, four times the
+    gas), and the transaction would run out of gas."""
+    mined_at, block = _mined.get(sender, (0.0, 0))
+    recent = time.monotonic() - mined_at <= LAG_GRACE
     try:
-        return int(call.estimate_gas({"from": sender}))
+        gas = int(call.estimate_gas({"from": sender}))
     except ContractLogicError as exc:
-        mined_at, block = _mined.get(sender, (0.0, 0))
-        if time.monotonic() - mined_at > LAG_GRACE:
+        if not recent:
             raise error_from_reason(reason_of(exc)) from None
-        try:  # at the block of our last transaction: this answer decides
-            return int(call.estimate_gas({"from": sender}, block_identifier=block))
-        except ContractLogicError:
+        try:
+            gas = _estimate_at(call, sender, block)
+        except (ContractLogicError, Web3RPCError):
             raise error_from_reason(reason_of(exc)) from None
-        except Web3RPCError as missing:
-            if _lacks_block(missing):
-                raise _Behind(str(missing)) from None
-            raise error_from_reason(reason_of(exc)) from None
+    else:
+        if recent:  # where it reverts (it needs another's newer state), or where that
+            # block is gone (a devnet reverted to a snapshot), latest's estimate stands
+            with contextlib.suppress(ContractLogicError, Web3RPCError):
+                gas = max(gas, _estimate_at(call, sender, block))
+    return gas * (100 + GAS_MARGIN_PERCENT) // 100
+
+
+def _estimate_at(call: Any, sender: str, block: int) -> int:
+    """Gas as of `block`; `_Behind` when the node answering does not have it yet."""
+    try:
+        return int(call.estimate_gas({"from": sender}, block_identifier=block))
+    except Web3RPCError as exc:
+        if lacks_block(str(exc)):
+            raise _Behind(str(exc)) from None
+        raise
 
 
 def wait_for_receipt(w3: Web3, tx_hash: bytes, timeout: float = 60) -> TxReceipt:
@@ -135,9 +159,11 @@ def wait_for_receipt(w3: Web3, tx_hash: bytes, timeout: float = 60) -> TxReceipt
             delay = min(delay * 2, 1.0)
 
 
-def _lacks_block(exc: Web3RPCError) -> bool:
-    message = str(exc).lower()
-    return "header not found" in message or "unknown block" in message or "not found" in message
+def lacks_block(message: str) -> bool:
+    """Whether a node's error says it lacks the block asked for: geth "header not found",
+    its log filters "unknown block" (eth/filters/api.go), others "block not found"."""
+    text = message.lower()
+    return "unknown block" in text or "not found" in text
 
 
 def deploy(

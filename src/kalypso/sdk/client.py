@@ -28,6 +28,7 @@ from web3.types import TxReceipt
 from kalypso.amounts import format_amount, parse_amount, parse_positive
 from kalypso.chain import TxSender, find_request, known_block
 from kalypso.chain.logs import LogWindow, aget_logs
+from kalypso.chain.lookup import RequestRecord
 from kalypso.chain.sender import SentTx
 from kalypso.contracts import artifact
 from kalypso.contracts.web3tx import reason_of
@@ -78,6 +79,9 @@ BLOCKS_PER_GUARANTEE = 3
 MIN_GUARANTEE = 5
 #: how far back market statistics look, in blocks
 STATS_BLOCKS = 5_000
+#: seconds between lookups of a request id not found: a node behind the one that mined
+#: it (a load balancer's) has it a block or two later
+LOOKUP_PAUSES = (1.0, 2.0)
 SETTLING_EVENTS = (
     "ProofSubmitted",
     "InvalidInputsProven",
@@ -355,22 +359,31 @@ class AsyncKalypso:
     async def request(self, request_id: bytes | str) -> AsyncProofRequest:
         """Re-attach to a request by id (after a crash: the id is logged before sending)."""
         rid = _request_id(request_id)
-        head = int(await self.w3.eth.block_number)
-        record = await find_request(
-            self.w3,
-            self.marketplace.address,
-            self._decoder,
-            rid,
-            from_block=self.deployment.deploy_block,
-            to_block=head,
-            window=self._window,
-        )
-        if record is None:
-            raise ConfigError(f"no request 0x{rid.hex()} on this marketplace")
+        record = await self._lookup(rid)
         market = await self.market(record.request.market_id)
         return AsyncProofRequest(
             self, rid, market, record.request, record.public_inputs, record.created_block
         )
+
+    async def _lookup(self, rid: bytes) -> RequestRecord:
+        """The request `rid` as created, looked up again after a pause when not found: a
+        node behind the one that mined it (a load balancer's) has it a block later."""
+        for pause in (*LOOKUP_PAUSES, None):
+            head = int(await self.w3.eth.block_number)
+            record = await find_request(
+                self.w3,
+                self.marketplace.address,
+                self._decoder,
+                rid,
+                from_block=self.deployment.deploy_block,
+                to_block=head,
+                window=self._window,
+            )
+            if record is not None:
+                return record
+            if pause is not None:
+                await asyncio.sleep(pause)
+        raise ConfigError(f"no request 0x{rid.hex()} on this marketplace (up to block {head})")
 
     async def slash(self, request: AsyncProofRequest | bytes | str) -> Outcome:
         """Slash the generator of an overdue task: the requester is refunded in full and

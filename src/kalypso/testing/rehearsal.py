@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from eth_account import Account
 from web3 import Web3
@@ -50,13 +49,15 @@ from kalypso.testing.provider import ProviderSimulator
 from kalypso.testing.rehearsal_plan import FULL, SHORT, Plan, Report, run_cli
 
 CHAIN_ID = 4242
-NAMES = ("deployer", "matcher", "generator-a", "generator-b", "app")
+#: keystores: the operator's, the daemons' and two apps' (one uses the SDK, one the CLI)
+NAMES = ("deployer", "matcher", "generator-a", "generator-b", "app", "app-cli")
 HANGING_PROVER = [sys.executable, "-c", "import time; time.sleep(3600)"]
 
 
 class Rehearsal:
     def __init__(self, work: Path, plan: Plan, say: Callable[[str], None] = print) -> None:
-        self.work, self.plan, self.say = work, plan, say
+        self.work, self.plan, self._say = work, plan, say
+        self.began = time.monotonic()
         self.report = Report()
         self.password = work / "password.txt"
         self.deployment = work / "deployment.json"
@@ -65,6 +66,9 @@ class Rehearsal:
         self.market = ""
         self.chain: Anvil
         self.sim: ProviderSimulator
+
+    def say(self, line: str) -> None:
+        self._say(f"[{time.monotonic() - self.began:5.1f} s] {line}")
 
     # ---- the commands an operator and an app run
 
@@ -96,12 +100,18 @@ class Rehearsal:
     def keys(self) -> None:
         self.password.write_text(secrets.token_hex(16) + "\n")
         (self.work / "keys").mkdir()
-        by_cli = NAMES if self.plan.every_command else NAMES[:1]
-        self.together([("operator", ["keystore", "new", "--out", str(self.key(name))], None)
-                       for name in by_cli])  # fmt: skip
-        for name in NAMES[len(by_cli) :]:  # the short version: the same V3 files, by library
-            encrypted = Account.encrypt(Account.create().key, self.password.read_text().strip())
-            self.key(name).write_text(json.dumps(encrypted))
+        by_cli = NAMES if self.plan.every_command else ("matcher",)
+        with ThreadPoolExecutor(1) as pool:
+            made = pool.submit(self.together, [
+                ("operator", ["keystore", "new", "--out", str(self.key(name))], None)
+                for name in by_cli
+            ])  # fmt: skip
+            for name in set(NAMES) - set(by_cli):  # the short version: V3 files by library,
+                # with a light scrypt: each command that opens one saves a second of CPU
+                password = self.password.read_text().strip()
+                encrypted = Account.encrypt(Account.create().key, password, iterations=2**12)
+                self.key(name).write_text(json.dumps(encrypted))
+            made.result()
         for name in NAMES:
             keystore = json.loads(self.key(name).read_text())
             self.addresses[name] = Web3.to_checksum_address(keystore["address"])
@@ -125,33 +135,39 @@ class Rehearsal:
                                 password=self.password.read_text().strip())  # fmt: skip
         w3 = Web3(Web3.HTTPProvider(self.sim.url_for("operator")))
         verifier, _ = deploy(w3, deployer, "SquareRootInputVerifier")
-        self.kalypso(
+        created = self.kalypso(
             "operator", "market", "create", "square_root", "--circuit", "square_root",
             "--input-verifier", verifier.address, "--keystore", str(self.key("deployer")),
         )  # fmt: skip
-        markets = json.loads(self.kalypso("app", "market", "list", "--json"))
-        self.market = str(markets[-1]["id"])
+        self.market = re.search(r"market id +(\d+)", created)[1]  # type: ignore[index]
         self.say(
             f"deployed on chain {CHAIN_ID} with {self.plan.history} blocks of history; "
             f"market {self.market} created"
         )
 
     def authorize_and_fund(self) -> None:
-        """The deployer's remaining transactions, one after another (one key)."""
-        self.kalypso("operator", "admin", "set-matching-engine", self.addresses["matcher"],
-                     "--yes", keystore="deployer")  # fmt: skip
-        funded = ("generator-a", "generator-b", "app") if self.plan.every_command else ("app",)
-        for name in funded:
-            self.kalypso("operator", "token", "mint", self.addresses[name], "5000",
+        """The deployer's remaining transactions, one after another (one key): tokens for
+        the generators and apps, the matcher authorized. The short version mints to the
+        app only, which passes tokens on (by library) while the matcher is authorized."""
+        funded = (
+            {name: "5000" for name in NAMES[2:]} if self.plan.every_command else {"app": "20000"}
+        )
+        for name, amount in funded.items():
+            self.kalypso("operator", "token", "mint", self.addresses[name], amount,
                          keystore="deployer")  # fmt: skip
-        if not self.plan.every_command:  # the short version: the same transfers, by library
-            deployer = load_account(
-                None, self.key("deployer"), password=self.password.read_text().strip()
-            )
-            w3 = Web3(Web3.HTTPProvider(self.sim.url_for("operator")))
-            token = bind(w3, "Token", Deployment.load(self.deployment).token)
-            for name in ("generator-a", "generator-b"):
-                send(w3, deployer, token.functions.transfer(self.addresses[name], 5000 * 10**18))
+        with ThreadPoolExecutor(1) as pool:
+            authorized = pool.submit(
+                self.kalypso, "operator", "admin", "set-matching-engine",
+                self.addresses["matcher"], "--yes", keystore="deployer",
+            )  # fmt: skip
+            if not self.plan.every_command:
+                app = load_account(None, self.key("app"),
+                                   password=self.password.read_text().strip())  # fmt: skip
+                w3 = Web3(Web3.HTTPProvider(self.sim.url_for("app")))
+                token = bind(w3, "Token", Deployment.load(self.deployment).token)
+                for name in ("generator-a", "generator-b", "app-cli"):
+                    send(w3, app, token.functions.transfer(self.addresses[name], 5000 * 10**18))
+            authorized.result()
 
     def configs(self) -> None:
         """The daemons' files, while the deployer authorizes the matcher and mints."""
@@ -163,11 +179,14 @@ class Rehearsal:
 
     def _write_configs(self) -> None:
         roles = {"matcher": "matcher", "generator-a": "generator", "generator-b": "generator"}
-        self.together([
-            (name, ["init", role, "--dir", str(self.work / name), "--market", self.market,
-                    "--rpc-url", self.sim.url_for(name)], None)
-            for name, role in roles.items()
+        *_, listed = self.together([
+            *((name, ["init", role, "--dir", str(self.work / name), "--market", self.market,
+                      "--rpc-url", self.sim.url_for(name)], None)
+              for name, role in roles.items()),
+            ("app", ["market", "list", "--json"], None),  # an app pages through the history
         ])  # fmt: skip
+        if str(json.loads(listed)[-1]["id"]) != self.market:
+            self.report.fail(f"market list did not end with market {self.market}: {listed}")
         for name, role in roles.items():
             folder = self.work / name
             shutil.copy(self.key(name), folder / f"{role}-keystore.json")
@@ -176,9 +195,9 @@ class Rehearsal:
             if name == "generator-a":
                 text = _offer(text, price=5, proof_time=60, compute=4)
             elif name == "generator-b":
-                text = _offer(text, price=8, proof_time=10, compute=1)
+                text = _offer(text, price=8, proof_time=6, compute=1)
                 text = text.split(f"[markets.{self.market}]")[0] + (
-                    f"[markets.{self.market}]\nprice = {8 * 10**18}\nproof_time = 10\n"
+                    f"[markets.{self.market}]\nprice = {8 * 10**18}\nproof_time = 6\n"
                     f'prover = "command"\ncommand = {json.dumps(HANGING_PROVER)}\n'
                 )
             config.write_text(text)
@@ -210,31 +229,25 @@ class Rehearsal:
         self.say(f"daemons ready in {self.report.startup} s")
 
     def requests(self) -> None:
+        """The doomed request first; then the SDK app's requests while the CLI app places
+        its own (two keys, so at once), checks their status and waits for them."""
         app = Kalypso(self.sim.url_for("app"), self.deployment,
                       keystore=self.key("app"),
                       password=self.password.read_text().strip())  # fmt: skip
         try:
             doomed = app.request_proof(self.market, {"square": 4, "max_root": 100},
-                                       max_price="10 KAL", proof_time=12)  # fmt: skip
-            self._kill_when_assigned(doomed)
-            placed = []
-            for i in range(self.plan.requests - self.plan.cli_requests):
-                square = (i + 10) ** 2
-                placed.append(app.request_proof(self.market, {"square": square, "max_root": 100},
-                                                max_price="6 KAL", proof_time=120).id)  # fmt: skip
-            for i in range(self.plan.cli_requests):
-                out = self.kalypso("app-cli", "request", "create", self.market, "-i",
-                                   f"square={(i + 50) ** 2}", "-i", "max_root=100",
-                                   "--max-price", "6 KAL", "--proof-time", "120", "--json",
-                                   keystore="app")  # fmt: skip
-                placed.append(bytes.fromhex(json.loads(out)["request_id"][2:]))
-            self.say(f"requests: {len(placed)} placed (SDK and CLI), 1 with the doomed generator")
-            asked = placed if self.plan.every_command else placed[-self.plan.cli_requests :]
-            self.together([("app-cli", ["request", "status", "0x" + r.hex(), "--json"], None)
-                           for r in asked])  # fmt: skip
-            for request_id in placed[-self.plan.cli_requests :]:
-                self.kalypso("app-cli", "request", "wait", "0x" + request_id.hex(),
-                             "--timeout", "300", "--json", keystore="app")  # fmt: skip
+                                       max_price="10 KAL", proof_time=8)  # fmt: skip
+            with ThreadPoolExecutor(2) as pool:
+                killed = pool.submit(self._kill_when_assigned, doomed.id)
+                by_cli = pool.submit(self._cli_requests)
+                placed = []
+                for i in range(self.plan.requests - self.plan.cli_requests):
+                    inputs = {"square": (i + 10) ** 2, "max_root": 100}
+                    placed.append(app.request_proof(self.market, inputs, max_price="6 KAL",
+                                                    proof_time=120).id)  # fmt: skip
+                self.say(f"requests: {len(placed)} placed through the SDK")
+                placed.extend(by_cli.result())
+                killed.result()
             states: list[RequestState] = []
             ended = RequestState.ASSIGNED
             deadline = time.monotonic() + 300
@@ -244,6 +257,9 @@ class Rehearsal:
                 if ended != RequestState.ASSIGNED and RequestState.ASSIGNED not in states:
                     break
                 time.sleep(2)
+            self.say(
+                f"requests ended: {[s.name.lower() for s in states]}, doomed {ended.name.lower()}"
+            )
             self.report.fulfilled = states.count(RequestState.FULFILLED)
             self.report.slashed = int(ended == RequestState.SLASHED)
             self.report.stuck = len(placed) - self.report.fulfilled + (1 - self.report.slashed)
@@ -251,13 +267,37 @@ class Rehearsal:
         finally:
             app.close()
 
-    def _kill_when_assigned(self, request: Any) -> None:
-        deadline = time.monotonic() + 120
-        while (status := request.status()).generator is None:
-            if time.monotonic() > deadline:
-                self.report.fail("the doomed request was never assigned")
-                return
-            time.sleep(0.5)
+    def _cli_requests(self) -> list[bytes]:
+        """`kalypso request create`, then `status` and `wait` side by side: the ids."""
+        placed = []
+        for i in range(self.plan.cli_requests):
+            out = self.kalypso("app-cli", "request", "create", self.market, "-i",
+                               f"square={(i + 50) ** 2}", "-i", "max_root=100",
+                               "--max-price", "6 KAL", "--proof-time", "120", "--json",
+                               keystore="app-cli")  # fmt: skip
+            placed.append(bytes.fromhex(json.loads(out)["request_id"][2:]))
+        self.say(f"requests: {len(placed)} placed through the CLI")
+        self.together([
+            *(("app-cli", ["request", "status", "0x" + r.hex(), "--json"], None)
+              for r in placed),
+            *(("app-cli", ["request", "wait", "0x" + r.hex(), "--timeout", "300", "--json"],
+               "app-cli") for r in placed),
+        ])  # fmt: skip
+        self.say("requests: the CLI's fulfilled")
+        return placed
+
+    def _kill_when_assigned(self, request_id: bytes) -> None:
+        """Watch (with a client of its own) for the doomed request's assignment; kill."""
+        watcher = Kalypso(self.sim.url_for("app"), self.deployment)
+        try:
+            deadline = time.monotonic() + 120
+            while (status := watcher.request(request_id).status()).generator is None:
+                if time.monotonic() > deadline:
+                    self.report.fail("the doomed request was never assigned")
+                    return
+                time.sleep(0.5)
+        finally:
+            watcher.close()
         if status.generator != self.addresses["generator-b"]:
             self.report.fail(f"the doomed request went to {status.generator}, not generator-b")
         self.daemons["generator-b"].kill()
@@ -276,6 +316,15 @@ class Rehearsal:
             if "Traceback" in daemon.log.read_text():
                 self.report.fail(f"{name} printed a traceback (see {daemon.log})")
 
+    def _trace(self, reason: str) -> None:
+        """A reverted transaction named in `reason`: its call trace, in the work folder."""
+        if not (found := re.search(r"tx (0x[0-9a-f]{64})", reason)):
+            return
+        trace = self.chain.web3().provider.make_request(
+            RPCEndpoint("debug_traceTransaction"), [found[1], {"tracer": "callTracer"}]
+        )
+        (self.work / "reverted-trace.json").write_text(json.dumps(trace, indent=1))
+
     def run(self) -> Report:
         config = self.plan.simulator
         with (
@@ -291,6 +340,7 @@ class Rehearsal:
                         break
             except Exception as exc:  # the verdict names it; the report still prints
                 self.report.fail(f"{type(exc).__name__}: {exc}")
+                self._trace(str(exc))
             finally:
                 self.stop()
                 self.report.rpc = self.sim.stats.snapshot()["labels"]

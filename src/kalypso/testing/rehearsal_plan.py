@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,7 @@ def run_cli(
     their stdouts. Both streams are appended to `log`. A non-zero exit or a traceback
     fails the rehearsal (and raises, so the step stops)."""
     keep = {k: v for k, v in os.environ.items() if not k.startswith("KALYPSO_")}
+    began = time.monotonic()
     running = [
         (args, subprocess.Popen(
             [sys.executable, "-m", "kalypso.cli", *args],
@@ -107,8 +109,10 @@ def run_cli(
     for args, process in running:
         out, err = process.communicate(timeout=COMMAND_TIMEOUT)
         report.commands += 1
+        took = time.monotonic() - began
         with log.open("a") as file:
-            file.write(f"$ kalypso {' '.join(args)}\n{out}{err}[exit {process.returncode}]\n")
+            file.write(f"$ kalypso {' '.join(args)}\n{out}{err}"
+                       f"[exit {process.returncode}, {took:.1f} s]\n")  # fmt: skip
         shown = f"kalypso {' '.join(args[:3])}"
         if "Traceback" in out + err:
             report.fail(f"{shown} printed a traceback")
