@@ -112,6 +112,12 @@ class AttestationError(KalypsoError, ValueError):
     code = "K-ENC-001"
 
 
+class ServiceError(KalypsoError, ConnectionError):
+    """A Kalypso service (an enclave, the attestation verifier) did not answer as it must."""
+
+    code = "K-SVC-001"
+
+
 class ProverError(KalypsoError):
     """A prover plugin failed: not a verdict on the inputs, so the task may be retried.
 

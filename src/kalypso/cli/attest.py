@@ -1,8 +1,10 @@
-"""`kalypso attest`: AWS Nitro attestation documents."""
+"""`kalypso attest`: AWS Nitro attestation documents, and the verifier service that
+turns them into the registry's `Enclave` statements."""
 
 from __future__ import annotations
 
 import datetime
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +16,7 @@ from kalypso.cli.options import Json, print_json
 from kalypso.cli.output import HelpGroup, plain_console, styled
 from kalypso.enclave.images import nitro_image_id
 from kalypso.enclave.nitro import NitroDocument, document_time, verify
+from kalypso.enclave.verifier import MAX_DOCUMENT_AGE_MS
 from kalypso.errors import AttestationError, ConfigError
 
 app = typer.Typer(help="AWS Nitro attestation documents.", cls=HelpGroup)
@@ -126,3 +129,73 @@ def _test_root(path: Path) -> x509.Certificate:
 def _utc(ms: int) -> str:
     moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@app.command("serve")
+def serve(
+    deployment: Annotated[
+        Path,
+        typer.Option(envvar="KALYPSO_DEPLOYMENT", help="The deployment it signs for."),
+    ],
+    keystore: Annotated[
+        Path | None,
+        typer.Option(
+            help="The authority's keystore: its address is the deployment's attestation "
+            "authority (password: KALYPSO_KEYSTORE_PASSWORD or KALYPSO_KEYSTORE_PASSWORD_FILE)."
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 7400,
+    max_age: Annotated[
+        int, typer.Option(help="Seconds a document may be old when it arrives.")
+    ] = MAX_DOCUMENT_AGE_MS // 1000,
+    allow_debug: Annotated[
+        bool, typer.Option(help="Attest enclaves in debug mode (their host reads them).")
+    ] = False,
+    test_root: Annotated[
+        Path | None,
+        typer.Option(help="Trust this PEM root instead of AWS's (devnet tests only)."),
+    ] = None,
+    allow_test_root_on: Annotated[
+        int | None,
+        typer.Option(help="Accept --test-root on this chain id too (a rehearsal's chain)."),
+    ] = None,
+) -> None:
+    """Serve the attestation verifier: enclaves send Nitro documents (POST /nonce, then
+    POST /attest); each that verifies against the AWS root, now, with a nonce from
+    here, gets the EIP-712 Enclave statement signed by this authority's key, its image
+    id taken from PCR0-2. Run it on a machine you trust, with a key kept for good: the
+    registry knows the authority by its address."""
+    import uvicorn
+
+    from kalypso.deployment import DEVNET_CHAIN_ID, Deployment
+    from kalypso.enclave.statements import Domain
+    from kalypso.enclave.verifier import AttestationVerifier
+    from kalypso.enclave.verifier_api import verifier_app
+    from kalypso.keys import load_account
+
+    record = Deployment.load(deployment)
+    if record.enclave_registry is None:
+        raise ConfigError(f"{deployment} has no enclave registry: redeploy with this kalypso")
+    root = None
+    if test_root is not None:
+        if record.chain_id not in (DEVNET_CHAIN_ID, allow_test_root_on):
+            raise ConfigError(
+                f"a test root attests nothing on chain {record.chain_id}: only the AWS root "
+                f"(on a test chain of your own, --allow-test-root-on {record.chain_id})"
+            )
+        root = _test_root(test_root)
+    account = load_account(os.environ.get("KALYPSO_PRIVATE_KEY"), keystore)
+    verifier = AttestationVerifier(
+        bytes(account.key),
+        Domain(record.chain_id, record.enclave_registry),
+        root=root,
+        allow_debug=allow_debug,
+        max_age_ms=max_age * 1000,
+    )
+    plain_console().print(
+        f"attestation verifier: authority {verifier.address} for chain {record.chain_id} "
+        f"(registry {record.enclave_registry}), root {'TEST' if root else 'AWS (pinned)'}, "
+        f"on http://{host}:{port}"
+    )
+    uvicorn.run(verifier_app(verifier), host=host, port=port, log_level="warning")

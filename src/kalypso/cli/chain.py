@@ -168,6 +168,14 @@ def deploy(
             "uses the public dev authority)."
         ),
     ] = None,
+    matching_engine_image: Annotated[
+        str | None,
+        typer.Option(
+            help="Image id (hex32) of the Matching Engine enclave: under Nitro, the one "
+            "`kalypso attest verify` prints for its document (default: this package's dev "
+            "image, devnet only)."
+        ),
+    ] = None,
     enclave_max_age: Annotated[
         int, typer.Option(help="Seconds an enclave key stays valid after its attestation.")
     ] = 86400,
@@ -205,6 +213,7 @@ def deploy(
         token=token,
         test_verifiers=test_verifiers,
         attestation_authority=attestation_authority,
+        matching_engine_image=_image_id(matching_engine_image),
         enclave_max_age=enclave_max_age,
         authority_delay=authority_delay,
     )
@@ -237,3 +246,15 @@ def demo(
     from kalypso.demo import main
 
     main(Console(soft_wrap=True), keep=keep)  # the tour's own lines use Rich markup
+
+
+def _image_id(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        image = bytes.fromhex(value.removeprefix("0x"))
+    except ValueError:
+        image = b""
+    if len(image) != 32:
+        raise ConfigError(f"--matching-engine-image {value!r} is not a 32-byte hex id")
+    return image

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +15,9 @@ from kalypso.keys import load_account
 from kalypso.logs import configure
 
 app = typer.Typer(
-    help="Run an enclave image: its keys are made at start and never written; the dev "
-    "attestation authority attests them (devnet only) and they are registered on-chain.",
+    help="Run an enclave image: its keys are made at start and never written; they are "
+    "attested (by the dev authority on the devnet, else with Nitro through the attestation "
+    "verifier) and registered on-chain.",
     no_args_is_help=True,
     cls=HelpGroup,
 )
@@ -40,6 +42,28 @@ Market = Annotated[str, typer.Option(help="The market whose image this is, by id
 Circuit = Annotated[str, typer.Option(help="The sample circuit it checks.")]
 
 
+class Attestation(StrEnum):
+    dev = "dev"
+    nitro = "nitro"
+
+
+AttestationOpt = Annotated[
+    Attestation,
+    typer.Option(
+        help="Who attests its keys: the devnet's dev authority (devnet only), or nitro: a "
+        "document from the NSM (/dev/nsm, inside a Nitro enclave) checked by the "
+        "--attestation-service."
+    ),
+]
+Service = Annotated[
+    str | None,
+    typer.Option(
+        envvar="KALYPSO_ATTESTATION_SERVICE",
+        help="URL of the attestation verifier (`kalypso attest serve`), with --attestation nitro.",
+    ),
+]
+
+
 def _run(
     kind: str,
     rpc_url: str,
@@ -49,15 +73,20 @@ def _run(
     circuit: str | None,
     host: str,
     port: int,
+    attestation: Attestation,
+    service: str | None,
 ) -> None:
     from kalypso.enclave.run import build_image, open_enclave, serve
+    from kalypso.errors import ConfigError
     from kalypso.provers.snarkjs import SnarkjsWorker
 
+    if (attestation == Attestation.nitro) != (service is not None):
+        raise ConfigError("--attestation nitro goes with --attestation-service URL, dev without")
     configure()
     operator = load_account(os.environ.get("KALYPSO_PRIVATE_KEY"), keystore)
     worker = SnarkjsWorker()
     image = build_image(kind, circuit, worker)
-    enclave = open_enclave(image, rpc_url, deployment, operator, market)
+    enclave = open_enclave(image, rpc_url, deployment, operator, market, service)
     asyncio.run(serve(enclave, host, port, worker))
 
 
@@ -68,12 +97,17 @@ def matcher(
     keystore: Keystore = None,
     host: Host = "127.0.0.1",
     port: Port = 7310,
+    attestation: AttestationOpt = Attestation.dev,
+    attestation_service: Service = None,
 ) -> None:
     """Matching Engine Image: the key private inputs are sealed to.
 
     It re-wraps content keys to the generators the matcher chooses, after checking on
     the chain that the request and the generator's key are what the matcher says."""
-    _run("matcher", rpc_url, deployment, keystore, None, None, host, port)
+    _run(
+        "matcher", rpc_url, deployment, keystore, None, None, host, port,
+        attestation, attestation_service,
+    )  # fmt: skip
 
 
 @app.command("pvs")
@@ -85,12 +119,17 @@ def pvs(
     keystore: Keystore = None,
     host: Host = "127.0.0.1",
     port: Port = 7301,
+    attestation: AttestationOpt = Attestation.dev,
+    attestation_service: Service = None,
 ) -> None:
     """Proof Verification Image: verifies proofs off-chain.
 
     It checks PLONK proofs of the circuit with snarkjs and signs ProofValid attestations
     for the market's tasks (POST /verify)."""
-    _run("pvs", rpc_url, deployment, keystore, market, circuit, host, port)
+    _run(
+        "pvs", rpc_url, deployment, keystore, market, circuit, host, port,
+        attestation, attestation_service,
+    )  # fmt: skip
 
 
 @app.command("ivs")
@@ -102,12 +141,17 @@ def ivs(
     keystore: Keystore = None,
     host: Host = "127.0.0.1",
     port: Port = 7302,
+    attestation: AttestationOpt = Attestation.dev,
+    attestation_service: Service = None,
 ) -> None:
     """Input Verification Image: attests unprovable public inputs.
 
     It decides with the circuit's solver whether a task's public inputs can be proven
     and signs InputsInvalid attestations when not (POST /check)."""
-    _run("ivs", rpc_url, deployment, keystore, market, circuit, host, port)
+    _run(
+        "ivs", rpc_url, deployment, keystore, market, circuit, host, port,
+        attestation, attestation_service,
+    )  # fmt: skip
 
 
 @app.command("generator")
@@ -119,9 +163,14 @@ def generator(
     keystore: Keystore = None,
     host: Host = "127.0.0.1",
     port: Port = 7303,
+    attestation: AttestationOpt = Attestation.dev,
+    attestation_service: Service = None,
 ) -> None:
     """Generator Image: proves private-input tasks.
 
     Its encryption key is the generator's offer key in the market; it opens the secret,
     proves with snarkjs, and signs InputsInvalid when no proof exists (POST /prove)."""
-    _run("generator", rpc_url, deployment, keystore, market, circuit, host, port)
+    _run(
+        "generator", rpc_url, deployment, keystore, market, circuit, host, port,
+        attestation, attestation_service,
+    )  # fmt: skip

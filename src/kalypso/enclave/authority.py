@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from eth_utils import keccak
 
@@ -58,8 +59,20 @@ class Attestation:
     signature: bytes
 
 
+class Attester(Protocol):
+    """Who attests an enclave's keys: the dev `Authority` in-process, or (off the devnet)
+    `kalypso.enclave.attester.NitroAttester` through the attestation verifier."""
+
+    #: the authority's address (what the registry checks statements against)
+    address: str
+
+    def attest(
+        self, identity: EnclaveIdentity, image_id: bytes, module_id: str, domain: Domain
+    ) -> Attestation: ...
+
+
 class Authority:
-    """Issues attestations with a secp256k1 key (the dev root, or a real authority's)."""
+    """Issues attestations with a secp256k1 key (the devnet's dev root)."""
 
     def __init__(self, key: bytes) -> None:
         self._key = key

@@ -12,6 +12,7 @@ from kalypso.circuits import circuit, plonk
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.matching_engine import MatchingEngineImage
+from kalypso.enclave.nsm import NsmDevice
 from kalypso.enclave.service import Enclave, Image
 from kalypso.enclave.verdicts import InputVerificationImage, ProofVerificationImage
 from kalypso.errors import ConfigError
@@ -41,11 +42,19 @@ def open_enclave(
     deployment_path: Path | None,
     operator: LocalAccount,
     market: str | None,
+    attestation_service: str | None = None,
 ) -> Enclave:
-    """The image bound to the deployment (and to `market`, by id or name, if given)."""
+    """The image bound to the deployment (and to `market`, by id or name, if given),
+    attested with Nitro through `attestation_service` if given, else by the dev
+    authority (devnet only)."""
     client = MarketplaceClient.connect(rpc_url, deployment_path)
     market_id = None if market is None else catalog.market_id(client, market)
-    return Enclave.dev(image, client.w3, client.deployment, operator, market_id=market_id)
+    if attestation_service is None:
+        return Enclave.dev(image, client.w3, client.deployment, operator, market_id=market_id)
+    return Enclave.nitro(
+        image, client.w3, client.deployment, operator, market_id=market_id,
+        source=NsmDevice(), service_url=attestation_service,
+    )  # fmt: skip
 
 
 async def serve(enclave: Enclave, host: str, port: int, worker: SnarkjsWorker) -> None:

@@ -3,9 +3,10 @@
 Every image runs the same way (`kalypso enclave <image>`):
 
 1. make its keys (`EnclaveIdentity`: a signing key and an encryption key, in memory
-   only) and measure itself (`image_id` of its kind and configuration);
-2. get attested by the authority: the devnet's dev root, in-process; a real deployment
-   would send its Nitro document to an authority service instead (not built here);
+   only) and, on the devnet, measure itself (`image_id` of its kind and configuration);
+2. get attested: on the devnet by the dev root, in-process; elsewhere it sends a
+   document from its NSM to the attestation verifier (`kalypso attest serve`), which
+   checks it against the AWS root and signs the statement, its image id from the PCRs;
 3. register on-chain (`EnclaveRegistry.register`, paid by the operator's key), and
    register again before `MAX_AGE` runs out;
 4. serve HTTP: `GET /attestation` (the document, the statement and its signature, for
@@ -30,8 +31,16 @@ from web3 import Web3
 from kalypso.contracts.web3tx import bind, send
 from kalypso.daemon import api_server, sleep_or_stop
 from kalypso.deployment import DEVNET_CHAIN_ID, Deployment
-from kalypso.enclave.authority import DEV_AUTHORITY_KEY, Attestation, Authority, EnclaveIdentity
+from kalypso.enclave.attester import NitroAttester
+from kalypso.enclave.authority import (
+    DEV_AUTHORITY_KEY,
+    Attestation,
+    Attester,
+    Authority,
+    EnclaveIdentity,
+)
 from kalypso.enclave.images import ImageKind, image_id
+from kalypso.enclave.nsm import DocumentSource
 from kalypso.enclave.statements import Domain, TaskAttestation
 from kalypso.errors import ConfigError, KalypsoError
 from kalypso.logs import get_logger
@@ -132,7 +141,7 @@ class Enclave:
         operator: LocalAccount,
         *,
         market_id: int | None,
-        authority: Authority,
+        authority: Attester,
     ) -> None:
         if deployment.enclave_registry is None:
             raise ConfigError("the deployment has no enclave registry; redeploy with this kalypso")
@@ -163,6 +172,23 @@ class Enclave:
             )
         return cls(image, w3, deployment, operator, authority=Authority(DEV_AUTHORITY_KEY), **kw)
 
+    @classmethod
+    def nitro(
+        cls,
+        image: Image,
+        w3: Web3,
+        deployment: Deployment,
+        operator: LocalAccount,
+        *,
+        source: DocumentSource,
+        service_url: str,
+        **kw: Any,
+    ) -> Enclave:
+        """An enclave attested by the verifier at `service_url`, with documents from
+        `source` (its NSM; a simulated one in tests)."""
+        attester = NitroAttester(source, service_url)
+        return cls(image, w3, deployment, operator, authority=attester, **kw)
+
     def sign(self, verdict: TaskAttestation) -> bytes:
         return self.identity.sign(self.domain, verdict)
 
@@ -172,6 +198,7 @@ class Enclave:
             self.identity, self.image_id, self.image.kind.value, self.domain
         )
         s = attestation.statement
+        self.image_id = s.image_id  # under Nitro, the verifier's: measured by the NSM
         call = self.registry.functions.register(
             self.market_id or 0,
             s.signing_key,
@@ -180,7 +207,7 @@ class Enclave:
             s.timestamp_ms,
             attestation.signature,
         )
-        send(self.w3, self.operator, call)
+        receipt = send(self.w3, self.operator, call)
         self.attestation = attestation
         log.info(
             "enclave registered",
@@ -188,6 +215,7 @@ class Enclave:
             image_id="0x" + self.image_id.hex(),
             signing_key=self.identity.address,
             market_id=self.market_id,
+            gas=receipt["gasUsed"],
         )
 
     def attestation_json(self) -> dict[str, Any]:

@@ -170,3 +170,15 @@ def sign(
 def pcrs_of(seed: int, count: int = 16) -> dict[int, bytes]:
     """`count` 48-byte PCRs, distinct per `seed` (PCR0-2 never all zero)."""
     return {i: bytes([seed % 256, i + 1]) * 24 for i in range(count)}
+
+
+class SimulatedNsm:
+    """An NSM for tests: documents of an enclave with `pcrs`, signed by `ca`'s chain.
+    A verifier accepts them only when given `ca.root` as its root."""
+
+    def __init__(self, ca: NitroTestCA, pcrs: dict[int, bytes]) -> None:
+        self.ca = ca
+        self.pcrs = pcrs
+
+    def document(self, *, public_key: bytes, user_data: bytes, nonce: bytes) -> bytes:
+        return self.ca.issue(self.pcrs, public_key=public_key, user_data=user_data, nonce=nonce)
