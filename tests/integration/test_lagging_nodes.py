@@ -7,6 +7,11 @@ on-chain it is a zero-to-nonzero one, four times dearer, and the transaction ran
 of gas. Both senders now also estimate as of the block of their own last transaction
 and keep the larger.
 
+Escrow: a request charged to the internal balance leaves too little for the next; a
+node behind that charge still shows the balance before it, and the SDK skipped the
+approval the next request needed. It now also reads the balance as of its own last
+transaction and approves unless both cover the price.
+
 Lookups: a request just created is not found on a node behind the one that mined it;
 the SDK looks again after a pause instead of saying it does not exist."""
 
@@ -14,11 +19,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from kalypso.chain import TxSender
 from kalypso.chain.rpc import connect
@@ -48,15 +55,27 @@ NOT_ESTIMATES = frozenset({
 })  # fmt: skip
 
 
-def _lag_one_block(
+@contextmanager
+def lagging(
     sim: ProviderSimulator, chain: Anvil, exempt: frozenset[str] = NOT_ESTIMATES
-) -> threading.Timer:
-    """From here on every call but the `exempt` comes from a backend one block behind the
-    head, which has our last transaction once another block is mined, 0.3 s from now."""
+) -> Iterator[None]:
+    """Within the block every call but the `exempt` comes from a backend one block behind
+    the head, while the chain mines a block every 0.3 s (the backend catches up to what
+    was newest a moment later)."""
     sim.configure(rate_lag=1.0, lag_blocks=1, exempt_methods=exempt)
-    catch_up = threading.Timer(0.3, chain.web3().provider.make_request, ("evm_mine", []))
-    catch_up.start()
-    return catch_up
+    done = threading.Event()
+
+    def mine() -> None:
+        while not done.wait(0.3):
+            chain.web3().provider.make_request(RPCEndpoint("evm_mine"), [])
+
+    miner = threading.Thread(target=mine)
+    miner.start()
+    try:
+        yield
+    finally:
+        done.set()
+        miner.join()
 
 
 def test_the_sync_sender_prices_gas_as_of_its_own_last_transaction(
@@ -68,11 +87,8 @@ def test_the_sync_sender_prices_gas_as_of_its_own_last_transaction(
     token = bind(w3, "Token", setup.deployment.token)
     send(w3, account, token.functions.approve(SPENDER, 10))
     send(w3, account, token.functions.approve(SPENDER, 0))  # the newest block
-    catch_up = _lag_one_block(sim, chain)
-    try:
+    with lagging(sim, chain):
         assert send(w3, account, token.functions.approve(SPENDER, 10))["status"] == 1
-    finally:
-        catch_up.join()
 
 
 async def test_the_async_sender_prices_gas_as_of_its_own_last_transaction(
@@ -87,11 +103,8 @@ async def test_the_async_sender_prices_gas_as_of_its_own_last_transaction(
         sender = TxSender(w3, account)
         await sender.send(atoken.functions.approve(SPENDER, 10))
         await sender.send(atoken.functions.approve(SPENDER, 0))  # the newest block
-        catch_up = _lag_one_block(sim, chain)
-        try:
+        with lagging(sim, chain):
             assert (await sender.send(atoken.functions.approve(SPENDER, 10)))["status"] == 1
-        finally:
-            catch_up.join()
     finally:
         await w3.provider.disconnect()
 
@@ -103,13 +116,24 @@ def test_a_request_just_created_is_found_on_a_node_a_block_behind(
     client = MarketplaceClient(chain.web3(), setup.deployment)
     client.approve_all(dev_account(3))
     market = setup.deployment.markets[SAMPLE_MARKET]
-    posted = client.create_request(
-        dev_account(3), market, encode_signals([5]), max_price=TOKEN_UNIT, proof_time=60
-    )  # the newest block
     deployment = setup.deployment.save(tmp_path / "deployment.json")
-    with Kalypso(sim.url, deployment) as app:
-        catch_up = _lag_one_block(sim, chain, exempt=frozenset())
-        try:
-            assert app.request(posted.id).id == posted.id
-        finally:
-            catch_up.join()
+    with Kalypso(sim.url, deployment) as app, lagging(sim, chain, exempt=frozenset()):
+        posted = client.create_request(
+            dev_account(3), market, encode_signals([5]), max_price=TOKEN_UNIT, proof_time=60
+        )  # the newest block, on the node itself
+        assert app.request(posted.id).id == posted.id
+
+
+def test_a_stale_internal_balance_never_skips_the_approval_a_request_needs(
+    devnet_chain: tuple[Anvil, DevnetSetup], sim: ProviderSimulator, tmp_path: Path
+) -> None:
+    chain, setup = devnet_chain
+    deployment = setup.deployment.save(tmp_path / "deployment.json")
+    with Kalypso(sim.url, deployment, dev_account(5)) as app:
+        app.deposit("10 KAL")
+        inputs = {"square": 49, "max_root": 10}
+        app.request_proof("square_root", inputs, max_price="6 KAL", proof_time=120)
+        assert app.balance() == 4 * TOKEN_UNIT  # charged inside: 4 KAL left, the newest block
+        with lagging(sim, chain, exempt=NOT_ESTIMATES - {"eth_call"}):
+            again = app.request_proof("square_root", inputs, max_price="6 KAL", proof_time=120)
+        assert again.status().max_price == 6 * TOKEN_UNIT

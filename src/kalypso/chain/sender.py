@@ -136,6 +136,11 @@ class TxSender:
         self._mined_at, self._mined_block = time.monotonic(), int(receipt["blockNumber"])
         return receipt
 
+    def recent_block(self) -> int | None:
+        """The block of our last mined transaction while a node behind it may still
+        answer (`LAG_GRACE`); None after that."""
+        return self._mined_block if time.monotonic() - self._mined_at < LAG_GRACE else None
+
     async def nonces(self) -> tuple[int, int]:
         """(transactions mined, transactions mined or pooled) of this account."""
         return await self._count("latest"), await self._count("pending")

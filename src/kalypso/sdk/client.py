@@ -330,7 +330,7 @@ class AsyncKalypso:
             m.id, salt, quote.amount, seconds, expiry, refund, prepared.public_inputs, secret
         )
         async with self._escrow_lock:
-            if await self.balance() < quote.amount:
+            if not await self._escrow_covers(quote.amount):
                 await self._require_wallet(quote.amount, "escrow")
                 await self._approve(quote.amount)
             receipt = await self._send(call)
@@ -519,6 +519,25 @@ class AsyncKalypso:
                     raise
                 self._sender.resync()
         raise AssertionError("unreachable")
+
+    async def _escrow_covers(self, amount: int) -> bool:
+        """Whether the internal balance pays `amount` (no tokens pulled, no approval).
+        Shortly after one of our transactions (a charge), a node behind it still shows
+        the balance before it: the balance is then also read as of that transaction's
+        block, and the smaller counts. An approval skipped on a stale balance would make
+        the request revert; one made needlessly costs only its gas."""
+        if await self.balance() < amount:
+            return False
+        own = self._sender.recent_block() if self._sender is not None else None
+        if own is None:
+            return True
+        try:
+            then = await self.marketplace.functions.balance_of(self.address).call(
+                block_identifier=own
+            )
+        except Web3RPCError:  # the node lacks that block: unsure, so approve
+            return False
+        return int(then) >= amount
 
     async def _approve(self, amount: int) -> None:
         """Allow the marketplace exactly `amount` (never a blanket allowance), always: a
@@ -765,7 +784,7 @@ class AsyncProofRequest:
             raise ConfigError(f"{c.show(new)} is above the request's cap {c.show(self.cap)}")
         call = c.marketplace.functions.increase_max_price(self.id, self.request.as_tuple(), new)
         async with c._escrow_lock:
-            if await c.balance() < new - self.request.max_price:
+            if not await c._escrow_covers(new - self.request.max_price):
                 await c._approve(new - self.request.max_price)
             await c._send(call)
         self.request = self.request.with_max_price(new)

@@ -195,9 +195,9 @@ class Rehearsal:
             if name == "generator-a":
                 text = _offer(text, price=5, proof_time=60, compute=4)
             elif name == "generator-b":
-                text = _offer(text, price=8, proof_time=6, compute=1)
+                text = _offer(text, price=8, proof_time=5, compute=1)
                 text = text.split(f"[markets.{self.market}]")[0] + (
-                    f"[markets.{self.market}]\nprice = {8 * 10**18}\nproof_time = 6\n"
+                    f"[markets.{self.market}]\nprice = {8 * 10**18}\nproof_time = 5\n"
                     f'prover = "command"\ncommand = {json.dumps(HANGING_PROVER)}\n'
                 )
             config.write_text(text)
@@ -236,7 +236,7 @@ class Rehearsal:
                       password=self.password.read_text().strip())  # fmt: skip
         try:
             doomed = app.request_proof(self.market, {"square": 4, "max_root": 100},
-                                       max_price="10 KAL", proof_time=8)  # fmt: skip
+                                       max_price="10 KAL", proof_time=6)  # fmt: skip
             with ThreadPoolExecutor(2) as pool:
                 killed = pool.submit(self._kill_when_assigned, doomed.id)
                 by_cli = pool.submit(self._cli_requests)
@@ -244,19 +244,19 @@ class Rehearsal:
                 for i in range(self.plan.requests - self.plan.cli_requests):
                     inputs = {"square": (i + 10) ** 2, "max_root": 100}
                     placed.append(app.request_proof(self.market, inputs, max_price="6 KAL",
-                                                    proof_time=120).id)  # fmt: skip
+                                                    proof_time=120))  # fmt: skip
                 self.say(f"requests: {len(placed)} placed through the SDK")
-                placed.extend(by_cli.result())
+                placed.extend(app.request(r) for r in by_cli.result())
                 killed.result()
             states: list[RequestState] = []
             ended = RequestState.ASSIGNED
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
-                states = [app.request(r).status().state for r in placed]
-                ended = app.request(doomed.id).status().state
-                if ended != RequestState.ASSIGNED and RequestState.ASSIGNED not in states:
+                states = [request.status().state for request in placed]
+                ended = doomed.status().state
+                if ended.is_final and all(state.is_final for state in states):
                     break
-                time.sleep(2)
+                time.sleep(1)
             self.say(
                 f"requests ended: {[s.name.lower() for s in states]}, doomed {ended.name.lower()}"
             )
@@ -290,8 +290,9 @@ class Rehearsal:
         """Watch (with a client of its own) for the doomed request's assignment; kill."""
         watcher = Kalypso(self.sim.url_for("app"), self.deployment)
         try:
+            doomed = watcher.request(request_id)
             deadline = time.monotonic() + 120
-            while (status := watcher.request(request_id).status()).generator is None:
+            while (status := doomed.status()).generator is None:
                 if time.monotonic() > deadline:
                     self.report.fail("the doomed request was never assigned")
                     return

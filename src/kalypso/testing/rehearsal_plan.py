@@ -34,7 +34,7 @@ class Plan:
 FULL = Plan(requests=20, cli_requests=4, history=3_000, simulator=profile("hosted"))
 #: `make test`'s short version: the same faults, less latency, fewer requests
 SHORT = Plan(
-    requests=4,
+    requests=3,
     cli_requests=1,
     history=600,
     simulator=profile("hosted", latency_ms=10.0, retry_after_s=0),
