@@ -16,6 +16,7 @@ from web3 import Web3
 
 from kalypso.chain.rpc import sync_web3
 from kalypso.cli.output import plain_console, styled
+from kalypso.contracts.admin import bytes32
 from kalypso.contracts.deploy import DeployParams, deploy_web3
 from kalypso.deployment import DEVNET_CHAIN_ID, default_path
 from kalypso.devnet import Anvil, deploy_devnet, refuse_dev_key
@@ -213,7 +214,9 @@ def deploy(
         token=token,
         test_verifiers=test_verifiers,
         attestation_authority=attestation_authority,
-        matching_engine_image=_image_id(matching_engine_image),
+        matching_engine_image=(
+            bytes32(matching_engine_image, "an image id") if matching_engine_image else None
+        ),
         enclave_max_age=enclave_max_age,
         authority_delay=authority_delay,
     )
@@ -246,15 +249,3 @@ def demo(
     from kalypso.demo import main
 
     main(Console(soft_wrap=True), keep=keep)  # the tour's own lines use Rich markup
-
-
-def _image_id(value: str | None) -> bytes | None:
-    if value is None:
-        return None
-    try:
-        image = bytes.fromhex(value.removeprefix("0x"))
-    except ValueError:
-        image = b""
-    if len(image) != 32:
-        raise ConfigError(f"--matching-engine-image {value!r} is not a 32-byte hex id")
-    return image

@@ -7,8 +7,9 @@ for Kalypso: anvil's first account only plays the chain's faucet and sends gas m
 Every Kalypso step is the real command in a child process: `kalypso keystore new`,
 `deploy`, `market create` (with the square-root input verifier deployed "with any
 tool", as docs/market-creator.md says), `admin set-matching-engine`, `token mint`,
-`init` for the matcher and two generators, `generator fetch`, the daemons. An app
-requests proofs through the SDK and through `kalypso request create|status|wait`.
+`init` for the matcher and two generators, `generator fetch`, the daemons. One app
+requests proofs through the SDK while another, with a key of its own, does through
+`kalypso request create|status|wait`.
 
 One generator ("doomed") offers a short proof time nobody else does and has a prover
 that never answers; it takes the first request and is killed (SIGKILL) with it. The
@@ -195,9 +196,9 @@ class Rehearsal:
             if name == "generator-a":
                 text = _offer(text, price=5, proof_time=60, compute=4)
             elif name == "generator-b":
-                text = _offer(text, price=8, proof_time=5, compute=1)
+                text = _offer(text, price=8, proof_time=6, compute=1)
                 text = text.split(f"[markets.{self.market}]")[0] + (
-                    f"[markets.{self.market}]\nprice = {8 * 10**18}\nproof_time = 5\n"
+                    f"[markets.{self.market}]\nprice = {8 * 10**18}\nproof_time = 6\n"
                     f'prover = "command"\ncommand = {json.dumps(HANGING_PROVER)}\n'
                 )
             config.write_text(text)
@@ -236,7 +237,7 @@ class Rehearsal:
                       password=self.password.read_text().strip())  # fmt: skip
         try:
             doomed = app.request_proof(self.market, {"square": 4, "max_root": 100},
-                                       max_price="10 KAL", proof_time=6)  # fmt: skip
+                                       max_price="10 KAL", proof_time=8)  # fmt: skip
             with ThreadPoolExecutor(2) as pool:
                 killed = pool.submit(self._kill_when_assigned, doomed.id)
                 by_cli = pool.submit(self._cli_requests)
@@ -293,8 +294,10 @@ class Rehearsal:
             doomed = watcher.request(request_id)
             deadline = time.monotonic() + 120
             while (status := doomed.status()).generator is None:
-                if time.monotonic() > deadline:
-                    self.report.fail("the doomed request was never assigned")
+                if time.monotonic() > deadline or status.state.is_final:
+                    self.report.fail(
+                        f"the doomed request was not seen assigned: {status.state.name}"
+                    )
                     return
                 time.sleep(0.5)
         finally:
