@@ -196,9 +196,10 @@ class Rehearsal:
             if name == "generator-a":
                 text = _offer(text, price=5, proof_time=60, compute=4)
             elif name == "generator-b":
-                text = _offer(text, price=8, proof_time=6, compute=1)
+                offer = self.plan.doomed_proof_time - 2
+                text = _offer(text, price=8, proof_time=offer, compute=1)
                 text = text.split(f"[markets.{self.market}]")[0] + (
-                    f"[markets.{self.market}]\nprice = {8 * 10**18}\nproof_time = 6\n"
+                    f"[markets.{self.market}]\nprice = {8 * 10**18}\nproof_time = {offer}\n"
                     f'prover = "command"\ncommand = {json.dumps(HANGING_PROVER)}\n'
                 )
             config.write_text(text)
@@ -237,7 +238,8 @@ class Rehearsal:
                       password=self.password.read_text().strip())  # fmt: skip
         try:
             doomed = app.request_proof(self.market, {"square": 4, "max_root": 100},
-                                       max_price="10 KAL", proof_time=8)  # fmt: skip
+                                       max_price="10 KAL",
+                                       proof_time=self.plan.doomed_proof_time)  # fmt: skip
             with ThreadPoolExecutor(2) as pool:
                 killed = pool.submit(self._kill_when_assigned, doomed.id)
                 by_cli = pool.submit(self._cli_requests)

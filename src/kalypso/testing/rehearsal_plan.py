@@ -28,6 +28,9 @@ class Plan:
     #: every key made and every wallet funded by `kalypso` commands (the short version
     #: makes one of each that way, the rest by library, to fit in make test)
     every_command: bool = True
+    #: the doomed request's proof time, s (generator B offers 2 s less). Too short for
+    #: the provider's latency, and B hands the task back in time instead of being slashed
+    doomed_proof_time: int = 12
 
 
 #: `make rehearsal`: the hosted profile as it is (issue 18's provider)
@@ -39,6 +42,7 @@ SHORT = Plan(
     history=600,
     simulator=profile("hosted", latency_ms=10.0, retry_after_s=0),
     every_command=False,
+    doomed_proof_time=8,
 )
 
 
