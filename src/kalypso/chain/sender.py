@@ -20,7 +20,13 @@ from web3 import AsyncWeb3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
-from kalypso.contracts.web3tx import GAS_MARGIN_PERCENT, LAG_GRACE, lacks_block, reason_of
+from kalypso.contracts.web3tx import (
+    GAS_MARGIN_PERCENT,
+    LAG_GRACE,
+    NodeBehind,
+    lacks_block,
+    reason_of,
+)
 from kalypso.errors import ChainError, ContractError, TransactionDroppedError, error_from_reason
 
 GWEI = 10**9
@@ -177,17 +183,16 @@ class TxSender:
             except ContractLogicError as exc:
                 if attempt >= (LAG_RETRIES if recent else 1):
                     raise error_from_reason(reason_of(exc)) from None
-            except _Behind as exc:
+            except NodeBehind as exc:
                 if attempt >= LAG_RETRIES:
-                    raise ChainError(f"the RPC endpoint stayed behind this account's last "
-                                     f"transaction: {exc}; try again") from None  # fmt: skip
+                    raise exc.gave_up() from None
             else:
                 return estimate * (100 + self.policy.gas_margin_percent) // 100
             await asyncio.sleep(0.5 * 2**attempt)
         raise AssertionError("unreachable")
 
     async def _estimate_at_own_block(self, call: Any) -> int:
-        """Gas as of our last transaction's block; `_Behind` when the node lacks it.
+        """Gas as of our last transaction's block; `NodeBehind` when the node lacks it.
         0 where the call reverts there (it needs another's newer state) or the block is
         gone (a devnet reverted to a snapshot): latest's estimate stands."""
         try:
@@ -196,7 +201,7 @@ class TxSender:
             return 0
         except Web3RPCError as exc:
             if lacks_block(str(exc)):
-                raise _Behind(str(exc)) from None
+                raise NodeBehind(str(exc)) from None
             return 0
 
     async def _next_nonce(self) -> int:
@@ -318,7 +323,3 @@ class TxSender:
             if await self.receipt(tx.hash) is not None:
                 return False
         return True
-
-
-class _Behind(Exception):
-    """The node answering lacks the block of our last transaction."""

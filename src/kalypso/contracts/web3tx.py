@@ -37,8 +37,14 @@ _mined: dict[str, tuple[float, int]] = {}
 GAS_MARGIN_PERCENT = 20
 
 
-class _Behind(Exception):
+class NodeBehind(Exception):
     """The node that answered had not seen our last transaction yet: try again."""
+
+    def gave_up(self) -> ChainError:
+        """The error once the tries are spent."""
+        return ChainError(
+            f"the RPC endpoint stayed behind this account's last transaction: {self}; try again"
+        )
 
 
 def send(
@@ -64,10 +70,9 @@ def send(
     for attempt in range(STALE_TRIES):
         try:
             return _send(w3, account, call, gas, on_sent)
-        except _Behind as exc:
+        except NodeBehind as exc:
             if attempt == STALE_TRIES - 1:
-                raise ChainError(f"the RPC endpoint stayed behind this account's last "
-                                 f"transaction: {exc}; try again") from None  # fmt: skip
+                raise exc.gave_up() from None
             time.sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")
 
@@ -93,7 +98,7 @@ def _send(
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     except Web3RPCError as exc:
         if "nonce too low" in str(exc).lower():  # another of ours used it: not sent
-            raise _Behind(str(exc)) from None
+            raise NodeBehind(str(exc)) from None
         raise
     receipt = wait_for_receipt(w3, bytes(tx_hash))
     _mined[account.address] = (time.monotonic(), int(receipt["blockNumber"]))
@@ -131,12 +136,12 @@ def _estimate(call: Any, sender: str) -> int:
 
 
 def _estimate_at(call: Any, sender: str, block: int) -> int:
-    """Gas as of `block`; `_Behind` when the node answering does not have it yet."""
+    """Gas as of `block`; `NodeBehind` when the node answering does not have it yet."""
     try:
         return int(call.estimate_gas({"from": sender}, block_identifier=block))
     except Web3RPCError as exc:
         if lacks_block(str(exc)):
-            raise _Behind(str(exc)) from None
+            raise NodeBehind(str(exc)) from None
         raise
 
 

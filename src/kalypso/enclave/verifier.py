@@ -74,9 +74,11 @@ class AttestationVerifier:
     def nonce(self) -> bytes:
         """A fresh 32-byte nonce, good for one document within `NONCE_TTL_S`."""
         now = self._clock()
-        self._nonces = {n: end for n, end in self._nonces.items() if end > now}
-        while len(self._nonces) >= MAX_NONCES:
-            del self._nonces[next(iter(self._nonces))]
+        while self._nonces:  # oldest first: issued in order, all with the same TTL
+            oldest = next(iter(self._nonces))
+            if self._nonces[oldest] > now and len(self._nonces) < MAX_NONCES:
+                break
+            del self._nonces[oldest]
         nonce = secrets.token_bytes(32)
         self._nonces[nonce] = now + NONCE_TTL_S
         return nonce

@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.types import RPCEndpoint
 
@@ -98,6 +99,14 @@ class Rehearsal:
     def key(self, name: str) -> Path:
         return self.work / "keys" / f"{name}.json"
 
+    @property
+    def secret(self) -> str:
+        """The keystores' password (the first line of its file, as the commands read it)."""
+        return self.password.read_text().strip()
+
+    def account(self, name: str) -> LocalAccount:
+        return load_account(None, self.key(name), password=self.secret)
+
     def keys(self) -> None:
         self.password.write_text(secrets.token_hex(16) + "\n")
         (self.work / "keys").mkdir()
@@ -109,8 +118,8 @@ class Rehearsal:
             ])  # fmt: skip
             for name in set(NAMES) - set(by_cli):  # the short version: V3 files by library,
                 # with a light scrypt: each command that opens one saves a second of CPU
-                password = self.password.read_text().strip()
-                encrypted = Account.encrypt(Account.create().key, password, iterations=2**12)
+                key = Account.create().key
+                encrypted = Account.encrypt(key, self.secret, iterations=2**12)
                 self.key(name).write_text(json.dumps(encrypted))
             made.result()
         for name in NAMES:
@@ -132,8 +141,7 @@ class Rehearsal:
         self.chain.web3().provider.make_request(
             RPCEndpoint("anvil_mine"), [hex(self.plan.history), "0x1"]
         )
-        deployer = load_account(None, self.key("deployer"),
-                                password=self.password.read_text().strip())  # fmt: skip
+        deployer = self.account("deployer")
         w3 = Web3(Web3.HTTPProvider(self.sim.url_for("operator")))
         verifier, _ = deploy(w3, deployer, "SquareRootInputVerifier")
         created = self.kalypso(
@@ -162,8 +170,7 @@ class Rehearsal:
                 self.addresses["matcher"], "--yes", keystore="deployer",
             )  # fmt: skip
             if not self.plan.every_command:
-                app = load_account(None, self.key("app"),
-                                   password=self.password.read_text().strip())  # fmt: skip
+                app = self.account("app")
                 w3 = Web3(Web3.HTTPProvider(self.sim.url_for("app")))
                 token = bind(w3, "Token", Deployment.load(self.deployment).token)
                 for name in ("generator-a", "generator-b", "app-cli"):
@@ -235,7 +242,7 @@ class Rehearsal:
         its own (two keys, so at once), checks their status and waits for them."""
         app = Kalypso(self.sim.url_for("app"), self.deployment,
                       keystore=self.key("app"),
-                      password=self.password.read_text().strip())  # fmt: skip
+                      password=self.secret)  # fmt: skip
         try:
             doomed = app.request_proof(self.market, {"square": 4, "max_root": 100},
                                        max_price="10 KAL",
