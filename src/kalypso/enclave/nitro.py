@@ -27,6 +27,7 @@ import hashlib
 import io
 import itertools
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import cbor2
@@ -85,8 +86,9 @@ class NitroDocument:
         return all(not any(self.pcrs.get(i, b"")) for i in (0, 1, 2))
 
 
+@cache
 def aws_root() -> x509.Certificate:
-    """The pinned AWS Nitro Enclaves Root-G1."""
+    """The pinned AWS Nitro Enclaves Root-G1 (loaded and checked once)."""
     root = x509.load_pem_x509_certificate(AWS_ROOT_PEM)
     _pinned(root, AWS_ROOT_SHA256)
     return root
@@ -252,7 +254,7 @@ def _load(der: bytes) -> x509.Certificate:
         cert = x509.load_der_x509_certificate(der)
         _ = (cert.subject.rfc4514_string(), cert.issuer, cert.extensions, cert.public_key(),
              cert.not_valid_before_utc, cert.not_valid_after_utc)  # fmt: skip
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
         raise AttestationError(f"a certificate does not parse: {exc}") from None
     return cert
 
