@@ -3,8 +3,8 @@
 """
 @title Enclave registry and attestation verifier
 @license Apache-2.0
-@notice Enclave keys enter only with a statement of the attestation
-        authority: an EIP-712 `Enclave(signingKey, encryptionKey, imageId,
+@notice Enclave keys enter only with a statement of an attestation
+        authority (one of a small set): an EIP-712 `Enclave(signingKey, encryptionKey, imageId,
         timestamp)` it signs after verifying the enclave's full attestation
         document off-chain (timestamps in milliseconds, as Nitro's). A key
         is valid for `MAX_AGE` seconds from its attestation and then
@@ -24,11 +24,15 @@
         assigned before (in the same block too) still settle: the image's
         enclaves may still register to attest them, or a creator could
         revoke and wait for the old keys to expire.
-@custom:security Changing the attestation authority (or the Matching
-        Engine image id) is timelocked by `AUTHORITY_DELAY`, so users can
-        leave before a new root of trust applies, and a proposal lapses
-        `APPLY_WINDOW` after it could apply, so an old one cannot be
-        sprung on users who forgot it. An attestation is bound
+@custom:security Adding an attestation authority (or changing the
+        Matching Engine image id) is timelocked by `AUTHORITY_DELAY`, so
+        users can leave before a new root of trust applies, and a proposal
+        lapses `APPLY_WINDOW` after it could apply, so an old one cannot be
+        sprung on users who forgot it. Removing one takes effect at once,
+        for the keys it vouched for too (each key remembers its authority),
+        so a compromised verifier is cut off in one transaction while a
+        replacement added ahead carries on; a removed authority is retired
+        for good. An attestation is bound
         to one task, so a signature cannot be replayed onto another; the
         sample proof a market is created with (task id 0) is only decoded,
         since no task exists yet.
@@ -64,6 +68,8 @@ HALF_ORDER: constant(uint256) = 578960446186580977117854925043439539264187821395
 MAX_CLOCK_SKEW: constant(uint256) = 300
 # A proposed authority applies within this window after its delay, or lapses.
 APPLY_WINDOW: public(constant(uint256)) = 7 * 86400
+# Authorities at once: a verifier and its replacement, with room to spare.
+MAX_AUTHORITIES: public(constant(uint256)) = 8
 PROOF_BOUND: constant(uint256) = 4096
 # abi.encode(raw proof, 65-byte signature) fits in a proof's 4,096 bytes
 RAW_PROOF_BOUND: constant(uint256) = PROOF_BOUND - 224
@@ -78,6 +84,8 @@ struct Enclave:
     encryption_key: bytes32
     # seconds (the statement's milliseconds // 1000)
     attested_at: uint256
+    # who signed its statement: the key counts only while this is an authority
+    authority: address
 
 
 MARKETS: public(immutable(IMarketDirectory))
@@ -86,7 +94,11 @@ MAX_AGE: public(immutable(uint256))
 # Seconds between proposing a new authority and applying it.
 AUTHORITY_DELAY: public(immutable(uint256))
 
-authority: public(address)
+# the authorities, in the order they were added
+authority_list: DynArray[address, MAX_AUTHORITIES]
+is_authority: public(HashMap[address, bool])
+# removed once, never added again
+retired: public(HashMap[address, bool])
 matching_engine_image: public(bytes32)
 pending_authority: public(address)
 pending_matching_engine_image: public(bytes32)
@@ -128,6 +140,10 @@ event AuthoritySet:
     matching_engine_image: bytes32
 
 
+event AuthorityRemoved:
+    authority: indexed(address)
+
+
 @deploy
 def __init__(markets: IMarketDirectory, authority: address, matching_engine_image: bytes32, max_age: uint256, authority_delay: uint256):
     """
@@ -146,7 +162,8 @@ def __init__(markets: IMarketDirectory, authority: address, matching_engine_imag
     MARKETS = markets
     MAX_AGE = max_age
     AUTHORITY_DELAY = authority_delay
-    self.authority = authority
+    self.authority_list.append(authority)
+    self.is_authority[authority] = True
     self.matching_engine_image = matching_engine_image
     log AuthoritySet(authority=authority, matching_engine_image=matching_engine_image)
 
@@ -157,7 +174,7 @@ def __init__(markets: IMarketDirectory, authority: address, matching_engine_imag
 @external
 def register(market_id: uint256, signing_key: address, encryption_key: bytes32, image_id: bytes32, timestamp: uint64, signature: Bytes[65]):
     """
-    @notice Register (or refresh) an enclave's keys with the authority's
+    @notice Register (or refresh) an enclave's keys with an authority's
             statement. Anyone may send it: the statement is the proof.
     @param market_id A market that authorizes `image_id`; ignored for the
            Matching Engine image. A revoked image still registers: its keys
@@ -167,7 +184,7 @@ def register(market_id: uint256, signing_key: address, encryption_key: bytes32, 
     @param encryption_key The enclave's X25519 public key.
     @param image_id The measured image.
     @param timestamp When the enclave was attested, in milliseconds.
-    @param signature The authority's EIP-712 signature of the statement.
+    @param signature An authority's EIP-712 signature of the statement.
     """
     assert signing_key != empty(address) and encryption_key != empty(bytes32), "enclaves: zero key"
     assert image_id != empty(bytes32), "enclaves: zero image"
@@ -178,7 +195,8 @@ def register(market_id: uint256, signing_key: address, encryption_key: bytes32, 
     assert attested_at <= block.timestamp + MAX_CLOCK_SKEW, "enclaves: attested in the future"
     assert block.timestamp <= attested_at + MAX_AGE, "enclaves: attestation too old"
     digest: bytes32 = eip712._hash_typed_data_v4(keccak256(abi_encode(ENCLAVE_TYPEHASH, signing_key, encryption_key, image_id, timestamp)))
-    assert self._signer(digest, signature) == self.authority, "enclaves: not signed by the authority"
+    authority: address = self._signer(digest, signature)
+    assert self.is_authority[authority], "enclaves: not signed by an authority"
 
     known: Enclave = self.enclaves[signing_key]
     if known.attested_at != 0:
@@ -187,7 +205,7 @@ def register(market_id: uint256, signing_key: address, encryption_key: bytes32, 
     else:
         assert self.encryption_key_owner[encryption_key] == empty(address), "enclaves: encryption key taken"
         self.encryption_key_owner[encryption_key] = signing_key
-    self.enclaves[signing_key] = Enclave(image_id=image_id, encryption_key=encryption_key, attested_at=attested_at)
+    self.enclaves[signing_key] = Enclave(image_id=image_id, encryption_key=encryption_key, attested_at=attested_at, authority=authority)
     log EnclaveRegistered(signing_key=signing_key, image_id=image_id, encryption_key=encryption_key, attested_at=attested_at)
 
 
@@ -214,13 +232,15 @@ def revoke_image(market_id: uint256, image_id: bytes32):
 @external
 def propose_authority(authority: address, matching_engine_image: bytes32):
     """
-    @notice Propose a new attestation authority and Matching Engine image;
-            they apply after `AUTHORITY_DELAY` seconds.
-    @param authority The new authority.
-    @param matching_engine_image The new Matching Engine image id.
+    @notice Propose adding an attestation authority (one already in the
+            set: none added) and the Matching Engine image; they apply
+            after `AUTHORITY_DELAY` seconds.
+    @param authority The authority to add (or keep).
+    @param matching_engine_image The Matching Engine image id from then on.
     """
     ownable._check_owner()
     assert authority != empty(address), "enclaves: zero authority"
+    self._check_addable(authority)
     self.pending_authority = authority
     self.pending_matching_engine_image = matching_engine_image
     self.pending_since = block.timestamp
@@ -242,17 +262,56 @@ def cancel_authority():
 def apply_authority():
     """
     @notice Apply the proposed authority once its delay has passed, within
-            `APPLY_WINDOW`. Keys already registered stay until they expire.
+            `APPLY_WINDOW`: it joins the set (the others stay; remove one
+            with `remove_authority`).
     """
     ownable._check_owner()
     since: uint256 = self.pending_since
     assert since != 0, "enclaves: no change pending"
     assert block.timestamp >= since + AUTHORITY_DELAY, "enclaves: timelock not passed"
     assert block.timestamp <= since + AUTHORITY_DELAY + APPLY_WINDOW, "enclaves: proposal expired"
-    self.authority = self.pending_authority
+    authority: address = self.pending_authority
+    if not self.is_authority[authority]:
+        self._check_addable(authority)
+        self.authority_list.append(authority)
+        self.is_authority[authority] = True
     self.matching_engine_image = self.pending_matching_engine_image
-    log AuthoritySet(authority=self.authority, matching_engine_image=self.matching_engine_image)
+    log AuthoritySet(authority=authority, matching_engine_image=self.matching_engine_image)
     self._clear_pending()
+
+
+@external
+def remove_authority(authority: address):
+    """
+    @notice Cut an authority off at once: its statements register nothing
+            more, and every key it vouched for stops counting in this block
+            (Matching Engine keys, offer keys, attestations). It is retired
+            for good. Removing the last one halts all enclaves until a new
+            authority applies.
+    @param authority An authority in the set.
+    """
+    ownable._check_owner()
+    assert self.is_authority[authority], "enclaves: not an authority"
+    self.is_authority[authority] = False
+    self.retired[authority] = True
+    kept: DynArray[address, MAX_AUTHORITIES] = []
+    for a: address in self.authority_list:
+        if a != authority:
+            kept.append(a)
+    self.authority_list = kept
+    if self.pending_authority == authority:
+        log AuthorityChangeCancelled(authority=authority)
+        self._clear_pending()
+    log AuthorityRemoved(authority=authority)
+
+
+@external
+@view
+def authorities() -> DynArray[address, MAX_AUTHORITIES]:
+    """
+    @notice The attestation authorities, in the order they were added.
+    """
+    return self.authority_list
 
 
 # ---------------------------------------------------------- verification
@@ -324,11 +383,12 @@ def key_valid_until(encryption_key: bytes32, market_id: uint256, image_id: bytes
     @param market_id The market.
     @param image_id The image the key must come from.
     @return The last second it is valid (its attestation + MAX_AGE), or 0
-            when it is not such a key (or the image is revoked).
+            when it is not such a key (or the image is revoked, or the
+            authority that vouched for it removed).
     """
     signer: address = self.encryption_key_owner[encryption_key]
     enclave: Enclave = self.enclaves[signer]
-    if signer == empty(address) or enclave.image_id != image_id or self.revoked_at[market_id][image_id] != 0:
+    if signer == empty(address) or enclave.image_id != image_id or self.revoked_at[market_id][image_id] != 0 or not self.is_authority[enclave.authority]:
         return 0
     return enclave.attested_at + MAX_AGE
 
@@ -344,6 +404,7 @@ def matching_engine_key(signing_key: address) -> bytes32:
     """
     enclave: Enclave = self.enclaves[signing_key]
     assert enclave.attested_at != 0 and enclave.image_id == self.matching_engine_image, "enclaves: not a matching engine enclave"
+    assert self.is_authority[enclave.authority], "enclaves: authority removed"
     assert block.timestamp <= enclave.attested_at + MAX_AGE, "enclaves: enclave key expired"
     return enclave.encryption_key
 
@@ -352,7 +413,7 @@ def matching_engine_key(signing_key: address) -> bytes32:
 @view
 def statement_digest(signing_key: address, encryption_key: bytes32, image_id: bytes32, timestamp: uint64) -> bytes32:
     """
-    @notice The EIP-712 digest the authority signs for an enclave.
+    @notice The EIP-712 digest an authority signs for an enclave.
     @return The digest (EIP-712: 0x1901, domain separator, struct hash).
     """
     return eip712._hash_typed_data_v4(keccak256(abi_encode(ENCLAVE_TYPEHASH, signing_key, encryption_key, image_id, timestamp)))
@@ -369,6 +430,7 @@ def _check_attestation(ctx: IVerifier.VerifyContext, struct_hash: bytes32, signa
     signer: address = self._signer(eip712._hash_typed_data_v4(struct_hash), signature)
     enclave: Enclave = self.enclaves[signer]
     assert enclave.attested_at != 0 and enclave.image_id == image_id, "enclaves: not an authorized enclave"
+    assert self.is_authority[enclave.authority], "enclaves: authority removed"
     assert block.timestamp <= enclave.attested_at + MAX_AGE, "enclaves: enclave key expired"
     revoked: uint256 = self.revoked_at[ctx.market_id][image_id]
     # No task is assigned once its image is revoked, so a task assigned in
@@ -395,6 +457,13 @@ def _authorizes(market_id: uint256, image_id: bytes32) -> bool:
         if staticcall MARKETS.market_image(market_id, kind) == image_id:
             return True
     return False
+
+
+@internal
+@view
+def _check_addable(authority: address):
+    assert not self.retired[authority], "enclaves: authority removed"
+    assert self.is_authority[authority] or len(self.authority_list) < MAX_AUTHORITIES, "enclaves: too many authorities"
 
 
 @internal

@@ -487,9 +487,23 @@ REASONS: dict[str, _Rule] = {
         ProofRejectedError,
         "the attestation is not signed by a registered key of the market's image",
     ),
-    "enclaves: not signed by the authority": (
+    "enclaves: not signed by an authority": (
         UnauthorizedError,
-        "the statement must be signed by the registry's attestation authority",
+        "the statement must be signed by one of the registry's attestation authorities "
+        "(`kalypso admin show` lists them)",
+    ),
+    "enclaves: not an authority": (
+        NotFoundError,
+        "that address is not an attestation authority (`kalypso admin show` lists them)",
+    ),
+    "enclaves: authority removed": (
+        UnauthorizedError,
+        "the attestation authority that vouched for this enclave was removed: attest it "
+        "again through a current authority (a removed one is never added back)",
+    ),
+    "enclaves: too many authorities": (
+        InvalidStateError,
+        "the registry holds at most MAX_AUTHORITIES authorities: remove one first",
     ),
     "enclaves: not the market creator": (
         UnauthorizedError,

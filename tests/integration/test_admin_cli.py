@@ -195,7 +195,7 @@ def test_the_set_once_wiring_of_a_fresh_marketplace(chain: Chain) -> None:
            "[K-CON-003]", "config: enclave registry already set")  # fmt: skip
 
 
-def test_the_attestation_authority_is_proposed_cancelled_and_applied(chain: Chain) -> None:
+def test_an_attestation_authority_is_proposed_cancelled_applied_and_removed(chain: Chain) -> None:
     env = chain.env()
     ok(kalypso(env, "admin", "propose-authority", ALICE.address, "-y"))
     shown = kalypso(env, "admin", "show").out
@@ -209,10 +209,17 @@ def test_the_attestation_authority_is_proposed_cancelled_and_applied(chain: Chai
     chain.rpc("evm_mine")
     ok(kalypso(env, "admin", "apply-authority", "-y"))
     state = chain.state()
-    assert state.authority == BOB.address and state.matching_engine_image == bytes.fromhex(
-        IMAGE[2:]
-    )
+    assert state.authorities == [DEV_AUTHORITY, BOB.address]  # added beside the old one
+    assert state.matching_engine_image == bytes.fromhex(IMAGE[2:])
     assert state.pending_since == 0
+    # cut off at once, no timelock; a removed authority is never added back
+    ok(kalypso(env, "admin", "remove-authority", DEV_AUTHORITY, "-y"))
+    assert chain.state().authorities == [BOB.address]
+    assert f"attestation authorities {BOB.address}" in kalypso(env, "admin", "show").out
+    failed(kalypso(env, "admin", "propose-authority", DEV_AUTHORITY, "-y"),
+           "enclaves: authority removed")  # fmt: skip
+    failed(kalypso(env, "admin", "remove-authority", ALICE.address, "-y"),
+           "enclaves: not an authority")  # fmt: skip
 
 
 @pytest.mark.parametrize("contract", ["marketplace", "registry", "enclaves"])

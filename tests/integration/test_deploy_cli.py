@@ -56,7 +56,7 @@ def test_a_real_chain_needs_its_own_key_and_attestation_authority(tmp_path: Path
         registry = chain.web3().eth.contract(
             address=deployment["enclave_registry"], abi=artifact("EnclaveRegistry").abi
         )
-        assert registry.functions.authority().call() == authority
+        assert registry.functions.authorities().call() == [authority]
 
         # the market creator too: a public development key creates nothing off the devnet
         env = os.environ | {"KALYPSO_PRIVATE_KEY": dev_account(4).key.hex()}

@@ -138,7 +138,7 @@ def test_an_enclave_attested_through_the_verifier_registers_on_chain_4242(world:
     key = registry.functions.matching_engine_key(enclave.identity.address).call()
     assert key == enclave.identity.encryption.public_bytes
     assert enclave.image_id == nitro_image_id(MATCHER_PCRS)
-    assert enclave.attestation_json()["authority"] == registry.functions.authority().call()
+    assert [enclave.attestation_json()["authority"]] == registry.functions.authorities().call()
 
 
 @contextmanager

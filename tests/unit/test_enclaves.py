@@ -13,6 +13,7 @@ from eth_abi import encode
 from eth_utils import keccak
 
 from kalypso.enclave import (
+    DEV_AUTHORITY,
     DEV_AUTHORITY_KEY,
     Authority,
     Domain,
@@ -134,6 +135,7 @@ def test_a_statement_of_the_authority_registers_both_keys(kal: Kal, market: int)
         GEN_IMAGE,
         identity.encryption.public_bytes,
         now(),
+        DEV_AUTHORITY,  # who vouched for it
     )
     assert kal.d.enclaves.encryption_key_owner(identity.encryption.public_bytes) == (
         identity.address
@@ -151,7 +153,7 @@ def test_the_statement_digest_is_the_pythons(kal: Kal) -> None:
 
 
 def test_a_statement_signed_by_another_key_is_refused(kal: Kal, market: int) -> None:
-    with boa.reverts("enclaves: not signed by the authority"):
+    with boa.reverts("enclaves: not signed by an authority"):
         register(kal, market, GEN_IMAGE, key=os.urandom(32))
 
 
@@ -165,7 +167,7 @@ def test_a_tampered_statement_is_refused(kal: Kal, market: int, field: str) -> N
         "timestamp_ms": a.statement.timestamp_ms - 1,
     }[field]
     tampered = replace(a.statement, **{field: changed})
-    with boa.reverts("enclaves: not signed by the authority"):
+    with boa.reverts("enclaves: not signed by an authority"):
         kal.d.enclaves.register(market, *statement_args(tampered), a.signature)
 
 
@@ -179,7 +181,7 @@ def test_a_statement_for_another_registry_is_refused(kal: Kal, market: int) -> N
         a = Authority(DEV_AUTHORITY_KEY).attest(
             identity, GEN_IMAGE, "test", elsewhere, now_ms=now() * 1000
         )
-        with boa.reverts("enclaves: not signed by the authority"):
+        with boa.reverts("enclaves: not signed by an authority"):
             kal.d.enclaves.register(market, *statement_args(a.statement), a.signature)
 
 
@@ -290,24 +292,106 @@ def test_a_new_authority_applies_only_after_the_timelock(kal: Kal, market: int) 
     boa.env.time_travel(seconds=delay - 1)
     with boa.reverts("enclaves: timelock not passed"):
         registry.apply_authority(sender=owner)
-    register(kal, market, GEN_IMAGE)  # the old authority still rules meanwhile
+    with boa.reverts("enclaves: not signed by an authority"):
+        register(kal, market, GEN_IMAGE, key=new_key)
     boa.env.time_travel(seconds=1)
     registry.apply_authority(sender=owner)
-    assert (registry.authority(), registry.matching_engine_image()) == (new.address, OTHER_IMAGE)
-    with boa.reverts("enclaves: not signed by the authority"):
-        register(kal, market, GEN_IMAGE)
+    (log,) = events(registry, "AuthoritySet")
+    assert (log.authority, log.matching_engine_image) == (new.address, OTHER_IMAGE)
+    assert list(registry.authorities()) == [DEV_AUTHORITY, new.address]  # added, not swapped
+    assert registry.matching_engine_image() == OTHER_IMAGE
     register(kal, market, GEN_IMAGE, key=new_key)
+    register(kal, market, GEN_IMAGE)
+
+
+def test_proposing_an_authority_already_in_the_set_changes_only_the_image(kal: Kal) -> None:
+    registry, owner = kal.d.enclaves, kal.d.owner
+    registry.propose_authority(DEV_AUTHORITY, OTHER_IMAGE, sender=owner)
+    boa.env.time_travel(seconds=int(registry.AUTHORITY_DELAY()))
+    registry.apply_authority(sender=owner)
+    assert list(registry.authorities()) == [DEV_AUTHORITY]
+    assert registry.matching_engine_image() == OTHER_IMAGE
+
+
+def test_the_set_of_authorities_is_bounded(kal: Kal) -> None:
+    registry, owner = kal.d.enclaves, kal.d.owner
+    delay = int(registry.AUTHORITY_DELAY())
+    image = registry.matching_engine_image()
+    for _ in range(int(registry.MAX_AUTHORITIES()) - 1):
+        registry.propose_authority(boa.env.generate_address(), image, sender=owner)
+        boa.env.time_travel(seconds=delay)
+        registry.apply_authority(sender=owner)
+    with boa.reverts("enclaves: too many authorities"):
+        registry.propose_authority(boa.env.generate_address(), image, sender=owner)
+    registry.remove_authority(registry.authorities()[1], sender=owner)
+    registry.propose_authority(boa.env.generate_address(), image, sender=owner)
+
+
+def test_removing_the_pending_authority_cancels_its_proposal(kal: Kal) -> None:
+    registry, owner = kal.d.enclaves, kal.d.owner
+    registry.propose_authority(DEV_AUTHORITY, OTHER_IMAGE, sender=owner)
+    registry.remove_authority(DEV_AUTHORITY, sender=owner)
+    assert list(registry.authorities()) == [] and registry.pending_since() == 0
+    boa.env.time_travel(seconds=int(registry.AUTHORITY_DELAY()))
+    with boa.reverts("enclaves: no change pending"):
+        registry.apply_authority(sender=owner)
+    with boa.reverts("enclaves: not signed by an authority"):  # halted until one is added
+        register(kal, 0, registry.matching_engine_image())
 
 
 def test_a_proposed_authority_can_be_cancelled(kal: Kal) -> None:
     registry, owner = kal.d.enclaves, kal.d.owner
-    before = registry.authority()
+    before = list(registry.authorities())
     registry.propose_authority(Authority(os.urandom(32)).address, OTHER_IMAGE, sender=owner)
     registry.cancel_authority(sender=owner)
     boa.env.time_travel(seconds=int(registry.AUTHORITY_DELAY()))
     with boa.reverts("enclaves: no change pending"):
         registry.apply_authority(sender=owner)
-    assert registry.authority() == before
+    assert list(registry.authorities()) == before
+
+
+def test_attack_a_leaked_authority_key_is_cut_off_at_once(
+    kal: Kal, market: int, alice: str, generator: str
+) -> None:
+    """The verifier's key leaks (here the dev authority's, public anyway). The thief
+    registers a Matching Engine of its own, so private inputs would be sealed to it, and
+    an IVS key that calls any task's inputs invalid. The owner removes that authority:
+    in the same block both keys stop counting and the thief registers nothing more,
+    while the enclaves another authority (added ahead, through the timelock) vouched for
+    carry on. A removed authority never comes back."""
+    registry, owner = kal.d.enclaves, kal.d.owner
+    spare_key = os.urandom(32)
+    spare = Authority(spare_key).address
+    registry.propose_authority(spare, registry.matching_engine_image(), sender=owner)
+    boa.env.time_travel(seconds=int(registry.AUTHORITY_DELAY()))
+    registry.apply_authority(sender=owner)
+    honest = register(kal, market, IVS_IMAGE, key=spare_key)
+    thief_me = register(kal, 0, registry.matching_engine_image())
+    thief_ivs = register(kal, market, IVS_IMAGE)
+    rid, req, inputs = task(kal, market, alice, generator)
+    said = verdict(kal, rid, req, generator)
+    assert registry.matching_engine_key(thief_me.address) == thief_me.encryption.public_bytes
+
+    with boa.reverts("ownable: caller is not the owner"):
+        registry.remove_authority(DEV_AUTHORITY, sender=boa.env.generate_address())
+    registry.remove_authority(DEV_AUTHORITY, sender=owner)
+    (log,) = events(registry, "AuthorityRemoved")
+    assert log.authority == DEV_AUTHORITY
+    assert list(registry.authorities()) == [spare]
+    with boa.reverts("enclaves: authority removed"):
+        registry.matching_engine_key(thief_me.address)
+    with boa.reverts("enclaves: authority removed"):
+        claim(kal, rid, req, inputs, thief_ivs.sign(domain(kal), said), generator)
+    key = thief_ivs.encryption.public_bytes
+    assert registry.key_valid_until(key, market, IVS_IMAGE) == 0
+    with boa.reverts("enclaves: not signed by an authority"):
+        register(kal, market, IVS_IMAGE)
+    with boa.reverts("enclaves: authority removed"):
+        registry.propose_authority(DEV_AUTHORITY, registry.matching_engine_image(), sender=owner)
+    with boa.reverts("enclaves: not an authority"):
+        registry.remove_authority(DEV_AUTHORITY, sender=owner)
+    claim(kal, rid, req, inputs, honest.sign(domain(kal), said), generator)
+    assert state(kal, rid).state == RequestState.INVALID_INPUTS
 
 
 def test_the_marketplace_takes_its_enclave_registry_once(kal: Kal) -> None:

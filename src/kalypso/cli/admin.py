@@ -267,8 +267,9 @@ def propose_authority(
     yes: Yes = False,
     new: New = False,
 ) -> None:
-    """Propose a new attestation authority: it applies after the registry's delay
-    (`apply-authority`), and lapses if not applied within a week after that."""
+    """Propose adding an attestation authority (or, naming one already there, only a new
+    Matching Engine image): it applies after the registry's delay (`apply-authority`),
+    and lapses if not applied within a week after that. The others stay."""
     image = None if matching_engine_image is None else bytes32(matching_engine_image, "an image id")
     act("admin propose-authority", lambda c: c.propose_authority(authority, image),
         rpc_url, deployment, keystore, private_key, yes, new)  # fmt: skip
@@ -299,6 +300,23 @@ def apply_authority(
 ) -> None:
     """Apply the proposed attestation authority once its delay has passed."""
     act("admin apply-authority", lambda c: c.call("enclaves", "apply_authority"),
+        rpc_url, deployment, keystore, private_key, yes, new)  # fmt: skip
+
+
+@app.command("remove-authority")
+def remove_authority(
+    authority: Annotated[str, typer.Argument(help="The attestation authority to cut off.")],
+    rpc_url: RpcUrl = DEFAULT_RPC,
+    deployment: DeploymentPath = None,
+    keystore: Keystore = None,
+    private_key: PrivateKey = None,
+    yes: Yes = False,
+    new: New = False,
+) -> None:
+    """Remove an attestation authority at once, with every enclave key it vouched for
+    (use it when a verifier's key may have leaked). It is retired for good; removing the
+    last one halts private markets until a new authority applies."""
+    act("admin remove-authority", lambda c: c.remove_authority(authority),
         rpc_url, deployment, keystore, private_key, yes, new)  # fmt: skip
 
 

@@ -207,6 +207,9 @@ class AdminClient:
             image = bytes(self._contract("enclaves").functions.matching_engine_image().call())
         return self.call("enclaves", "propose_authority", address(authority), image)
 
+    def remove_authority(self, authority: str) -> OwnerCall:
+        return self.call("enclaves", "remove_authority", address(authority))
+
     def revoke_image(self, market_id: int, image: str) -> OwnerCall:
         """`image`: an image id (0x + 64 hex digits), or the market's image of a kind
         (`generator`, `ivs`, `pvs`)."""

@@ -34,8 +34,8 @@ class AdminState:
     enclave_registry: str
     market_registry: str
     registry_marketplace: str
-    #: None when the deployment file names no EnclaveRegistry
-    authority: str | None
+    #: the attestation authorities; None when the deployment names no EnclaveRegistry
+    authorities: list[str] | None
     matching_engine_image: bytes | None
     pending_authority: str | None
     pending_matching_engine_image: bytes | None
@@ -75,10 +75,10 @@ class AdminState:
             rows.append(("matching engines", ", ".join(self.matching_engines) or "none"))
         for market_id, engines in (self.market_matching_engines or {}).items():
             rows.append((f"engines of market {market_id}", ", ".join(engines)))
-        if self.authority is None:
+        if self.authorities is None:
             return rows
         rows += [
-            ("attestation authority", self.authority),
+            ("attestation authorities", ", ".join(self.authorities) or "none (enclaves halted)"),
             ("matching engine image", "0x" + (self.matching_engine_image or b"").hex()),
             ("authority delay", f"{self.authority_delay} s"),
         ]
@@ -95,7 +95,7 @@ class AdminState:
 
 
 def read_state(client: AdminClient, *, engines: bool = True) -> AdminState:
-    """Owners, settings and the attestation authority. `engines` also reads the engine
+    """Owners, settings and the attestation authorities. `engines` also reads the engine
     events from the deploy block (the contract's sets cannot be listed otherwise)."""
     market = client.contracts["marketplace"].functions
     enclaves = client.contracts.get("enclaves")
@@ -110,7 +110,7 @@ def read_state(client: AdminClient, *, engines: bool = True) -> AdminState:
         enclave_registry=market.enclave_registry().call(),
         market_registry=market.market_registry().call(),
         registry_marketplace=client.contracts["registry"].functions.marketplace().call(),
-        authority=e.authority().call() if e else None,
+        authorities=list(e.authorities().call()) if e else None,
         matching_engine_image=bytes(e.matching_engine_image().call()) if e else None,
         pending_authority=e.pending_authority().call() if pending and e else None,
         pending_matching_engine_image=(

@@ -15,6 +15,7 @@ from kalypso.enclave.authority import (
     Authority,
     EnclaveIdentity,
     check_attestation,
+    vouched_by,
 )
 from kalypso.enclave.images import ImageKind, image_id
 from kalypso.enclave.statements import Domain, EnclaveStatement, TaskAttestation
@@ -31,4 +32,5 @@ __all__ = [
     "TaskAttestation",
     "check_attestation",
     "image_id",
+    "vouched_by",
 ]

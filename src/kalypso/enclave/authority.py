@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from kalypso.crypto.keys import EncryptionKey
 from kalypso.enclave import document
@@ -35,6 +36,12 @@ from kalypso.errors import AttestationError
 #: The devnet's attestation authority. Public: it proves nothing off a devnet.
 DEV_AUTHORITY_KEY = keccak(b"kalypso/dev-attestation-authority")
 DEV_AUTHORITY = address_of(DEV_AUTHORITY_KEY)
+
+
+def vouched_by(registered: Sequence[Any]) -> str:
+    """The authority that vouched for a registered enclave, from its row in the registry
+    (`EnclaveRegistry.enclaves(key)`: image id, encryption key, attested at, authority)."""
+    return to_checksum_address(registered[3])
 
 
 class EnclaveIdentity:

@@ -12,7 +12,7 @@ from web3.exceptions import ContractLogicError
 
 from kalypso.contracts.web3tx import bind, reason_of
 from kalypso.deployment import Deployment
-from kalypso.enclave.authority import DEV_AUTHORITY
+from kalypso.enclave.authority import DEV_AUTHORITY, vouched_by
 from kalypso.errors import ChainError, error_from_reason
 from kalypso.logs import get_logger
 from kalypso.process import DaemonProcess
@@ -66,7 +66,7 @@ def matching_engine_key(w3: Web3, deployment: Deployment, enclave: str) -> bytes
         key = registry.functions.matching_engine_key(Web3.to_checksum_address(enclave)).call()
     except ContractLogicError as exc:
         raise error_from_reason(reason_of(exc)) from None
-    if registry.functions.authority().call() == DEV_AUTHORITY:
+    if vouched_by(registry.functions.enclaves(enclave).call()) == DEV_AUTHORITY:
         log.warning(
             "the matching engine's key is attested only by the public dev authority: "
             "anyone could have registered it, so sealed inputs are not confidential here",

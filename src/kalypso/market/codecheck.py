@@ -166,6 +166,6 @@ def trusted_contracts(deployment: Deployment) -> dict[str, str]:
             "the deployment's EnclaveRegistry, trusted by its address in the deployment "
             "file: it accepts a proof on an attestation by a registered key of the "
             "market's Proof Verification Image, and the registered keys change by design "
-            "(enclaves come and go; the attestation authority changes on a timelock)"
+            "(enclaves come and go; attestation authorities are added on a timelock)"
         )
     }

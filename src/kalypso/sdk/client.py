@@ -35,7 +35,7 @@ from kalypso.contracts.web3tx import reason_of
 from kalypso.crypto import SecretContext, seal
 from kalypso.daemon import Binding, bind_deployment
 from kalypso.deployment import Deployment
-from kalypso.enclave import DEV_AUTHORITY
+from kalypso.enclave import DEV_AUTHORITY, vouched_by
 from kalypso.errors import (
     ConfigError,
     DeploymentError,
@@ -441,7 +441,8 @@ class AsyncKalypso:
             key = await registry.functions.matching_engine_key(enclave).call()
         except ContractLogicError as exc:
             raise error_from_reason(reason_of(exc)) from None
-        if await registry.functions.authority().call() == DEV_AUTHORITY and not self._warned:
+        vouched = vouched_by(await registry.functions.enclaves(enclave).call())
+        if vouched == DEV_AUTHORITY and not self._warned:
             self._warned = True
             log.warning("the matching engine's key is attested only by the public dev authority")
             warnings.warn(
