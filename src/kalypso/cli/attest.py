@@ -4,6 +4,7 @@ turns them into the registry's `Enclave` statements."""
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from cryptography import x509
 
 from kalypso.cli.options import Json, print_json
 from kalypso.cli.output import HelpGroup, plain_console, styled
-from kalypso.enclave.images import nitro_image_id
+from kalypso.enclave.images import measurements_pcrs, nitro_image_id
 from kalypso.enclave.nitro import NitroDocument, document_time, verify
 from kalypso.enclave.verifier import MAX_DOCUMENT_AGE_MS
 from kalypso.errors import AttestationError, ConfigError
@@ -129,6 +130,33 @@ def _test_root(path: Path) -> x509.Certificate:
 def _utc(ms: int) -> str:
     moment = datetime.datetime.fromtimestamp(ms / 1000, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@app.command("image-id")
+def image_id_of(
+    path: Annotated[
+        Path,
+        typer.Argument(help="The JSON `nitro-cli build-enclave` or `describe-eif` printed."),
+    ],
+    json_out: Json = False,
+) -> None:
+    """The Kalypso image id of an enclave image file, from its measurements: keccak256 of
+    a domain prefix and PCR0-2 (PCR8, the signing certificate, is left out: anyone who
+    rebuilds the image gets the same id). Markets authorize this id."""
+    try:
+        output = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read {path} as JSON: {exc}") from None
+    if not isinstance(output, dict):
+        raise ConfigError(f"{path} is not a JSON object: give what nitro-cli printed")
+    pcrs = measurements_pcrs(output)
+    image = "0x" + nitro_image_id(pcrs).hex()
+    if json_out:
+        print_json({"image_id": image, **{f"PCR{i}": pcr.hex() for i, pcr in pcrs.items()}})
+        return
+    for i, pcr in pcrs.items():
+        print(f"PCR{i}      {pcr.hex()}")
+    print(f"image id  {image}")
 
 
 @app.command("serve")

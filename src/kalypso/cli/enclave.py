@@ -174,3 +174,94 @@ def generator(
         "generator", rpc_url, deployment, keystore, market, circuit, host, port,
         attestation, attestation_service,
     )  # fmt: skip
+
+
+# ---- running an image in AWS Nitro (docs/nitro-images.md)
+
+
+class ImageName(StrEnum):
+    matcher = "matcher"
+    generator = "generator"
+    pvs = "pvs"
+    ivs = "ivs"
+
+
+ImageArg = Annotated[ImageName, typer.Argument(help="The enclave image.")]
+NitroService = Annotated[
+    str,
+    typer.Option(
+        envvar="KALYPSO_ATTESTATION_SERVICE",
+        help="URL of the attestation verifier (`kalypso attest serve`).",
+    ),
+]
+Cid = Annotated[
+    int, typer.Option(help="The enclave's CID (`nitro-cli run-enclave` prints it; the first: 16).")
+]
+
+
+@app.command("parent-plan")
+def parent_plan(
+    image: ImageArg, rpc_url: RpcUrl, attestation_service: NitroService, cid: Cid = 16
+) -> None:
+    """Print the shell script the parent instance runs beside a Nitro enclave image.
+
+    A Nitro enclave has no network: the script allows and starts `vsock-proxy` to the
+    RPC endpoint and to the attestation verifier (their names resolve to loopback
+    addresses inside the enclave, so TLS stays end to end) and forwards the image's HTTP
+    port into the enclave with socat."""
+    from kalypso.enclave.vsock import DEFAULT_PLAN, load_plan
+    from kalypso.enclave.vsock import parent_plan as plan_text
+
+    plan = load_plan(DEFAULT_PLAN)
+    print(plan_text(plan, image.value, rpc_url, attestation_service, cid), end="")
+
+
+@app.command("boot")
+def boot(
+    image: ImageArg,
+    rpc_url: RpcUrl,
+    deployment: Annotated[
+        Path, typer.Option(envvar="KALYPSO_DEPLOYMENT", help="The deployment file to send.")
+    ],
+    attestation_service: NitroService,
+    market: Annotated[
+        str | None, typer.Option(help="The market it serves, by id or name (not the matcher).")
+    ] = None,
+    keystore: Keystore = None,
+    cid: Cid = 16,
+) -> None:
+    """Send a Nitro enclave image its boot config over vsock, and print its answer.
+
+    An enclave gets no arguments or environment: it waits on vsock port 7000 for the RPC
+    URL, the deployment, its market, the attestation verifier's URL and the key that pays
+    its registrations (gas only: it signs nothing else). Its circuit is not sent: it is
+    part of the measured image."""
+    import json
+    import socket
+
+    from kalypso.enclave.boot import BOOT_PORT, READ_TIMEOUT, BootConfig, send_config
+    from kalypso.errors import ConfigError
+
+    operator = load_account(os.environ.get("KALYPSO_PRIVATE_KEY"), keystore)
+    try:
+        content = json.loads(deployment.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"cannot read the deployment {deployment}: {exc}") from None
+    raw = json.dumps({
+        "rpc_url": rpc_url, "deployment": content, "market": market,
+        "attestation_service": attestation_service, "operator_key": "0x" + operator.key.hex(),
+    }).encode()  # fmt: skip
+    BootConfig.from_json(raw, image.value)  # what the enclave would refuse, refused here
+    try:
+        with socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM) as sock:
+            sock.settimeout(READ_TIMEOUT)
+            sock.connect((cid, BOOT_PORT))
+            answer = send_config(sock, raw)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach enclave CID {cid} on vsock port {BOOT_PORT}: {exc} "
+            "(is it running? `nitro-cli describe-enclaves` shows its CID)"
+        ) from None
+    if answer != "ok":
+        raise ConfigError(f"the enclave refused its boot config: {answer or 'no answer'}")
+    print(f"enclave {cid} took its boot config: it registers, then serves")

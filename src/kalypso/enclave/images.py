@@ -1,7 +1,8 @@
 """Enclave image ids, in two domains that can never collide.
 
 A dev image (the devnet's, a process) is keccak256 of a canonical JSON *measurement*
-holding the image's kind, the SHA-256 of every source file it runs, and its
+holding the image's kind, the SHA-256 of every file of the kalypso package (what a Nitro
+image of it copies, so the two measure the same code), and its
 configuration (for example the hashes of the circuit artifacts it proves with). Any
 change to the code or the configuration gives another id, which markets must
 authorize anew.
@@ -29,9 +30,6 @@ from eth_utils import keccak
 from kalypso.errors import AttestationError
 
 _PACKAGE = Path(__file__).resolve().parents[1]
-#: The packages an enclave image runs (relative to `kalypso/`); their files are measured.
-MEASURED_PACKAGES = ("enclave", "crypto", "provers", "circuits", "market", "contracts")
-_MEASURED_SUFFIXES = (".py", ".cjs", ".json")
 
 
 class ImageKind(StrEnum):
@@ -45,12 +43,12 @@ class ImageKind(StrEnum):
 
 @cache
 def code_measurement() -> tuple[tuple[str, str], ...]:
-    """(path under kalypso/, sha256) of every measured source file, sorted."""
+    """(path under kalypso/, sha256) of every file of the package, sorted: all of what a
+    Nitro image copies (`COPY src/kalypso`; .dockerignore drops only bytecode)."""
     files = sorted(
         path
-        for package in MEASURED_PACKAGES
-        for path in (_PACKAGE / package).rglob("*")
-        if path.suffix in _MEASURED_SUFFIXES and "__pycache__" not in path.parts
+        for path in _PACKAGE.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     )
     return tuple(
         (path.relative_to(_PACKAGE).as_posix(), hashlib.sha256(path.read_bytes()).hexdigest())
@@ -81,3 +79,24 @@ def nitro_image_id(pcrs: Mapping[int, bytes]) -> bytes:
     if missing:
         raise AttestationError(f"PCR{missing[0]} is not a 48-byte SHA-384 register")
     return keccak(NITRO_DOMAIN + b"".join(pcrs[i] for i in NITRO_PCRS))
+
+
+def measurements_pcrs(output: Mapping[str, Any]) -> dict[int, bytes]:
+    """PCR0-2 from what `nitro-cli build-enclave` or `describe-eif` prints:
+    `{"Measurements": {"HashAlgorithm": "Sha384 { ... }", "PCR0": hex, ...}}`."""
+    measured = output.get("Measurements")
+    if not isinstance(measured, Mapping):
+        raise AttestationError("no Measurements: give the JSON nitro-cli build-enclave printed")
+    algorithm = str(measured.get("HashAlgorithm", ""))
+    if not algorithm.startswith("Sha384"):
+        raise AttestationError(f"the measurements are {algorithm or 'of no algorithm'}, not Sha384")
+    pcrs = {}
+    for i in NITRO_PCRS:
+        value = measured.get(f"PCR{i}")
+        try:
+            pcrs[i] = bytes.fromhex(value) if isinstance(value, str) else b""
+        except ValueError:
+            pcrs[i] = b""
+        if len(pcrs[i]) != 48:
+            raise AttestationError(f"PCR{i} is not 48 bytes of hex")
+    return pcrs
