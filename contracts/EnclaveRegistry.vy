@@ -118,6 +118,7 @@ event EnclaveRegistered:
     image_id: indexed(bytes32)
     encryption_key: bytes32
     attested_at: uint256
+    authority: address
 
 
 event ImageRevoked:
@@ -176,6 +177,8 @@ def register(market_id: uint256, signing_key: address, encryption_key: bytes32, 
     """
     @notice Register (or refresh) an enclave's keys with an authority's
             statement. Anyone may send it: the statement is the proof.
+    @dev A known key refreshes only through the authority that vouched for it,
+         unless that one was removed (then any authority may vouch for it anew).
     @param market_id A market that authorizes `image_id`; ignored for the
            Matching Engine image. A revoked image still registers: its keys
            then sign only for the market's tasks assigned before the
@@ -202,11 +205,14 @@ def register(market_id: uint256, signing_key: address, encryption_key: bytes32, 
     if known.attested_at != 0:
         assert known.image_id == image_id and known.encryption_key == encryption_key, "enclaves: key registered otherwise"
         assert attested_at > known.attested_at, "enclaves: attestation not newer"
+        # A key stays with the authority that vouched for it while that one is in the
+        # set: another (a leaked one not yet removed) cannot take honest keys down with it.
+        assert known.authority == authority or not self.is_authority[known.authority], "enclaves: key of another authority"
     else:
         assert self.encryption_key_owner[encryption_key] == empty(address), "enclaves: encryption key taken"
         self.encryption_key_owner[encryption_key] = signing_key
     self.enclaves[signing_key] = Enclave(image_id=image_id, encryption_key=encryption_key, attested_at=attested_at, authority=authority)
-    log EnclaveRegistered(signing_key=signing_key, image_id=image_id, encryption_key=encryption_key, attested_at=attested_at)
+    log EnclaveRegistered(signing_key=signing_key, image_id=image_id, encryption_key=encryption_key, attested_at=attested_at, authority=authority)
 
 
 @external

@@ -501,6 +501,11 @@ REASONS: dict[str, _Rule] = {
         "the attestation authority that vouched for this enclave was removed: attest it "
         "again through a current authority (a removed one is never added back)",
     ),
+    "enclaves: key of another authority": (
+        UnauthorizedError,
+        "a registered key refreshes only through the authority that vouched for it, while "
+        "that one is in the set: attest it there, or start the enclave again (new keys)",
+    ),
     "enclaves: too many authorities": (
         InvalidStateError,
         "the registry holds at most MAX_AUTHORITIES authorities: remove one first",

@@ -14,7 +14,8 @@ from eth_account import Account
 
 from kalypso.enclave import boot as boot_mod
 from kalypso.enclave.boot import MAX_CONFIG, BootConfig, boot, main, receive_config, send_config
-from kalypso.errors import ConfigError
+from kalypso.enclave.run import build_image
+from kalypso.errors import ChainError, ConfigError
 
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 SECRET = KEY[2:18]  # any part of the key in a message would be a leak
@@ -170,10 +171,9 @@ class Fakes:
             "load_plan": lambda path: plan,
             "enclave_routes": lambda plan, image, rpc, service: (["route"], ["127.0.0.2 rpc"]),
             "run_enclave_side": self.relays,
-            "build_image": lambda image, circuit, worker: f"{image}/{circuit}",
+            "build_image": lambda image, circuit: (f"{image}/{circuit}", "worker"),
             "open_enclave": self.open_enclave,
             "serve": self.serve,
-            "SnarkjsWorker": lambda: "worker",
         }.items():
             monkeypatch.setattr(boot_mod, name, fake)
 
@@ -256,3 +256,33 @@ def test_main_takes_a_circuit_for_every_image_but_the_matcher(
 ) -> None:
     assert main(argv) == 1
     assert "--circuit goes with every image but matcher" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("image", ["matcher", "ivs"])
+def test_the_images_without_snarkjs_need_no_node(
+    image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their Nitro images carry no Node.js: building them must not look for it."""
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("KALYPSO_NODE", raising=False)
+    built, worker = build_image(image, None if image == "matcher" else "square_root")
+    assert worker is None and built.kind.value == image
+
+
+async def test_a_failure_after_ok_never_shows_the_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RPC URL's path may hold an API key: the error the enclave dies with is logged."""
+    fakes = Fakes()
+    fakes.install(monkeypatch)
+    rpc = config()["rpc_url"]
+
+    def unreachable(*args: Any) -> None:
+        raise ChainError(f"cannot reach {rpc}: connection refused")
+
+    monkeypatch.setattr(boot_mod, "open_enclave", unreachable)
+    listen, port = listener()
+    with listen:
+        booting = asyncio.create_task(boot("generator", "poseidon_preimage", listen, Path("p")))
+        assert await send(port, raw()) == "ok"
+        with pytest.raises(ConfigError) as refused:
+            await booting
+    assert "cannot reach <rpc_url>" in str(refused.value) and "apikey" not in str(refused.value)

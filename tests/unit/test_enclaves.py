@@ -394,6 +394,35 @@ def test_attack_a_leaked_authority_key_is_cut_off_at_once(
     assert state(kal, rid).state == RequestState.INVALID_INPUTS
 
 
+def test_attack_a_leaked_authority_cannot_take_honest_keys_down_with_it(
+    kal: Kal, market: int
+) -> None:
+    """Before the owner removes it, a leaked authority re-signs every honest key (dated a
+    little ahead, so the honest authority cannot refresh them back): removing it would
+    then kill them all. A key refreshes only through the authority that vouched for it
+    while that one is in the set; once it is removed, any authority may vouch anew."""
+    registry, owner = kal.d.enclaves, kal.d.owner
+    honest_key = os.urandom(32)
+    registry.propose_authority(Authority(honest_key).address, OTHER_IMAGE, sender=owner)
+    boa.env.time_travel(seconds=int(registry.AUTHORITY_DELAY()))
+    registry.apply_authority(sender=owner)
+    identity = register(kal, market, IVS_IMAGE, key=honest_key)
+    vouched_by_dev = register(kal, market, IVS_IMAGE)
+    ahead = attest(kal, identity, IVS_IMAGE, now_ms=(now() + 200) * 1000)  # the dev key leaked
+    with boa.reverts("enclaves: key of another authority"):
+        kal.d.enclaves.register(market, *statement_args(ahead.statement), ahead.signature)
+    registry.remove_authority(DEV_AUTHORITY, sender=owner)
+    key = identity.encryption.public_bytes
+    assert registry.key_valid_until(key, market, IVS_IMAGE) > now()  # untouched
+    boa.env.time_travel(seconds=1)
+    refreshed = attest(kal, identity, IVS_IMAGE, key=honest_key)
+    kal.d.enclaves.register(market, *statement_args(refreshed.statement), refreshed.signature)
+    # a key of a removed authority may move to a current one
+    moved = attest(kal, vouched_by_dev, IVS_IMAGE, key=honest_key)
+    kal.d.enclaves.register(market, *statement_args(moved.statement), moved.signature)
+    assert kal.d.enclaves.enclaves(vouched_by_dev.address)[3] == Authority(honest_key).address
+
+
 def test_the_marketplace_takes_its_enclave_registry_once(kal: Kal) -> None:
     with boa.reverts("config: enclave registry already set"):
         kal.market.set_enclave_registry(kal.d.enclaves.address, sender=kal.d.owner)

@@ -916,13 +916,19 @@ def enclave_view(*events: DecodedEvent) -> ChainView:
     )
 
 
-def registered(c: Chain, key: bytes, image: bytes, attested_at: int) -> DecodedEvent:
+AUTHORITY = addr(0xA7)
+
+
+def registered(
+    c: Chain, key: bytes, image: bytes, attested_at: int, authority: str = AUTHORITY
+) -> DecodedEvent:
     return c.emit(
         "EnclaveRegistered",
         signing_key=addr(0xE1),
         image_id=image,
         encryption_key=key,
         attested_at=attested_at,
+        authority=authority,
     )
 
 
@@ -971,6 +977,19 @@ def test_a_refreshed_key_is_offered_private_tasks_again() -> None:
     assert view.book.match(NOW, 32) == []  # not offered to that key again...
     feed(view, registered(c, KEY, GEN_IMAGE, NOW))
     assert [m.generator for m in view.book.match(NOW, 32)] == [G1]  # ...until it refreshes
+
+
+def test_the_keys_of_a_removed_authority_are_dead_at_once() -> None:
+    """The assigner reads `key_valid_until` before it sends a private task to a key."""
+    c = Chain()
+    c.market(1, generator_image=GEN_IMAGE)
+    registered(c, KEY, GEN_IMAGE, NOW - 100)
+    other = b"\x0b" * 32
+    registered(c, other, GEN_IMAGE, NOW - 100, authority=addr(0xA8))
+    view = enclave_view(*c.events)
+    feed(view, c.emit("AuthorityRemoved", authority=AUTHORITY))
+    assert view.key_valid_until(1, KEY) == 0
+    assert view.key_valid_until(1, other) == NOW - 100 + MAX_AGE  # vouched for by another
 
 
 def test_another_engines_skips_leave_our_reservations(chain: Chain) -> None:

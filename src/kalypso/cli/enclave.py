@@ -78,14 +78,12 @@ def _run(
 ) -> None:
     from kalypso.enclave.run import build_image, open_enclave, serve
     from kalypso.errors import ConfigError
-    from kalypso.provers.snarkjs import SnarkjsWorker
 
     if (attestation == Attestation.nitro) != (service is not None):
         raise ConfigError("--attestation nitro goes with --attestation-service URL, dev without")
     configure()
     operator = load_account(os.environ.get("KALYPSO_PRIVATE_KEY"), keystore)
-    worker = SnarkjsWorker()
-    image = build_image(kind, circuit, worker)
+    image, worker = build_image(kind, circuit)
     enclave = open_enclave(image, rpc_url, deployment, operator, market, service)
     asyncio.run(serve(enclave, host, port, worker))
 

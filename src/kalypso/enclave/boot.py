@@ -33,7 +33,6 @@ from kalypso.enclave.vsock import (
 )
 from kalypso.errors import ConfigError, KalypsoError
 from kalypso.logs import configure, get_logger
-from kalypso.provers.snarkjs import SnarkjsWorker
 
 BOOT_PORT = 7000
 MAX_CONFIG = 64 * 1024
@@ -161,8 +160,8 @@ async def boot(
 ) -> None:
     """Receive the config, start the vsock relays, then run the image (of `circuit`),
     attested with Nitro, on its inbound port until it stops; the relays stop with it."""
-    plan, worker = load_plan(plan_path), SnarkjsWorker()
-    built = build_image(image, circuit, worker)
+    plan = load_plan(plan_path)
+    built, worker = build_image(image, circuit)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "deployment.json"
 
@@ -184,6 +183,9 @@ async def boot(
             args = (config.rpc_url, path, operator, config.market, config.attestation_service)
             enclave = await asyncio.to_thread(open_enclave, built, *args)
             await serve(enclave, host, plan.inbound[image], worker)
+        except KalypsoError as e:  # told to the operator's log: no URL (it may hold a key)
+            said = str(e).replace(config.rpc_url, "<rpc_url>")
+            raise ConfigError(said.replace(config.attestation_service, "<service>")) from None
         finally:
             stop.set()
             await relays

@@ -62,8 +62,9 @@ def matching_engine_key(w3: Web3, deployment: Deployment, enclave: str) -> bytes
     if deployment.enclave_registry is None:
         raise ChainError("the deployment has no enclave registry")
     registry = bind(w3, "EnclaveRegistry", deployment.enclave_registry)
+    enclave = Web3.to_checksum_address(enclave)
     try:
-        key = registry.functions.matching_engine_key(Web3.to_checksum_address(enclave)).call()
+        key = registry.functions.matching_engine_key(enclave).call()
     except ContractLogicError as exc:
         raise error_from_reason(reason_of(exc)) from None
     if vouched_by(registry.functions.enclaves(enclave).call()) == DEV_AUTHORITY:

@@ -23,17 +23,20 @@ from kalypso.provers.snarkjs import SnarkjsWorker
 log = get_logger("kalypso.enclave")
 
 
-def build_image(kind: str, circuit_name: str | None, worker: SnarkjsWorker) -> Image:
-    """One of the images by its CLI name, for a sample circuit where it needs one."""
+def build_image(kind: str, circuit_name: str | None) -> tuple[Image, SnarkjsWorker | None]:
+    """One of the images by its CLI name, for a sample circuit where it needs one, and
+    its snarkjs worker where it proves or verifies: the matcher and the IVS need no
+    Node.js (their Nitro images have none)."""
     if kind == "matcher":
-        return MatchingEngineImage()
+        return MatchingEngineImage(), None
     if circuit_name is None:
         raise ConfigError(f"the {kind} image needs --circuit")
+    if kind == "ivs":
+        return InputVerificationImage(circuit_name, circuit(circuit_name).public_signals), None
+    worker = SnarkjsWorker()
     if kind == "pvs":
-        return ProofVerificationImage("plonk", plonk(circuit_name).vkey_json(), worker)
-    if kind == "generator":
-        return GeneratorImage(circuit_name, worker)
-    return InputVerificationImage(circuit_name, circuit(circuit_name).public_signals)
+        return ProofVerificationImage("plonk", plonk(circuit_name).vkey_json(), worker), worker
+    return GeneratorImage(circuit_name, worker), worker
 
 
 def open_enclave(
@@ -57,7 +60,7 @@ def open_enclave(
     )  # fmt: skip
 
 
-async def serve(enclave: Enclave, host: str, port: int, worker: SnarkjsWorker) -> None:
+async def serve(enclave: Enclave, host: str, port: int, worker: SnarkjsWorker | None) -> None:
     """Run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -66,5 +69,6 @@ async def serve(enclave: Enclave, host: str, port: int, worker: SnarkjsWorker) -
     try:
         await enclave.run(stop, host, port)
     finally:
-        await worker.close()
+        if worker is not None:
+            await worker.close()
     log.info("enclave stopped; its keys are gone with it", image=enclave.image.kind.value)

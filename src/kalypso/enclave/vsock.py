@@ -193,6 +193,7 @@ class Relay:
         finally:
             for p in pumps:
                 p.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)  # a reset is no news
             writer.close()
             if up is not None:
                 up[1].close()

@@ -73,8 +73,10 @@ class ChainView:
     enclave_registry: str | None = None
     key_max_age: int | None = None
     settlement: dict[int, Settlement] = field(default_factory=dict)
-    #: encryption key -> (image id, last second it is valid)
-    enclave_keys: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
+    #: encryption key -> (image id, last second it is valid, the authority that vouched)
+    enclave_keys: dict[bytes, tuple[bytes, int, str]] = field(default_factory=dict)
+    #: attestation authorities removed: the keys they vouched for count no more
+    removed_authorities: set[str] = field(default_factory=set)
     revoked: set[tuple[int, bytes]] = field(default_factory=set)
     #: (generator, market) -> its current offer, to re-examine it when its key refreshes
     offers: dict[tuple[str, int], Offer] = field(default_factory=dict)
@@ -129,7 +131,9 @@ class ChainView:
         known = self.enclave_keys.get(key)
         if image is None or known is None or known[0] != image:
             return 0
-        return 0 if (market_id, image) in self.revoked else known[1]
+        if (market_id, image) in self.revoked or known[2] in self.removed_authorities:
+            return 0
+        return known[1]
 
     def settleable(self, request: Request) -> bool:
         """Whether the request can still be settled: no image it needs was revoked."""
@@ -158,10 +162,14 @@ class ChainView:
         if self.key_max_age is None:
             return
         key = bytes(e["encryption_key"])
-        self.enclave_keys[key] = (bytes(e["image_id"]), e["attested_at"] + self.key_max_age)
+        until = e["attested_at"] + self.key_max_age
+        self.enclave_keys[key] = (bytes(e["image_id"]), until, e["authority"])
         for offer in self.offers.values():  # a refreshed key may take tasks again
             if offer.encryption_key == key:
                 self.book.set_offer(offer)
+
+    def _on_AuthorityRemoved(self, e: DecodedEvent) -> None:
+        self.removed_authorities.add(e["authority"])  # its keys are assigned no more
 
     def _on_ImageRevoked(self, e: DecodedEvent) -> None:
         market_id = e["market_id"]

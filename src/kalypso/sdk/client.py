@@ -456,7 +456,8 @@ class AsyncKalypso:
 
     async def _matcher_enclave(self, registry: Any) -> str:
         """The Matching Engine enclave to seal to: the one the matcher's status names,
-        else the newest registered one (its key is then still read from the registry)."""
+        else the newest registered one of a current authority (its key is then still read
+        from the registry)."""
         if self.deployment.matcher_url:
             try:
                 async with httpx.AsyncClient(timeout=5) as http:
@@ -471,12 +472,16 @@ class AsyncKalypso:
         logs = await self._raw_logs(
             registry.address, [topic, None, "0x" + image.hex()], self.deployment.deploy_block, head
         )
-        if not logs:
-            raise ConfigError(
-                "no Matching Engine enclave is registered on this deployment: private inputs "
-                "need one (start `kalypso enclave matcher`)"
-            )
-        return to_checksum_address("0x" + bytes(logs[-1]["topics"][1])[-20:].hex())
+        for entry in reversed(logs):  # the newest whose authority is still one
+            data = bytes(entry["data"])  # encryption key, attested at, authority
+            authority = to_checksum_address(data[76:96])
+            if await registry.functions.is_authority(authority).call():
+                return to_checksum_address(bytes(entry["topics"][1])[-20:])
+        raise ConfigError(
+            "no Matching Engine enclave is registered on this deployment (or only ones whose "
+            "attestation authority was removed): private inputs need one (start `kalypso "
+            "enclave matcher`)"
+        )
 
     # ---- helpers
 
