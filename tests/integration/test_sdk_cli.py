@@ -107,6 +107,8 @@ def test_request_create_wait_and_status(sdk_devnet: SdkDevnet) -> None:
     assert status["state"] == "FULFILLED" and status["generator"]
     again = ok_json(kalypso(sdk_devnet, "request", "wait", rid, "--json"))
     assert again["public"] == proven["public"]
+    plain = kalypso(sdk_devnet, "request", "wait", rid)  # `> proof.json` is the proof alone
+    assert ok_json(plain)["public"] == proven["public"] and "generator paid" in plain.stderr
 
 
 def test_request_create_then_cancel_and_wait_timeout(sdk_devnet: SdkDevnet, tmp_path: Path) -> None:

@@ -295,6 +295,7 @@ def test_witness_generator_finds_the_sample_wasm() -> None:
     wasm = circuit("square_root").wasm
     assert witness_generator(SQUARE, CHAIN_ID) == wasm
     assert witness_generator(SQUARE, CHAIN_ID, wasm) == wasm
+    assert witness_generator(SQUARE, CHAIN_ID, str(wasm)) == wasm  # a str path too
 
 
 def test_witness_generator_refuses_a_tampered_copy(tmp_path: Path) -> None:

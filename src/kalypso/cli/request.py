@@ -330,11 +330,12 @@ def _print_outcome(k: Kalypso, outcome: Outcome, as_json: bool) -> None:
     if as_json:
         print_json(_outcome_json(outcome))
         return
-    console.print(outcome.describe())
+    # prose to stderr, the proof alone to stdout: `… --wait > proof.json` is JSON
+    prompts.print(outcome.describe())
     if outcome.payment:
-        console.print(f"  generator paid {k.show(outcome.payment)}")
+        prompts.print(f"  generator paid {k.show(outcome.payment)}")
     if outcome.refund:
-        console.print(f"  refunded {k.show(outcome.refund)} to the internal balance")
+        prompts.print(f"  refunded {k.show(outcome.refund)} to the internal balance")
     if outcome.proof is not None:
         typer.echo(json.dumps(_proof_json(outcome), indent=2))
 

@@ -275,7 +275,7 @@ class AsyncKalypso:
         proof_time: ProofTime = TYPICAL_TIME,
         expires_in: int = 600,
         skip_preflight: bool = False,
-        wasm: Path | None = None,
+        wasm: Path | str | None = None,
         refund_address: str | None = None,
         salt: bytes | None = None,
     ) -> AsyncProofRequest:

@@ -142,11 +142,11 @@ def given_signals(market: Market, values: Mapping[str, Any]) -> list[int]:
     return [int(values[n]) for n in market.public_signals]
 
 
-def witness_generator(market: Market, chain_id: int, wasm: Path | None = None) -> Path:
+def witness_generator(market: Market, chain_id: int, wasm: Path | str | None = None) -> Path:
     """The market's wasm, checked against its metadata's SHA-256: `wasm` if given, else
     the sample circuit it names, else what `kalypso generator fetch` downloaded."""
     recorded = (market.metadata.get("artifacts") or {}).get("wasm")
-    candidates = [wasm] if wasm is not None else []
+    candidates = [Path(wasm)] if wasm is not None else []
     if wasm is None and market.circuit:
         with contextlib.suppress(ConfigError):  # not a sample circuit
             candidates.append(circuit(market.circuit).wasm)

@@ -140,7 +140,7 @@ class LocalKalypso:
         proof_time: ProofTime = TYPICAL_TIME,
         expires_in: int = 600,
         skip_preflight: bool = False,
-        wasm: Path | None = None,
+        wasm: Path | str | None = None,
         refund_address: str | None = None,
         salt: bytes | None = None,  # the chain's request id; nothing is sent here
     ) -> LocalProofRequest:
@@ -150,7 +150,7 @@ class LocalKalypso:
         c = circuit(m.name)
         check = self.preflight and not skip_preflight
         prepared = await prepare(
-            m, inputs, worker=self._worker if check else None, wasm=wasm or c.wasm
+            m, inputs, worker=self._worker if check else None, wasm=Path(wasm) if wasm else c.wasm
         )
         stats = await self.stats(m)
         seconds = response_time(proof_time, TimeContext(m, stats, 1, 86_400))
