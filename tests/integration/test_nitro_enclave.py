@@ -31,9 +31,10 @@ from web3 import Web3
 from kalypso.circuits import circuit
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT, DeployParams, deploy_web3
-from kalypso.contracts.web3tx import bind
+from kalypso.contracts.web3tx import bind, send
 from kalypso.deployment import Deployment
 from kalypso.devnet import Anvil, dev_account, free_port
+from kalypso.enclave.authority import Authority
 from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.images import nitro_image_id
 from kalypso.enclave.matching_engine import MatchingEngineImage
@@ -109,6 +110,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             test_verifiers=False,
             attestation_authority=authority.address,
             matching_engine_image=nitro_image_id(MATCHER_PCRS),
+            authority_delay=0,  # a second authority is added in a test, not in two days
         )
         deployment = deploy_web3(chain.web3(), owner, params)
         market = create_groth16_market(
@@ -229,6 +231,37 @@ async def test_a_private_request_goes_from_the_sdk_to_a_proof_on_chain_4242(
         await kalypso.close()
     assert list(proof.public_signals) == [await poseidon_hash(7)]
     assert proof.verify_local(circuit("poseidon_preimage").vkey_json())
+
+
+async def test_the_sdk_seals_to_no_matching_engine_of_a_removed_authority(
+    world: World,
+) -> None:
+    """The newest Matching Engine was vouched for by an authority the owner then removed
+    (its key leaked): the SDK, finding the enclave by the registry's logs, seals to the
+    newest one of an authority still in the set."""
+    w3, deployment = world.chain.web3(), world.deployment
+    honest = world.nitro(MatchingEngineImage(), MATCHER_PCRS, None)
+    honest.register()
+    leaked_key = os.urandom(32)
+    registry = bind(w3, "EnclaveRegistry", deployment.enclave_registry)
+    image = nitro_image_id(MATCHER_PCRS)
+    leaked = Authority(leaked_key).address
+    send(w3, world.owner, registry.functions.propose_authority(leaked, image))
+    send(w3, world.owner, registry.functions.apply_authority())
+    thief = Enclave(MatchingEngineImage(), w3, deployment, world.funded(), market_id=None,
+                    authority=Authority(leaked_key))  # fmt: skip
+    thief.image_id = image
+    thief.register()
+    requester = world.funded()
+    kalypso = await AsyncKalypso.connect(
+        world.chain.url, world.folder / "deployment.json", requester
+    )
+    try:
+        assert await kalypso.matching_engine_key() == thief.identity.encryption.public_bytes
+        send(w3, world.owner, registry.functions.remove_authority(leaked))
+        assert await kalypso.matching_engine_key() == honest.identity.encryption.public_bytes
+    finally:
+        await kalypso.close()
 
 
 def test_a_test_root_is_refused_on_a_chain_not_named(world: World) -> None:
