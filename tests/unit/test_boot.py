@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -192,16 +194,20 @@ class Fakes:
         assert not self.calls["relays"][2].is_set()
 
 
+@contextlib.asynccontextmanager
+async def booting() -> AsyncIterator[tuple[asyncio.Task[None], int]]:
+    """A generator image's `boot`, waiting for its config on a TCP port."""
+    listen, port = listener()
+    with listen:
+        yield asyncio.create_task(boot("generator", "poseidon_preimage", listen, Path("p"))), port
+
+
 async def test_boot_runs_the_image_behind_its_relays(monkeypatch: pytest.MonkeyPatch) -> None:
     fakes = Fakes()
     fakes.install(monkeypatch)
-    listen, port = listener()
-    with listen:
-        booting = asyncio.create_task(
-            boot("generator", "poseidon_preimage", listen, Path("plan.json"))
-        )
+    async with booting() as (booted, port):
         assert await send(port, raw()) == "ok"
-        await booting
+        await booted
     assert fakes.calls["open"] == (
         "generator/poseidon_preimage",
         config()["rpc_url"],
@@ -217,14 +223,10 @@ async def test_boot_runs_the_image_behind_its_relays(monkeypatch: pytest.MonkeyP
 async def test_boot_stops_when_its_relays_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
     fakes = Fakes(ConfigError("relay inbound cannot listen"))
     fakes.install(monkeypatch)
-    listen, port = listener()
-    with listen:
-        booting = asyncio.create_task(
-            boot("generator", "poseidon_preimage", listen, Path("plan.json"))
-        )
+    async with booting() as (booted, port):
         assert await send(port, raw()) == "ok"
         with pytest.raises(ConfigError, match="cannot listen"):
-            await booting
+            await booted
     assert "open" not in fakes.calls
 
 
@@ -232,16 +234,12 @@ async def test_boot_refuses_a_deployment_without_enclave_registry(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     Fakes().install(monkeypatch)
-    listen, port = listener()
-    with listen:
-        booting = asyncio.create_task(
-            boot("generator", "poseidon_preimage", listen, Path("plan.json"))
-        )
+    async with booting() as (booted, port):
         bad = {**DEPLOYMENT, "enclave_registry": None}
         assert "no enclave_registry" in await send(port, raw(deployment=bad))
         assert "not a Kalypso deployment" in await send(port, raw(deployment={"x": 1}))
         assert await send(port, raw()) == "ok"
-        await booting
+        await booted
 
 
 def test_main_rejects_an_unknown_image(capsys: pytest.CaptureFixture[str]) -> None:
@@ -279,10 +277,8 @@ async def test_a_failure_after_ok_never_shows_the_urls(monkeypatch: pytest.Monke
         raise ChainError(f"cannot reach {rpc}: connection refused")
 
     monkeypatch.setattr(boot_mod, "open_enclave", unreachable)
-    listen, port = listener()
-    with listen:
-        booting = asyncio.create_task(boot("generator", "poseidon_preimage", listen, Path("p")))
+    async with booting() as (booted, port):
         assert await send(port, raw()) == "ok"
         with pytest.raises(ConfigError) as refused:
-            await booting
+            await booted
     assert "cannot reach <rpc_url>" in str(refused.value) and "apikey" not in str(refused.value)

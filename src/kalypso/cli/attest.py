@@ -4,7 +4,6 @@ turns them into the registry's `Enclave` statements."""
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import time
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Annotated
 import typer
 from cryptography import x509
 
-from kalypso.cli.options import Json, print_json
+from kalypso.cli.options import Json, print_json, read_json
 from kalypso.cli.output import HelpGroup, plain_console, styled
 from kalypso.enclave.images import measurements_pcrs, nitro_image_id
 from kalypso.enclave.nitro import NitroDocument, document_time, verify
@@ -143,10 +142,7 @@ def image_id_of(
     """The Kalypso image id of an enclave image file, from its measurements: keccak256 of
     a domain prefix and PCR0-2 (PCR8, the signing certificate, is left out: anyone who
     rebuilds the image gets the same id). Markets authorize this id."""
-    try:
-        output = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {path} as JSON: {exc}") from None
+    output = read_json(path, "nitro-cli output")
     if not isinstance(output, dict):
         raise ConfigError(f"{path} is not a JSON object: give what nitro-cli printed")
     pcrs = measurements_pcrs(output)

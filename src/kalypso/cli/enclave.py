@@ -237,14 +237,12 @@ def boot(
     import json
     import socket
 
+    from kalypso.cli.options import read_json
     from kalypso.enclave.boot import BOOT_PORT, READ_TIMEOUT, BootConfig, send_config
     from kalypso.errors import ConfigError
 
     operator = load_account(os.environ.get("KALYPSO_PRIVATE_KEY"), keystore)
-    try:
-        content = json.loads(deployment.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read the deployment {deployment}: {exc}") from None
+    content = read_json(deployment, "deployment")
     raw = json.dumps({
         "rpc_url": rpc_url, "deployment": content, "market": market,
         "attestation_service": attestation_service, "operator_key": "0x" + operator.key.hex(),

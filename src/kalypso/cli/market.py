@@ -5,7 +5,6 @@ are in `market_view`."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from enum import StrEnum
@@ -21,8 +20,9 @@ from kalypso.circuits import Circuit, circuit, load_schema, sample_ptau, sha256_
 from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
 from kalypso.cli import market_view
 from kalypso.cli.once import New, once
-from kalypso.cli.options import DeploymentPath, RpcUrl
+from kalypso.cli.options import DeploymentPath, RpcUrl, read_json
 from kalypso.cli.output import HelpGroup, plain_console, styled
+from kalypso.contracts.admin import bytes32
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.contracts.deploy import TOKEN_UNIT
 from kalypso.contracts.web3tx import Signing
@@ -66,22 +66,7 @@ def _file(path: Path, what: str) -> Path:
 
 
 def _image(value: str | None, option: str) -> bytes:
-    if value is None:
-        return NO_IMAGE
-    try:
-        raw = bytes.fromhex(value.removeprefix("0x"))
-    except ValueError:
-        raw = b""
-    if len(raw) != 32:
-        raise ConfigError(f"{option} must be 32 bytes of hex (0x + 64 digits)")
-    return raw
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(_file(path, what).read_text())
-    except ValueError as exc:
-        raise ConfigError(f"the {what} {path} is not valid JSON: {exc}") from None
+    return NO_IMAGE if value is None else bytes32(value, f"an image id for {option}")
 
 
 def prove_sample(c: Circuit, inputs: dict[str, Any]) -> Groth16Proof:
@@ -224,7 +209,7 @@ def create(
                 f"{len(c.public_signals)}"
             )
     if sample_input is not None:
-        inputs = _read_json(sample_input, "sample input")
+        inputs = read_json(sample_input, "sample input")
         if not isinstance(inputs, dict):
             raise ConfigError(f"the sample input {sample_input} is not a JSON object")
         with console.status("proving the sample inputs…"):

@@ -18,6 +18,7 @@ import typer
 
 from kalypso.cli.output import plain_console
 from kalypso.daemon import jsonable
+from kalypso.errors import ConfigError
 from kalypso.sdk import DevAuthorityWarning, Kalypso
 
 EXIT_TIMEOUT = 3
@@ -68,3 +69,15 @@ def client(
 
 def print_json(value: Any) -> None:
     typer.echo(json.dumps(jsonable(value), indent=2, default=str))
+
+
+def read_json(path: Path, what: str) -> Any:
+    """A JSON file the user named; a missing, unreadable or invalid one is a ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"no {what} file at {path}")
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError
+        raise ConfigError(f"the {what} {path} is not valid JSON: {exc}") from None
