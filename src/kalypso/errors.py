@@ -133,6 +133,14 @@ class ProverTimeout(ProverError, TimeoutError):
     code = "K-PRV-002"
 
 
+class VerdictRefused(ProverError):
+    """An attesting enclave refuses the prover's verdict or proof (inputs it finds
+    provable, a proof it rejects): asking again gives the same answer, so the node hands
+    the task back at once instead of retrying into a slash."""
+
+    code = "K-PRV-003"
+
+
 class ContractError(KalypsoError):
     """A contract call reverted. `reason` is the contract's reason string."""
 

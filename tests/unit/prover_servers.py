@@ -2,7 +2,6 @@
 
 One app serves, under prefixes:
 - `/kalypso/{circuit}/prove`: Kalypso's API, proving with a real `SnarkjsGroth16Prover`;
-- `/legacy/api/...`: Marlin's prover template, with canned answers in its shapes;
 - `/hang/...`: accepts and never answers (until the server stops);
 - `/broken/prove`: HTTP 500.
 """
@@ -13,7 +12,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
@@ -27,8 +26,6 @@ from kalypso.provers.proof import Groth16Proof
 @dataclass
 class Services:
     base_url: str
-    #: (path, JSON body) of every legacy call, in order
-    legacy_calls: list[tuple[str, Any]] = field(default_factory=list)
 
 
 class _InLoopServer(uvicorn.Server):
@@ -38,13 +35,7 @@ class _InLoopServer(uvicorn.Server):
         yield
 
 
-def build_app(
-    provers: Mapping[str, Prover],
-    canned: Mapping[bytes, bytes],
-    services: Services,
-    release: asyncio.Event,
-) -> FastAPI:
-    """`canned`: the legacy prover's proofs, public input bytes -> proof bytes."""
+def build_app(provers: Mapping[str, Prover], release: asyncio.Event) -> FastAPI:
     app = FastAPI()
 
     @app.post("/kalypso/{name}/prove")
@@ -57,32 +48,7 @@ def build_app(
         proof, public = result.to_snarkjs()
         return {"proof": proof, "public_signals": public}
 
-    @app.post("/legacy/api/checkInput")
-    async def check_input(request: Request) -> dict[str, Any]:
-        body = await request.json()
-        services.legacy_calls.append(("checkInput", body))
-        return {"valid": bytes(body["public"]) in canned}
-
-    @app.post("/legacy/api/generateProof")
-    async def generate_proof(request: Request) -> Any:
-        body = await request.json()
-        services.legacy_calls.append(("generateProof", body))
-        proof = canned.get(bytes(body["public"]))
-        if proof is None:
-            return JSONResponse({"error": "invalid inputs"}, status_code=500)
-        return {"proof": list(proof)}
-
-    @app.post("/legacy/api/getAttestationForInvalidInputs")
-    async def attest(request: Request) -> dict[str, Any]:
-        services.legacy_calls.append(("getAttestationForInvalidInputs", await request.json()))
-        return {"proof": [0] * 65}
-
-    @app.get("/legacy/api/benchmark")
-    async def benchmark() -> dict[str, Any]:
-        return {"data": "poseidon_preimage", "time_in_ms": 640}
-
     @app.post("/hang/prove")
-    @app.post("/hang/api/checkInput")
     async def hang() -> dict[str, Any]:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(release.wait(), 30)
@@ -97,7 +63,7 @@ def build_app(
 
 @contextlib.asynccontextmanager
 async def serve(
-    provers: Mapping[str, Prover], canned: Mapping[bytes, bytes]
+    provers: Mapping[str, Prover],
 ) -> AsyncIterator[Services]:
     """Run the app on a free 127.0.0.1 port in the running loop."""
     sock = socket.socket()
@@ -105,7 +71,7 @@ async def serve(
     services = Services(f"http://127.0.0.1:{sock.getsockname()[1]}")
     release = asyncio.Event()
     config = uvicorn.Config(
-        build_app(provers, canned, services, release),
+        build_app(provers, release),
         log_level="warning",
         lifespan="off",
         timeout_graceful_shutdown=1,

@@ -151,8 +151,14 @@ def test_a_wrong_type_is_named(line: str) -> None:
         ("poll_interval = 0", "poll_interval > 0"),
         ("submit_margin = nan", "submit_margin, batch_window, rpc_rate and startup_timeout ≥ 0"),
         ("batch_window = -1", "submit_margin, batch_window, rpc_rate and startup_timeout ≥ 0"),
+        ('markets.m.api = "marlin"', 'api must be "kalypso" or "legacy"'),
+        ('markets.m.api = "legacy"', 'api = "legacy" goes with prover = "http"'),
+        ('markets.m = {prover = "enclave", url = "u", api = "legacy"}', "inside the Generator"),
+        ('markets.m.ivs_url = "http://i"', 'ivs_url and public_encoding go with api = "legacy"'),
+        ('markets.m = {prover = "http", url = "u", api = "legacy", public_encoding = "packed"}',
+         'public_encoding must be "fixed" or "verbatim"'),
     ],
-)
+)  # fmt: skip
 def test_a_value_out_of_range(line: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         GeneratorConfig.from_dict(config(line))
@@ -162,7 +168,9 @@ def test_a_value_out_of_range(line: str, message: str) -> None:
     "line",
     ["markets.m.proof_time = 1", f"markets.m = {{proof_time = 86_400, price = {BIG}}}",
      'markets.m = {prover = "command", command = ["./prove"], circuit = ""}',
-     'markets.m = {prover="http", url="u", circuit="", wasm="w", zkey="z", schema="s"}'],
+     'markets.m = {prover="http", url="u", circuit="", wasm="w", zkey="z", schema="s"}',
+     'markets.m = {prover="http", url="u", circuit="", api="legacy", ivs_url="i"}',
+     'markets.m = {prover="http", url="u", api="legacy", public_encoding="verbatim"}'],
 )  # fmt: skip
 def test_edge_values_and_provers_that_pass(line: str) -> None:
     GeneratorConfig.from_dict(config(line))

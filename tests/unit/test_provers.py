@@ -22,10 +22,10 @@ from kalypso.errors import ConfigError, ProverError, ProverTimeout
 from kalypso.market import encode_signals
 from kalypso.provers import InvalidInputs, Proof, Prover
 from kalypso.provers.command import CommandProver
-from kalypso.provers.http import Benchmark, HttpProver
+from kalypso.provers.http import HttpProver
 from kalypso.provers.proof import Groth16Proof
 from kalypso.provers.snarkjs import WORKER, SnarkjsGroth16Prover, SnarkjsWorker, find_node
-from kalypso.provers.wire import BytesProof, canonical_json
+from kalypso.provers.wire import BytesProof
 from tests.unit.prover_servers import Services, serve
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -76,22 +76,13 @@ def snarkjs_provers(worker: SnarkjsWorker) -> dict[str, SnarkjsGroth16Prover]:
 
 @pytest_asyncio.fixture(scope="module")
 async def services(snarkjs_provers: dict[str, SnarkjsGroth16Prover]) -> AsyncIterator[Services]:
-    canned: dict[bytes, bytes] = {}
-    for name in CIRCUITS:
-        proof = await snarkjs_provers[name].prove(VALID[name])
-        assert isinstance(proof, Groth16Proof)
-        canned[proof.public_inputs()] = proof.calldata()
-    async with serve(snarkjs_provers, canned) as running:
+    async with serve(snarkjs_provers) as running:
         yield running
 
 
 class ProverConformance:
     """What every `Prover` does. A subclass provides `provers` (circuit name -> Prover)
     and `hung` (a Prover whose backend never answers, with a short timeout)."""
-
-    def complete(self, name: str, inputs: dict[str, int]) -> dict[str, int]:
-        """The inputs as this kind of prover needs them (the legacy API: public outputs)."""
-        return inputs
 
     async def test_is_a_prover(self, provers: Mapping[str, Prover]) -> None:
         assert all(isinstance(p, Prover) for p in provers.values())
@@ -100,13 +91,13 @@ class ProverConformance:
     async def test_valid_inputs_give_a_proof_that_verifies(
         self, provers: Mapping[str, Prover], vkeys: dict[str, dict[str, Any]], name: str
     ) -> None:
-        proof = await provers[name].prove(self.complete(name, VALID[name]))
+        proof = await provers[name].prove(VALID[name])
         assert isinstance(proof, Proof)
         assert proof.public_inputs() == encode_signals(PUBLIC[name])
         assert as_groth16(proof).verify_local(vkeys[name])
 
     async def test_invalid_inputs_give_a_verdict(self, provers: Mapping[str, Prover]) -> None:
-        verdict = await provers["square_root"].prove(self.complete("square_root", INVALID))
+        verdict = await provers["square_root"].prove(INVALID)
         assert isinstance(verdict, InvalidInputs)
         assert verdict.reason
 
@@ -120,7 +111,7 @@ class ProverConformance:
     async def test_hung_prover_is_stopped_at_its_timeout(self, hung: Prover) -> None:
         started = time.monotonic()
         with pytest.raises(ProverTimeout, match="timeout"):
-            await hung.prove(self.complete("square_root", VALID["square_root"]))
+            await hung.prove(VALID["square_root"])
         assert time.monotonic() - started < 5
 
 
@@ -389,74 +380,3 @@ class TestHttpProver(ProverConformance):
         with pytest.raises(ProverError, match="cannot reach"):
             await prover.prove(VALID["square_root"])
         await prover.close()
-
-
-# --- HTTP: Marlin's prover template (legacy) --------------------------------------------
-
-
-class TestLegacyHttpProver(ProverConformance):
-    def complete(self, name: str, inputs: dict[str, int]) -> dict[str, int]:
-        # The legacy API takes public inputs as bytes: a public output must be given.
-        return {"hash": POSEIDON_7, **inputs} if name == "poseidon_preimage" else inputs
-
-    @pytest_asyncio.fixture
-    async def provers(self, services: Services) -> AsyncIterator[dict[str, HttpProver]]:
-        provers = {
-            name: HttpProver.for_circuit(
-                f"{services.base_url}/legacy", name, timeout=30, api="legacy"
-            )
-            for name in CIRCUITS
-        }
-        yield provers
-        for prover in provers.values():
-            await prover.close()
-
-    @pytest_asyncio.fixture
-    async def hung(self, services: Services) -> AsyncIterator[HttpProver]:
-        prover = HttpProver.for_circuit(
-            f"{services.base_url}/hang", "square_root", timeout=0.3, api="legacy"
-        )
-        yield prover
-        await prover.close()
-
-    async def test_payload_shapes_and_no_attestation_call(
-        self, provers: dict[str, HttpProver], services: Services
-    ) -> None:
-        services.legacy_calls.clear()
-        await provers["square_root"].prove(VALID["square_root"])
-        await provers["square_root"].prove(INVALID)
-        paths = [path for path, _ in services.legacy_calls]
-        assert paths == ["checkInput", "generateProof", "checkInput"]
-        body = services.legacy_calls[0][1]
-        assert bytes(body["public"]) == encode_signals([49, 10])
-        assert (
-            bytes(body["secrets"]["PlainSecrets"]) == canonical_json({"root": 7}) == b'{"root":"7"}'
-        )
-
-    async def test_no_private_inputs_send_null_secrets(
-        self, provers: dict[str, HttpProver], services: Services
-    ) -> None:
-        services.legacy_calls.clear()
-        await provers["square_root"].prove({"square": 49, "max_root": 10})
-        assert services.legacy_calls[0][1]["secrets"] is None
-
-    async def test_missing_public_output_is_a_config_error(
-        self, provers: dict[str, HttpProver]
-    ) -> None:
-        with pytest.raises(ConfigError, match="missing hash"):
-            await provers["poseidon_preimage"].prove({"preimage": 7})
-
-    async def test_public_input_outside_the_field_is_invalid(
-        self, provers: dict[str, HttpProver]
-    ) -> None:
-        verdict = await provers["square_root"].prove({"square": -1, "max_root": 10, "root": 7})
-        assert isinstance(verdict, InvalidInputs)
-
-    async def test_benchmark(self, provers: dict[str, HttpProver]) -> None:
-        assert await provers["poseidon_preimage"].benchmark() == Benchmark(
-            "poseidon_preimage", 640.0
-        )
-
-    async def test_needs_public_signals(self) -> None:
-        with pytest.raises(ConfigError, match="public_signals"):
-            HttpProver("http://127.0.0.1:9", timeout=1, api="legacy")

@@ -75,6 +75,7 @@ def _run(
     port: int,
     attestation: Attestation,
     service: str | None,
+    prover: tuple[str, str] | None = None,
 ) -> None:
     from kalypso.enclave.run import build_image, open_enclave, serve
     from kalypso.errors import ConfigError
@@ -83,7 +84,7 @@ def _run(
         raise ConfigError("--attestation nitro goes with --attestation-service URL, dev without")
     configure()
     operator = load_account(os.environ.get("KALYPSO_PRIVATE_KEY"), keystore)
-    image, worker = build_image(kind, circuit)
+    image, worker = build_image(kind, circuit, *prover) if prover else build_image(kind, circuit)
     enclave = open_enclave(image, rpc_url, deployment, operator, market, service)
     asyncio.run(serve(enclave, host, port, worker))
 
@@ -163,14 +164,31 @@ def generator(
     port: Port = 7303,
     attestation: AttestationOpt = Attestation.dev,
     attestation_service: Service = None,
+    prover_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Prove with the confidential prover built on Marlin's prover template at "
+            "this loopback URL (beside the image, in its enclave) instead of snarkjs; it "
+            "gets the private inputs as PlainSecrets. Part of the image id."
+        ),
+    ] = None,
+    public_encoding: Annotated[
+        str,
+        typer.Option(
+            help="How --prover-url gets the public inputs: fixed (uint256[N], as Marlin's "
+            "circom markets) or verbatim (the request's bytes). Part of the image id."
+        ),
+    ] = "fixed",
 ) -> None:
     """Generator Image: proves private-input tasks.
 
     Its encryption key is the generator's offer key in the market; it opens the secret,
-    proves with snarkjs, and signs InputsInvalid when no proof exists (POST /prove)."""
+    proves with snarkjs (or --prover-url), and signs InputsInvalid when no proof exists
+    (POST /prove)."""
     _run(
         "generator", rpc_url, deployment, keystore, market, circuit, host, port,
         attestation, attestation_service,
+        (prover_url, public_encoding) if prover_url else None,
     )  # fmt: skip
 
 

@@ -11,6 +11,13 @@ the ones the marketplace committed for that task, so a node cannot get "invalid"
 for inputs of its own making. A key envelope or secret that does not open is an error,
 never a verdict: anyone can wrap some key to the enclave's public key, so only a secret
 that opens is the requester's.
+
+It proves with snarkjs, or with a confidential prover written for Marlin's Kalypso
+(`prover_url`, `kalypso.provers.legacy`): the template's confidential layout, running
+beside it inside the enclave on a loopback port, given the opened secret as
+`PlainSecrets`. The prover's URL and encoding are in the measured config; the prover
+itself is measured only where the image contains it (a Nitro image built with it: its
+PCRs), never by a dev image id, which measures Kalypso's code alone.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi import Request as HttpRequest
 from web3 import Web3
 
-from kalypso.circuits import circuit
+from kalypso.circuits import Circuit, circuit
 from kalypso.circuits.solvers import SOLVERS
 from kalypso.contracts.web3tx import bind
 from kalypso.crypto import SecretContext, open_with
@@ -31,32 +38,61 @@ from kalypso.enclave.images import ImageKind
 from kalypso.enclave.service import Enclave, Task, hex_bytes, request_from_json
 from kalypso.enclave.verdicts import json_body
 from kalypso.errors import DecryptionError, KalypsoError
-from kalypso.provers import InvalidInputs
+from kalypso.provers import InvalidInputs, Prover, TaskProver
+from kalypso.provers.legacy import LegacyProver
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
 from kalypso.provers.tasks import CircuitTasks
 
 NO_SECRET = keccak(b"")
+#: seconds a confidential template prover may take over one proof
+PROOF_TIMEOUT = 600.0
+
+
+def legacy_prover(prover_url: str | None, public_encoding: str = "fixed") -> dict[str, str] | None:
+    """What the image id measures of a template prover: where it is and how it is spoken to."""
+    if prover_url is None:
+        return None
+    return {"api": "legacy", "url": prover_url.rstrip("/"), "public_encoding": public_encoding}
+
+
+def _measured(c: Circuit, legacy: dict[str, str] | None) -> dict[str, Any]:
+    config: dict[str, Any] = {"circuit": c.name, "artifacts": c.hashes}
+    return config if legacy is None else {**config, "prover": legacy}
 
 
 class GeneratorImage:
     kind = ImageKind.GENERATOR
 
-    def __init__(self, circuit_name: str, worker: SnarkjsWorker) -> None:
+    def __init__(
+        self,
+        circuit_name: str,
+        worker: SnarkjsWorker,
+        *,
+        prover_url: str | None = None,
+        public_encoding: str = "fixed",
+    ) -> None:
         c = circuit(circuit_name)
         self.circuit = c
-        self.tasks = CircuitTasks(
-            SnarkjsGroth16Prover(c.wasm, c.zkey, worker=worker),
-            c.inputs,
-            c.public_signals,
-            SOLVERS.get(circuit_name),
-        )
+        self.legacy = legacy_prover(prover_url, public_encoding)
+        prover: Prover | TaskProver = SnarkjsGroth16Prover(c.wasm, c.zkey, worker=worker)
+        if prover_url is not None:
+            prover = LegacyProver(
+                prover_url,
+                timeout=PROOF_TIMEOUT,
+                public_encoding=public_encoding,
+                confidential=True,
+            )
+        self.tasks = CircuitTasks(prover, c.inputs, c.public_signals, SOLVERS.get(circuit_name))
 
     @staticmethod
-    def config_for(circuit_name: str) -> dict[str, Any]:
-        return {"circuit": circuit_name, "artifacts": circuit(circuit_name).hashes}
+    def config_for(circuit_ref: str, legacy: dict[str, str] | None = None) -> dict[str, Any]:
+        """The measured config of the image of a circuit (a sample's name, or a folder
+        `kalypso circuit build` wrote: its name and hashes are measured, never its path);
+        `legacy` is `legacy_prover(...)` where a template prover proves."""
+        return _measured(circuit(circuit_ref), legacy)
 
     def measured_config(self) -> dict[str, Any]:
-        return self.config_for(self.circuit.name)
+        return _measured(self.circuit, self.legacy)
 
     def routes(self, app: FastAPI, enclave: Enclave) -> None:
         marketplace = bind(enclave.w3, "ProofMarketplace", enclave.deployment.marketplace)

@@ -23,10 +23,18 @@ from kalypso.provers.snarkjs import SnarkjsWorker
 log = get_logger("kalypso.enclave")
 
 
-def build_image(kind: str, circuit_name: str | None) -> tuple[Image, SnarkjsWorker | None]:
+def build_image(
+    kind: str,
+    circuit_name: str | None,
+    prover_url: str | None = None,
+    public_encoding: str = "fixed",
+) -> tuple[Image, SnarkjsWorker | None]:
     """One of the images by its CLI name, for a sample circuit where it needs one, and
     its snarkjs worker where it proves or verifies: the matcher and the IVS need no
-    Node.js (their Nitro images have none)."""
+    Node.js (their Nitro images have none). `prover_url`: the Generator Image proves with
+    the confidential template prover there (`kalypso.provers.legacy`)."""
+    if prover_url is not None and kind != "generator":
+        raise ConfigError("a prover URL goes with the generator image only")
     if kind == "matcher":
         return MatchingEngineImage(), None
     if circuit_name is None:
@@ -36,7 +44,10 @@ def build_image(kind: str, circuit_name: str | None) -> tuple[Image, SnarkjsWork
     worker = SnarkjsWorker()
     if kind == "pvs":
         return ProofVerificationImage("plonk", plonk(circuit_name).vkey_json(), worker), worker
-    return GeneratorImage(circuit_name, worker), worker
+    image = GeneratorImage(
+        circuit_name, worker, prover_url=prover_url, public_encoding=public_encoding
+    )
+    return image, worker
 
 
 def open_enclave(

@@ -18,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from kalypso.errors import ConfigError
+from kalypso.provers.legacy import ENCODINGS
 
 PROVERS = ("snarkjs", "command", "http", "enclave")
+#: what an HTTP prover speaks: Kalypso's API, or Marlin's prover template
+APIS = ("kalypso", "legacy")
 
 EXAMPLE_SETTINGS = """\
 # generator.toml — keys marked (required) must be set
@@ -67,6 +70,11 @@ solver = "square_root"                   # completes a task's inputs from its pu
 # url = "http://127.0.0.1:3030"          # prover = "http": Kalypso's prover API; prover =
                                          # "enclave": a Generator Image (`kalypso enclave
                                          # generator`) proves the tasks, with its own key
+# api = "legacy"                         # prover = "http" built on Marlin's prover template:
+# ivs_url = "http://127.0.0.1:3030"      #   its IVS server, where checkInput is (a
+                                         #   confidential-layout prover serves it at url)
+# public_encoding = "fixed"              #   its `public`: uint256[N] as Marlin's circom
+                                         #   markets, or "verbatim" (the request's bytes)
 # proof_system = "groth16"               # or "plonk" (snarkjs; a sample circuit's PLONK setup)
 # proof_attestor = "http://127.0.0.1:7301"  # a Proof Verification Image attests each proof
 # input_attestor = "http://127.0.0.1:7302"  # an Input Verification Image attests invalid inputs
@@ -102,6 +110,9 @@ class MarketConfig:
     solver: str | None = None
     command: tuple[str, ...] | None = None
     url: str | None = None
+    api: str = "kalypso"
+    ivs_url: str | None = None
+    public_encoding: str | None = None
     proof_system: str = "groth16"
     proof_attestor: str | None = None
     input_attestor: str | None = None
@@ -125,16 +136,31 @@ class MarketConfig:
             raise ConfigError(f'{where}: prover "command" needs command = ["program", ...]')
         if self.prover in ("http", "enclave") and not self.url:
             raise ConfigError(f'{where}: prover "{self.prover}" needs url = "http://…"')
+        self._check_api(where)
         if self.proof_system not in ("groth16", "plonk"):
             raise ConfigError(f'{where}: proof_system must be "groth16" or "plonk"')
         if self.proof_system == "plonk" and (self.prover != "snarkjs" or self.circuit is None):
             raise ConfigError(f'{where}: PLONK proofs need prover = "snarkjs" and a sample circuit')
-        if self.prover == "snarkjs" or self.prover == "http":
+        if self.prover == "snarkjs" or (self.prover == "http" and self.api == "kalypso"):
             files = (self.wasm, self.zkey, self.schema)
             if self.circuit is None and not all(files):
                 raise ConfigError(
                     f"{where}: name a sample `circuit`, or give `wasm`, `zkey` and `schema`"
                 )
+
+    def _check_api(self, where: str) -> None:
+        if self.api not in APIS:
+            raise ConfigError(f'{where}: api must be "kalypso" or "legacy"')
+        if self.api == "legacy" and self.prover != "http":
+            raise ConfigError(
+                f'{where}: api = "legacy" goes with prover = "http" (a confidential template '
+                "prover of private inputs runs inside the Generator Image: `kalypso enclave "
+                'generator --prover-url`, with prover = "enclave" here)'
+            )
+        if self.api != "legacy" and (self.ivs_url or self.public_encoding):
+            raise ConfigError(f'{where}: ivs_url and public_encoding go with api = "legacy"')
+        if self.public_encoding is not None and self.public_encoding not in ENCODINGS:
+            raise ConfigError(f'{where}: public_encoding must be "fixed" or "verbatim"')
 
 
 @dataclass(frozen=True)

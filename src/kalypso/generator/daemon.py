@@ -140,6 +140,7 @@ class GeneratorNode:
             config.rpc_url, config.deployment, account, role="generator", rate=config.rpc_rate
         )
         worker = SnarkjsWorker()
+        provers: dict[int, MarketProver] = {}
         try:
             resolved = await resolve_markets(binding, config.markets)
             await check_market_code(binding.w3, binding.deployment, resolved)
@@ -147,14 +148,16 @@ class GeneratorNode:
                 market_id: build_prover(market_id, market, worker)
                 for market_id, (market, _) in resolved.items()
             }
-            for market, _ in resolved.values():
-                await check_reachable(market)
+            for market_prover in provers.values():
+                await check_reachable(market_prover)
             deployment = binding.deployment
             identity = await binding.identity(generator=account.address)
             journal = TaskJournal(
                 state_path(config, deployment.chain_id, account.address), identity
             )
         except BaseException:
+            for built in provers.values():
+                await built.close()
             await worker.close()
             await binding.close()
             raise

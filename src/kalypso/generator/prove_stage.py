@@ -20,7 +20,7 @@ from web3.exceptions import ContractLogicError
 
 from kalypso.chain import find_request
 from kalypso.contracts import artifact
-from kalypso.errors import ChainError, ProverError, ProverTimeout
+from kalypso.errors import ChainError, ProverError, ProverTimeout, VerdictRefused
 from kalypso.generator.journal import Phase, Task
 from kalypso.logs import get_logger
 from kalypso.market import VerifyContext
@@ -181,6 +181,15 @@ class ProveStage:
                 log.warning("proof not ready in time; handing the task back", task_id=task.tag)
                 self.journal.move(task.id, Phase.DISCARDING, error="the proof took too long")
                 node.metrics.discards.labels("too slow").inc()
+                return
+            except VerdictRefused as exc:
+                log.warning(
+                    "an enclave refuses the verdict; handing the task back",
+                    task_id=task.tag,
+                    error=str(exc),
+                )
+                self.journal.move(task.id, Phase.DISCARDING, error=str(exc)[:500])
+                node.metrics.discards.labels("refused").inc()
                 return
             except ProverError as exc:
                 node.metrics.prover_failures.inc()

@@ -14,12 +14,13 @@ import httpx
 from kalypso.circuits import circuit, load_schema, plonk
 from kalypso.circuits.solvers import SOLVERS
 from kalypso.enclave.client import EnclaveClient
-from kalypso.errors import ConfigError, ProverError
+from kalypso.errors import ConfigError, ProverError, VerdictRefused
 from kalypso.generator.config import MarketConfig
 from kalypso.generator.journal import Task
-from kalypso.provers import InvalidInputs, Proof, Prover
+from kalypso.provers import InvalidInputs, Proof, Prover, TaskProver
 from kalypso.provers.command import CommandProver
 from kalypso.provers.http import HttpProver
+from kalypso.provers.legacy import LegacyProver
 from kalypso.provers.plonk import SnarkjsPlonkProver
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
 from kalypso.provers.tasks import CircuitTasks, Solver
@@ -36,7 +37,7 @@ class MarketProver:
     market_id: int
     config: MarketConfig
     #: None where a Generator Image proves
-    prover: Prover | None
+    prover: Prover | TaskProver | None
     #: input name -> "public" | "private"; None for a prover that takes raw signals
     inputs: dict[str, str] | None
     public_signals: list[str] | None
@@ -81,13 +82,13 @@ class MarketProver:
                 return result
             attested = await self.ivs.attest_invalid(ref, result.reason)
             if attested is None:
-                raise ProverError("the Input Verification Image finds the inputs provable")
+                raise VerdictRefused("the Input Verification Image finds the inputs provable")
             return attested
         if self.pvs is None:
             return result
         proof = await self.pvs.attest_proof(ref, result.calldata())
         if proof is None:
-            raise ProverError("the Proof Verification Image rejects the prover's proof")
+            raise VerdictRefused("the Proof Verification Image rejects the prover's proof")
         return proof
 
     async def close(self) -> None:
@@ -136,7 +137,7 @@ def build_prover(market_id: int, config: MarketConfig, worker: SnarkjsWorker) ->
     """The market's prover, checked as far as it can be before any task: artifacts exist,
     the command is executable, the solver imports."""
     c = _circuit(config)
-    prover: Prover | None = None
+    prover: Prover | TaskProver | None = None
     if config.prover == "snarkjs":
         assert c is not None  # MarketConfig.check
         if config.proof_system == "plonk":
@@ -156,11 +157,17 @@ def build_prover(market_id: int, config: MarketConfig, worker: SnarkjsWorker) ->
                 "found or not executable (give a path or a program on PATH)"
             )
         prover = CommandProver(config.command, timeout=config.timeout)
+    elif config.api == "legacy":
+        assert config.url is not None
+        prover = LegacyProver(
+            config.url,
+            timeout=config.timeout,
+            ivs_url=config.ivs_url,
+            public_encoding=config.public_encoding or "fixed",
+        )
     else:
         assert config.url is not None
-        prover = HttpProver(
-            config.url, timeout=config.timeout, public_signals=c.public_signals if c else None
-        )
+        prover = HttpProver(config.url, timeout=config.timeout)
     solver = load_solver(config.solver) if config.solver else None
 
     def client(url: str | None) -> EnclaveClient | None:
@@ -179,11 +186,15 @@ def build_prover(market_id: int, config: MarketConfig, worker: SnarkjsWorker) ->
     )
 
 
-async def check_reachable(config: MarketConfig) -> None:
-    """An HTTP prover or enclave must answer (anything) at start: a typo in its URL is a
-    config error, not a slashed task later."""
+async def check_reachable(market: MarketProver) -> None:
+    """An HTTP prover or enclave must answer (anything) at start, a template prover as
+    its layout says (`LegacyProver.check`): a typo in a URL is a config error, not a
+    slashed task later."""
+    config = market.config
     urls = [config.proof_attestor, config.input_attestor]
-    if config.prover in ("http", "enclave"):
+    if isinstance(market.prover, LegacyProver):
+        await market.prover.check()
+    elif config.prover in ("http", "enclave"):
         urls.append(config.url)
     for url in filter(None, urls):
         await _answers(config, url)

@@ -12,7 +12,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from kalypso.provers.proof import Groth16Proof
 
-__all__ = ["Groth16Proof", "InvalidInputs", "Proof", "Prover"]
+__all__ = ["Groth16Proof", "InvalidInputs", "Proof", "Prover", "TaskProver"]
 
 
 @runtime_checkable
@@ -41,4 +41,18 @@ class Prover(Protocol):
 
     async def close(self) -> None:
         """Release processes and connections."""
+        ...
+
+
+@runtime_checkable
+class TaskProver(Protocol):
+    """A prover that takes a task as the chain carries it, public input bytes and the
+    secret, and finds its own witness (a prover written for Marlin's Kalypso)."""
+
+    async def prove_task(self, public_inputs: bytes, secret: bytes | None) -> Proof | InvalidInputs:
+        """Prove the request's public inputs (with its private ones, if given)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections."""
         ...

@@ -5,7 +5,9 @@ private signals). The prover is given the circuit's *inputs* by name: the public
 signals that are inputs, the secret's values and what the solver computes. The proof
 must prove exactly the requested public signals; if the inputs give others (a secret
 that does not hash to the requested hash), no proof of the request exists: the inputs
-are invalid. Shared by the generator node and the Generator Image enclave.
+are invalid. A `TaskProver` (Marlin's template) takes the task's bytes as they are and
+finds its own witness: no input schema, no solver. Shared by the generator node and the
+Generator Image enclave.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kalypso.errors import ConfigError
+from kalypso.errors import ConfigError, ProverError
 from kalypso.market import decode_signals
-from kalypso.provers import InvalidInputs, Proof, Prover
+from kalypso.provers import InvalidInputs, Proof, Prover, TaskProver
 
 #: (public inputs by name) -> the private inputs that complete them, or a verdict
 Solver = Callable[[Mapping[str, int]], Mapping[str, int] | InvalidInputs]
@@ -27,7 +29,7 @@ Solver = Callable[[Mapping[str, int]], Mapping[str, int] | InvalidInputs]
 class CircuitTasks:
     """How to prove a circuit's tasks with `prover`."""
 
-    prover: Prover
+    prover: Prover | TaskProver
     #: input name -> "public" | "private"; None for a prover that takes raw signals
     inputs: dict[str, str] | None
     public_signals: list[str] | None
@@ -55,6 +57,11 @@ class CircuitTasks:
         return values
 
     async def prove(self, public_inputs: bytes, secret: bytes | None) -> Proof | InvalidInputs:
+        if isinstance(self.prover, TaskProver):
+            result = await self.prover.prove_task(public_inputs, secret)
+            if isinstance(result, InvalidInputs) or result.public_inputs() == public_inputs:
+                return result
+            raise ProverError("the prover proved other public inputs than the task's")
         try:
             inputs = self.prover_inputs(public_inputs, secret)
         except (ConfigError, ValueError) as exc:

@@ -17,8 +17,12 @@ actix-web's defaults):
   the process dies and the connection closes with no answer (§3).
 
 `public` is `abi.encode(uint256[2])` (square, max_root), as Marlin's circom wrappers
-decode a fixed array (§4). Run: `python -m tests.integration.provers.marlin_template
-LAYOUT PORT`; it prints `listening` when ready.
+decode a fixed array (§4). A confidential prover gets the private input `root` as
+`PlainSecrets` (Kalypso's private-input JSON, `{"root":"7"}`) and proves with it; without
+secrets it finds the root itself, as a non-confidential prover of public inputs must.
+
+Run: `python -m tests.integration.provers.marlin_template LAYOUT PORT`; it prints
+`listening` when ready.
 """
 
 from __future__ import annotations
@@ -74,14 +78,37 @@ def signals(public: bytes) -> tuple[int, int] | None:
     return int.from_bytes(public[:32], "big"), int.from_bytes(public[32:], "big")
 
 
-def provable(public: bytes) -> bool:
-    from kalypso.circuits.solvers import square_root  # the circuit's own solver
+def secret_root(secrets: tuple[str, bytes] | None) -> int | None:
+    """The root a requester sealed (`{"root":"7"}`, Kalypso's private-input JSON), given
+    as PlainSecrets to a confidential prover; None for secrets that carry none."""
+    if secrets is None or secrets[0] != "PlainSecrets":
+        return None
+    try:
+        return int(json.loads(secrets[1])["root"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def witness(public: bytes, root: int | None) -> dict[str, int] | None:
+    """The circuit's inputs for `public`, with the secret root or the one the circuit's
+    own solver finds; None when the circuit has no witness for them."""
+    from kalypso.circuits.solvers import MAX_ROOT_BOUND, square_root
     from kalypso.provers import InvalidInputs
 
     values = signals(public)
     if values is None:
-        return False
-    return not isinstance(square_root({"square": values[0], "max_root": values[1]}), InvalidInputs)
+        return None
+    inputs = {"square": values[0], "max_root": values[1]}
+    if root is None:
+        solved = square_root(inputs)
+        return None if isinstance(solved, InvalidInputs) else {**inputs, **solved}
+    if root * root != values[0] or not 0 <= root <= values[1] < MAX_ROOT_BOUND:
+        return None
+    return {**inputs, "root": root}
+
+
+def provable(public: bytes, secrets: tuple[str, bytes] | None = None) -> bool:
+    return witness(public, secret_root(secrets)) is not None
 
 
 def panic(why: str) -> None:
@@ -156,33 +183,27 @@ class Template:
 
     async def benchmark(self, _: Any) -> web.Response:
         started = time.monotonic()
-        await self.prove(encode(["uint256[2]"], [[49, 10]]))
+        await self.prove(encode(["uint256[2]"], [[49, 10]]), None)
         return ok({"data": "Success", "time_in_ms": int((time.monotonic() - started) * 1000)})
 
     async def generate_proof(self, body: dict[str, Any]) -> web.Response:
         public = u8s(body.get("public"), "public")
-        secrets_of(body)
-        proof = await self.prove(public)
+        proof = await self.prove(public, secrets_of(body))
         return ok({"proof": list(proof)})
 
-    async def prove(self, public: bytes) -> bytes:
+    async def prove(self, public: bytes, secrets: tuple[str, bytes] | None) -> bytes:
         from kalypso.provers import InvalidInputs
         from kalypso.provers.snarkjs import SnarkjsGroth16Prover
 
-        values = signals(public)
-        if values is None:
+        if signals(public) is None:
             panic("called `Result::unwrap()` on an `Err` value: abi decode")
-            raise AssertionError  # unreachable
-        from kalypso.circuits.solvers import square_root
-
-        inputs = {"square": values[0], "max_root": values[1]}
-        witness = square_root(inputs)  # the private root, as the template's prover finds it
-        if isinstance(witness, InvalidInputs):
+        inputs = witness(public, secret_root(secrets))
+        if inputs is None:
             panic("called `Result::unwrap()` on an `Err` value: no witness")
             raise AssertionError  # unreachable
         prover = SnarkjsGroth16Prover.for_circuit("square_root")
         try:
-            result = await prover.prove({**inputs, **witness})
+            result = await prover.prove(inputs)
         finally:
             await prover.close()
         if isinstance(result, InvalidInputs):
@@ -194,8 +215,7 @@ class Template:
 
     async def check_input(self, body: dict[str, Any]) -> web.Response:
         public = u8s(body.get("public"), "public")
-        secrets_of(body)
-        return ok({"valid": provable(public)})
+        return ok({"valid": provable(public, secrets_of(body))})
 
     async def attest_invalid(self, body: dict[str, Any]) -> web.Response:
         ask_id = body.get("ask_id")
@@ -207,7 +227,7 @@ class Template:
             raise Deserialize("invalid hex character in `ask_id`") from None
         public = u8s(body.get("public"), "public")
         secrets = secrets_of(body)
-        if provable(public):
+        if provable(public, secrets):
             return ok({"valid": True})
         if secrets is None or secrets[0] != "PlainSecrets":
             panic("called `Option::unwrap()` on a `None` value")  # ivs.rs l.85

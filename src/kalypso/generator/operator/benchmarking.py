@@ -19,7 +19,8 @@ from kalypso.generator.operator.chain import connect, metadata
 from kalypso.generator.proving import build_prover, check_reachable
 from kalypso.market import catalog
 from kalypso.market.audit import read_market
-from kalypso.provers import InvalidInputs
+from kalypso.provers import InvalidInputs, Prover
+from kalypso.provers.legacy import LegacyProver
 from kalypso.provers.snarkjs import SnarkjsWorker
 
 #: gas of one `submit_proof` without the verifier: the first payment to a generator,
@@ -138,10 +139,14 @@ def _sample_inputs(config: MarketConfig, meta: dict[str, Any]) -> dict[str, Any]
 
 
 async def _prove(mid: int, config: MarketConfig, inputs: dict[str, Any], runs: int) -> list[float]:
-    await check_reachable(config)
     worker = SnarkjsWorker()
     prover = build_prover(mid, config, worker)
     try:
+        await check_reachable(prover)
+        if isinstance(prover.prover, LegacyProver):  # a template prover benchmarks itself
+            return [(await prover.prover.benchmark()).time_ms / 1000 for _ in range(runs)]
+        if not isinstance(prover.prover, Prover):
+            raise ConfigError(f"market {config.market} is proven inside its Generator Image")
         if prover.solver is not None and not set(prover.inputs or ()) <= set(inputs):
             solved = prover.solver(inputs)
             if isinstance(solved, InvalidInputs):
@@ -150,7 +155,7 @@ async def _prove(mid: int, config: MarketConfig, inputs: dict[str, Any], runs: i
         seconds = []
         for _ in range(runs):
             start = time.perf_counter()
-            result = await prover.tasks.prover.prove(inputs)
+            result = await prover.prover.prove(inputs)
             seconds.append(time.perf_counter() - start)
             if isinstance(result, InvalidInputs):
                 raise ConfigError(f"the sample inputs are not provable: {result.reason}")
