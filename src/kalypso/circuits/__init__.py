@@ -1,4 +1,5 @@
-"""The sample circuits' artifacts (circuits/build/) and their manifest.
+"""The sample circuits' artifacts (circuits/build/) and their manifest, and a creator's
+circuits, built into a folder of their own with the same manifest (`circuits.build`).
 
 `circuits/build/manifest.json` lists, per circuit, its artifacts with their SHA-256, its
 input schema (which inputs are private, the order of the public signals as snarkjs emits
@@ -157,13 +158,38 @@ def manifest() -> dict[str, Any]:
         raise ConfigError(f"no circuit manifest at {path}; run `make circuits`") from None
 
 
-def circuit(name: str) -> Circuit:
-    """A sample circuit by name, its files checked against the manifest's hashes."""
-    entries = manifest()["circuits"]
+def is_path(ref: str) -> bool:
+    """A circuit reference that names a built folder or manifest, not a sample circuit."""
+    return "/" in ref or os.sep in ref or ref.endswith(".json") or ref.startswith(".")
+
+
+def circuit(ref: str) -> Circuit:
+    """A sample circuit by name, or one `kalypso circuit build` wrote: `FOLDER`,
+    `FOLDER/manifest.json`, or either with `#NAME` where the folder holds several."""
+    if not is_path(ref):
+        if ref not in manifest()["circuits"] and Path(ref).is_dir():
+            raise ConfigError(f"{ref!r} names a sample circuit; for the folder, give ./{ref}")
+        return _entry(manifest(), build_dir(), ref)
+    where, _, name = ref.partition("#")
+    path = Path(where).expanduser()
+    path = path / "manifest.json" if path.is_dir() else path
+    try:
+        data = json.loads(path.read_text())
+        entries = data["circuits"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"no circuit manifest at {path}: give the folder `kalypso circuit build` wrote"
+        ) from None
+    if not name and len(entries) != 1:
+        raise ConfigError(f"{path} holds {', '.join(sorted(entries))}: give {where}#NAME")
+    return _entry(data, path.parent, name or next(iter(entries)))
+
+
+def _entry(data: dict[str, Any], folder: Path, name: str) -> Circuit:
+    entries = data["circuits"]
     if name not in entries:
         raise ConfigError(f"unknown circuit {name!r}; known: {', '.join(sorted(entries))}")
     entry = entries[name]
-    folder = build_dir()
     files = {kind: folder / file for kind, file in entry["files"].items()}
     return Circuit(
         name=name,
@@ -175,9 +201,9 @@ def circuit(name: str) -> Circuit:
         zkey=files["zkey"],
         vkey=files["vkey"],
         r1cs=files["r1cs"],
-        sample=files["sample"],
+        sample=files.get("sample"),
         hashes=dict(entry["sha256"]),
-        transcript_sha256=manifest()["ptau"]["sha256"],
+        transcript_sha256=data["ptau"]["sha256"],
     )
 
 

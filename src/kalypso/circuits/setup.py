@@ -80,6 +80,16 @@ def r1cs_constraints(path: Path) -> int:
     return _header_u32(path, b"r1cs", 24)
 
 
+def r1cs_signals(path: Path) -> tuple[int, int, int]:
+    """(public outputs, public inputs, private inputs) of an .r1cs file: the header
+    fields after wires, in that order."""
+    return (
+        _header_u32(path, b"r1cs", 4),
+        _header_u32(path, b"r1cs", 8),
+        _header_u32(path, b"r1cs", 12),
+    )
+
+
 def ptau_power(path: Path) -> int:
     """The power of a powers-of-tau transcript: it supports circuits of 2^power constraints.
 
@@ -98,13 +108,17 @@ def check_fits(constraints: int, power: int) -> None:
         )
 
 
+def node_modules() -> Path:
+    """`KALYPSO_NODE_MODULES`, else the repository's node_modules."""
+    modules = os.environ.get("KALYPSO_NODE_MODULES")
+    return Path(modules) if modules else Path(__file__).resolve().parents[3] / "node_modules"
+
+
 def snarkjs_cli() -> list[str]:
-    """`node …/snarkjs/build/cli.cjs`: `KALYPSO_NODE_MODULES` or the repository's."""
+    """`node …/snarkjs/build/cli.cjs` in `node_modules()`."""
     from kalypso.provers.snarkjs import find_node
 
-    modules = os.environ.get("KALYPSO_NODE_MODULES")
-    base = Path(modules) if modules else Path(__file__).resolve().parents[3] / "node_modules"
-    cli = base / "snarkjs" / "build" / "cli.cjs"
+    cli = node_modules() / "snarkjs" / "build" / "cli.cjs"
     if not cli.is_file():
         raise ConfigError(f"snarkjs not found at {cli}: run `npm ci` or set KALYPSO_NODE_MODULES")
     return [find_node(), str(cli)]
@@ -122,7 +136,8 @@ def run_snarkjs(*args: str, timeout: float = SNARKJS_TIMEOUT) -> subprocess.Comp
         raise ConfigError(f"cannot run snarkjs: {exc}") from None
 
 
-def _last_line(result: subprocess.CompletedProcess[str]) -> str:
+def last_line(result: subprocess.CompletedProcess[str]) -> str:
+    """A command's last non-empty line of output, without colours: what went wrong."""
     text = _ANSI.sub("", result.stdout + result.stderr)
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1].strip() if lines else f"exit code {result.returncode}"
@@ -134,7 +149,7 @@ def zkey_vkey(zkey: Path) -> dict[str, Any]:
         out = Path(tmp) / "vkey.json"
         result = run_snarkjs("zkey", "export", "verificationkey", str(zkey), str(out))
         if result.returncode != 0 or not out.is_file():
-            raise ConfigError(f"cannot read the verification key of {zkey}: {_last_line(result)}")
+            raise ConfigError(f"cannot read the verification key of {zkey}: {last_line(result)}")
         return dict(json.loads(out.read_text()))
 
 
@@ -144,4 +159,4 @@ def zkey_verify(r1cs: Path, ptau: Path, zkey: Path) -> tuple[bool, str]:
     result = run_snarkjs("zkey", "verify", str(r1cs), str(ptau), str(zkey))
     # snarkjs prints "ZKey Ok!" on success; it exits 0 on some failures too.
     ok = result.returncode == 0 and "ZKey Ok!" in result.stdout + result.stderr
-    return ok, _last_line(result)
+    return ok, last_line(result)

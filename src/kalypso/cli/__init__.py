@@ -11,6 +11,7 @@ from kalypso.cli import (
     admin,
     attest,
     chain,
+    circuit,
     dashboard,
     enclave,
     generator,
@@ -38,6 +39,7 @@ app.command("devnet")(chain.devnet)
 app.command("deploy")(chain.deploy)
 app.command("demo")(chain.demo)
 app.command("init")(init.init)
+app.add_typer(circuit.app, name="circuit")
 app.add_typer(market.app, name="market")
 app.command("balance")(account.balance)
 app.command("deposit")(account.deposit)

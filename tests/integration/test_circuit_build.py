@@ -1,0 +1,110 @@
+"""`kalypso circuit build` as a creator runs it: their own circuit (not a sample), in their
+own folder, from another working directory, with the committed ptau and a fixed beacon
+(the one ceremony a test may run: about 17 s)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kalypso.circuits import circuit
+from kalypso.circuits.setup import zkey_verify
+from kalypso.enclave.generator import GeneratorImage
+from kalypso.enclave.images import ImageKind, image_id
+from kalypso.errors import ConfigError
+
+PAIR = Path(__file__).parents[1] / "fixtures" / "circuits" / "pair.circom"
+BEACON = "0x" + "5a" * 32
+KALYPSO = [sys.executable, "-m", "kalypso.cli"]
+
+
+def kalypso(cwd: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*KALYPSO, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """pair.circom copied into a creator's folder, built from an unrelated one."""
+    creator = tmp_path_factory.mktemp("creator")
+    shutil.copy(PAIR, creator / "pair.circom")
+    (creator / "input.json").write_text('{"a": 2, "b": 3, "product": 6, "sum": 5}')
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    result = kalypso(
+        elsewhere, "circuit", "build", creator / "pair.circom",
+        "--sample-input", creator / "input.json", "--beacon", BEACON, "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "… phase 2 of the trusted setup" in result.stderr  # progress, not on stdout
+    return creator / "build", json.loads(result.stdout)
+
+
+def test_the_artifacts_and_manifest_are_in_the_creators_folder(
+    built: tuple[Path, dict[str, Any]],
+) -> None:
+    folder, summary = built
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "manifest.json", "pair.r1cs", "pair.sample.json", "pair.vkey.json", "pair.wasm",
+        "pair.zkey",
+    ]  # fmt: skip
+    c = circuit(f"{folder}/")
+    assert c.name == summary["circuit"] == "pair"
+    # the schema, read from the compiler: outputs first, then public inputs
+    assert c.public_signals == ["hash", "product", "sum"]
+    assert c.inputs == {"product": "public", "sum": "public", "a": "private", "b": "private"}
+    assert c.sample_proof().verify_local(c.vkey_json())
+    ptau = Path(json.loads((folder / "manifest.json").read_text())["ptau"]["file"])
+    assert zkey_verify(c.r1cs, ptau, c.zkey)[0]
+    setup = json.loads((folder / "manifest.json").read_text())["circuits"]["pair"]["setup"]
+    assert setup == {"beacon": BEACON[2:], "beacon_iterations_exp": 10}
+
+
+def test_the_printed_image_id_is_the_one_the_generator_image_measures(
+    built: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    folder, summary = built
+    expected = image_id(
+        ImageKind.GENERATOR, GeneratorImage.config_for(str(folder / "manifest.json"))
+    )
+    assert summary["generator_image"] == "0x" + expected.hex()
+    moved = tmp_path / "moved"  # the id measures the artifacts, not where they are
+    shutil.copytree(folder, moved)
+    assert image_id(ImageKind.GENERATOR, GeneratorImage.config_for(f"{moved}/")) == expected
+
+
+def test_circuit_references(built: tuple[Path, dict[str, Any]]) -> None:
+    folder, _ = built
+    assert circuit(f"{folder}/manifest.json#pair").name == "pair"
+    with pytest.raises(ConfigError, match="unknown circuit 'nope'"):
+        circuit(f"{folder}#nope")
+    with pytest.raises(ConfigError, match="no circuit manifest"):
+        circuit(f"{folder.parent}/")
+
+
+@pytest.mark.parametrize(
+    ("source", "args", "message"),
+    [
+        ("template T() { signal input x; x === ; }\ncomponent main = T();", [],
+         "could not compile"),
+        ("pragma circom 2.1.6;\ntemplate T() { signal input xs[2]; xs[0] === xs[1]; }\n"
+         "component main {public [xs]} = T();", [], "array element"),
+        ("", ["--beacon", "0x12"], "32 bytes of hex"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_writes_nothing(
+    tmp_path: Path, source: str, args: list[str], message: str
+) -> None:
+    (tmp_path / "bad.circom").write_text(source)
+    result = kalypso(tmp_path, "circuit", "build", "bad.circom", *args)
+    assert result.returncode == 1
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and message in error[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "build").glob("*.zkey"))
