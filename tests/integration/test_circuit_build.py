@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kalypso.circuits import circuit
+from kalypso.circuits import load_circuit
 from kalypso.circuits.setup import zkey_verify
 from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.images import ImageKind, image_id
@@ -54,7 +54,7 @@ def test_the_artifacts_and_manifest_are_in_the_creators_folder(
         "manifest.json", "pair.r1cs", "pair.sample.json", "pair.vkey.json", "pair.wasm",
         "pair.zkey",
     ]  # fmt: skip
-    c = circuit(f"{folder}/")
+    c = load_circuit(f"{folder}/")
     assert c.name == summary["circuit"] == "pair"
     # the schema, read from the compiler: outputs first, then public inputs
     assert c.public_signals == ["hash", "product", "sum"]
@@ -81,11 +81,11 @@ def test_the_printed_image_id_is_the_one_the_generator_image_measures(
 
 def test_circuit_references(built: tuple[Path, dict[str, Any]]) -> None:
     folder, _ = built
-    assert circuit(f"{folder}/manifest.json#pair").name == "pair"
+    assert load_circuit(f"{folder}/manifest.json#pair").name == "pair"
     with pytest.raises(ConfigError, match="unknown circuit 'nope'"):
-        circuit(f"{folder}#nope")
+        load_circuit(f"{folder}#nope")
     with pytest.raises(ConfigError, match="no circuit manifest"):
-        circuit(f"{folder.parent}/")
+        load_circuit(f"{folder.parent}/")
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,25 @@ def test_fetch_writes_the_sample_artifacts_and_the_config_table(
     ]
     table = result.stdout[result.stdout.index("# market 1") :]
     assert table.startswith('# market 1, named "poseidon_preimage" on-chain\n[markets.1]\n')
-    assert tomllib.loads(table)["markets"]["1"]["zkey"] == str(dest / "poseidon_preimage.zkey")
+    # a market of private requests is proven in its Generator Image, never with snarkjs here
+    assert tomllib.loads(table)["markets"]["1"] == {
+        "prover": "enclave", "url": "http://127.0.0.1:7303",
+    }  # fmt: skip
+    image = world.client.markets.functions.market(1).call()[4]
+    assert f"its image id must be 0x{bytes(image).hex()}" in table
+
+
+def test_fetch_needs_no_config_and_finds_a_market_by_name(world: World, tmp_path: Path) -> None:
+    path = tmp_path / "deployment.json"
+    world.setup.deployment.save(path)
+    dest = tmp_path / "artifacts"
+    result = kalypso(
+        "fetch", "square_root", "--rpc-url", world.chain.url, "--deployment", path, "--dest", dest
+    )
+    assert result.exit_code == 0, result.output
+    table = tomllib.loads(result.stdout[result.stdout.index("# market") :])
+    (market,) = table["markets"].values()
+    assert market["prover"] == "snarkjs" and market["solver"] == "square_root"
 
 
 def test_fetch_over_http_streams_and_checks(world: World, tmp_path: Path) -> None:

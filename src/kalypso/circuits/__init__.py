@@ -163,13 +163,19 @@ def is_path(ref: str) -> bool:
     return "/" in ref or os.sep in ref or ref.endswith(".json") or ref.startswith(".")
 
 
-def circuit(ref: str) -> Circuit:
-    """A sample circuit by name, or one `kalypso circuit build` wrote: `FOLDER`,
-    `FOLDER/manifest.json`, or either with `#NAME` where the folder holds several."""
+def circuit(name: str) -> Circuit:
+    """A sample circuit by name, its files checked against the manifest's hashes. Names
+    from a market's metadata come here: anyone's choice, never read as a path."""
+    return _entry(manifest(), build_dir(), name)
+
+
+def load_circuit(ref: str) -> Circuit:
+    """What an operator or creator names: a sample circuit, or one `kalypso circuit build`
+    wrote: `FOLDER`, `FOLDER/manifest.json`, or either with `#NAME` if it holds several."""
     if not is_path(ref):
         if ref not in manifest()["circuits"] and Path(ref).is_dir():
             raise ConfigError(f"{ref!r} names a sample circuit; for the folder, give ./{ref}")
-        return _entry(manifest(), build_dir(), ref)
+        return circuit(ref)
     where, _, name = ref.partition("#")
     path = Path(where).expanduser()
     path = path / "manifest.json" if path.is_dir() else path

@@ -4,7 +4,7 @@ in the creator's own folder, from any working directory.
 Steps: compile (r1cs, wasm, sym), read the input schema from the compiler's own output,
 phase 2 of the trusted setup on a powers-of-tau transcript (a contribution of fresh
 entropy, then a public random beacon), `zkey verify`, the verification key, a sample
-proof if inputs are given, and a `manifest.json` that `circuit("path/to/folder")` reads
+proof if inputs are given, and a `manifest.json` that `load_circuit("path/to/folder/")` reads
 (the same format as the sample circuits' one).
 
 circom is found as anvil is: `KALYPSO_CIRCOM` (a native `circom` or circom2's `cli.js`),
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kalypso.circuits import Circuit, circuit, sample_ptau, sha256_file
+from kalypso.circuits import Circuit, load_circuit, sample_ptau, sha256_file
 from kalypso.circuits.setup import (
     check_fits,
     last_line,
@@ -128,7 +128,7 @@ def build(
     description: str = "",
     progress: Progress = lambda _: None,
 ) -> Circuit:
-    """Compile `source` and set it up in `out`; returns the circuit as `circuit()` loads it."""
+    """Compile `source` and set it up in `out`; returns the circuit as `load_circuit` loads it."""
     source, out = source.resolve(), out.resolve()
     name = source.stem
     if not source.is_file():
@@ -171,7 +171,7 @@ def build(
         files["sample"] = f"{name}.sample.json"
         _sample(out, files, sample_input)
     _write_manifest(out, name, schema, files, constraints, ptau, beacon)
-    return circuit(str(out / "manifest.json") + f"#{name}")
+    return load_circuit(str(out / "manifest.json") + f"#{name}")
 
 
 def _snarkjs(*args: str) -> None:

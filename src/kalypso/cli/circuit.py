@@ -11,7 +11,7 @@ from kalypso.cli.options import Json, print_json, read_json
 from kalypso.cli.output import HelpGroup, plain_console
 
 app = typer.Typer(
-    help="Build a circom circuit for a market: compile, trusted setup, manifest.",
+    help="Your own circom circuit: build it for a market, and the id of its Generator Image.",
     no_args_is_help=True,
     cls=HelpGroup,
 )
@@ -94,3 +94,24 @@ def build(
     console.print(f"  Generator Image  {generator} (dev id: this code and these artifacts)")
     if c.sample is None:
         console.print("  no sample proof: give --sample-input to create a market from it")
+
+
+@app.command("image-id")
+def image_id_of(
+    circuit: Annotated[
+        str, typer.Argument(help="A sample circuit's name, or a folder `build` wrote (./build).")
+    ],
+    prover_url: Annotated[
+        str | None,
+        typer.Option(help="The image proves with this template prover (`enclave generator`)."),
+    ] = None,
+    public_encoding: Annotated[str, typer.Option(help="fixed | verbatim, with it.")] = "fixed",
+) -> None:
+    """Print the dev id of the circuit's Generator Image: what `kalypso enclave generator
+    --circuit …` (same options) registers on the devnet, and what `market create
+    --generator-image` authorizes. It measures this installed code and the artifacts."""
+    from kalypso.enclave.generator import GeneratorImage, legacy_prover
+    from kalypso.enclave.images import ImageKind, image_id
+
+    config = GeneratorImage.config_for(circuit, legacy_prover(prover_url, public_encoding))
+    typer.echo("0x" + image_id(ImageKind.GENERATOR, config).hex())

@@ -39,7 +39,12 @@ Keystore = Annotated[
     ),
 ]
 Market = Annotated[str, typer.Option(help="The market whose image this is, by id or name.")]
-Circuit = Annotated[str, typer.Option(help="The sample circuit it checks.")]
+Circuit = Annotated[
+    str,
+    typer.Option(
+        help="The circuit: a sample's name, or the folder `kalypso circuit build` wrote (./build)."
+    ),
+]
 
 
 class Attestation(StrEnum):

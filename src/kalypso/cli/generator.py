@@ -17,7 +17,7 @@ from kalypso.amounts import format_amount
 from kalypso.cli.output import HelpGroup, plain_console, styled
 from kalypso.errors import ChainError, ConfigError
 from kalypso.generator import operator
-from kalypso.generator.config import EXAMPLE, GeneratorConfig
+from kalypso.generator.config import DEFAULT_RPC_URL, EXAMPLE, GeneratorConfig
 from kalypso.generator.journal import Phase
 from kalypso.keys import load_account
 from kalypso.logs import configure
@@ -154,7 +154,20 @@ MarketArg = Annotated[
 @app.command("fetch")
 def fetch(
     market: MarketArg,
-    config: ConfigPath,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="A generator TOML whose chain to use (its markets: any)."
+        ),
+    ] = None,
+    rpc_url: Annotated[
+        str,
+        typer.Option(envvar="KALYPSO_RPC_URL", help="JSON-RPC endpoint, without --config."),
+    ] = DEFAULT_RPC_URL,
+    deployment: Annotated[
+        Path | None,
+        typer.Option(envvar="KALYPSO_DEPLOYMENT", help="Deployment file, without --config."),
+    ] = None,
     source: Annotated[
         str | None,
         typer.Option(
@@ -187,8 +200,9 @@ def fetch(
         typer.echo(f"\r  {file}: {done / 1e6:.1f}{of}  ", err=True, nl=False)
         shown["progress"] = True
 
+    chain = GeneratorConfig.chain_of(config) if config else (rpc_url, deployment)
     fetched = operator.fetch_artifacts(
-        _config(config),
+        chain,
         market,
         source=source,
         dest=dest,

@@ -16,7 +16,14 @@ from rich.table import Table
 from rich.text import Text
 from web3 import Web3
 
-from kalypso.circuits import Circuit, circuit, load_schema, sample_ptau, sha256_file
+from kalypso.circuits import (
+    Circuit,
+    circuit,
+    load_circuit,
+    load_schema,
+    sample_ptau,
+    sha256_file,
+)
 from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
 from kalypso.cli import market_view
 from kalypso.cli.once import New, once
@@ -50,7 +57,11 @@ app = typer.Typer(
 console = plain_console()
 
 CircuitName = Annotated[
-    str | None, typer.Option("--circuit", help="A sample circuit (circuits/build) by name.")
+    str | None,
+    typer.Option(
+        "--circuit",
+        help="A sample circuit by name, or the folder `kalypso circuit build` wrote (./build).",
+    ),
 ]
 ZkeyPath = Annotated[Path | None, typer.Option(help="Groth16 proving key (.zkey).")]
 VkeyPath = Annotated[Path | None, typer.Option(help="Verification key (snarkjs JSON).")]
@@ -97,7 +108,7 @@ def resolve_circuit(
     if sample_circuit is not None:
         if any(p is not None for p in (zkey, vkey, wasm, r1cs, schema)):
             raise ConfigError("give either --circuit or --zkey/--vkey/--wasm/--r1cs/--schema")
-        return circuit(sample_circuit)
+        return load_circuit(sample_circuit)
     given = {"--zkey": zkey, "--vkey": vkey, "--wasm": wasm, "--r1cs": r1cs, "--schema": schema}
     missing = [flag for flag, path in given.items() if path is None]
     if missing:

@@ -147,6 +147,13 @@ def create(
     skip_preflight: Annotated[
         bool, typer.Option(help="Do not run the circuit on the inputs before paying.")
     ] = False,
+    wasm: Annotated[
+        Path | None,
+        typer.Option(
+            help="The market's witness generator for the preflight (its SHA-256 is checked "
+            "against the market's metadata); default: a sample circuit's or a fetched one."
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for the proof and print it.")] = False,
     timeout: Timeout = 300,
     rpc_url: RpcUrl = DEFAULT_RPC,
@@ -186,6 +193,7 @@ def create(
             proof_time=seconds,
             expires_in=expires_in,
             skip_preflight=skip_preflight,
+            wasm=wasm,
             salt=salt,
         )
 

@@ -30,7 +30,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi import Request as HttpRequest
 from web3 import Web3
 
-from kalypso.circuits import Circuit, circuit
+from kalypso.circuits import Circuit, load_circuit
 from kalypso.circuits.solvers import SOLVERS
 from kalypso.contracts.web3tx import bind
 from kalypso.crypto import SecretContext, open_with
@@ -71,7 +71,7 @@ class GeneratorImage:
         prover_url: str | None = None,
         public_encoding: str = "fixed",
     ) -> None:
-        c = circuit(circuit_name)
+        c = load_circuit(circuit_name)
         self.circuit = c
         self.legacy = legacy_prover(prover_url, public_encoding)
         prover: Prover | TaskProver = SnarkjsGroth16Prover(c.wasm, c.zkey, worker=worker)
@@ -89,7 +89,7 @@ class GeneratorImage:
         """The measured config of the image of a circuit (a sample's name, or a folder
         `kalypso circuit build` wrote: its name and hashes are measured, never its path);
         `legacy` is `legacy_prover(...)` where a template prover proves."""
-        return _measured(circuit(circuit_ref), legacy)
+        return _measured(load_circuit(circuit_ref), legacy)
 
     def measured_config(self) -> dict[str, Any]:
         return _measured(self.circuit, self.legacy)

@@ -21,6 +21,7 @@ from kalypso.errors import ConfigError
 from kalypso.provers.legacy import ENCODINGS
 
 PROVERS = ("snarkjs", "command", "http", "enclave")
+DEFAULT_RPC_URL = "http://127.0.0.1:8545"
 #: what an HTTP prover speaks: Kalypso's API, or Marlin's prover template
 APIS = ("kalypso", "legacy")
 
@@ -61,7 +62,8 @@ price = 5000000000000000000              # (required) base units per proof
 proof_time = 60                          # (required) seconds promised per proof
 compute_per_request = 1
 prover = "snarkjs"                       # snarkjs | command | http | enclave
-circuit = "square_root"                  # a sample circuit, or give wasm, zkey and schema:
+circuit = "square_root"                  # a sample circuit, a folder `kalypso circuit build`
+                                         # wrote ("./build/"), or wasm, zkey and schema:
 # wasm = "build/circuit.wasm"
 # zkey = "build/circuit.zkey"
 # schema = "circuit.schema.json"         # which inputs are private, public signal order
@@ -168,7 +170,7 @@ class GeneratorConfig:
     stake: int
     compute: int
     markets: tuple[MarketConfig, ...]
-    rpc_url: str = "http://127.0.0.1:8545"
+    rpc_url: str = DEFAULT_RPC_URL
     deployment: Path | None = None
     keystore: Path | None = None
     state: Path | None = None
@@ -191,19 +193,24 @@ class GeneratorConfig:
     def load(cls, path: Path, env: dict[str, str] | None = None) -> GeneratorConfig:
         """Read `path`, then apply `KALYPSO_RPC_URL` / `KALYPSO_DEPLOYMENT`."""
         env = dict(os.environ) if env is None else env
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(
-                f"no generator config at {path}; `kalypso generator run --example` prints one"
-            ) from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        raw = _read_toml(path)
         if "KALYPSO_RPC_URL" in env:
             raw["rpc_url"] = env["KALYPSO_RPC_URL"]
         if "KALYPSO_DEPLOYMENT" in env:
             raw["deployment"] = env["KALYPSO_DEPLOYMENT"]
         return cls.from_dict(raw, source=str(path))
+
+    @staticmethod
+    def chain_of(path: Path, env: dict[str, str] | None = None) -> tuple[str, Path | None]:
+        """Only the chain a config names (rpc_url, deployment, after the environment):
+        for commands that need no market table, such as `fetch`, which prints one."""
+        env = dict(os.environ) if env is None else env
+        raw = _read_toml(path)
+        rpc_url = env.get("KALYPSO_RPC_URL", raw.get("rpc_url", DEFAULT_RPC_URL))
+        deployment = env.get("KALYPSO_DEPLOYMENT", raw.get("deployment"))
+        if not isinstance(rpc_url, str) or not isinstance(deployment, str | None):
+            raise ConfigError(f"{path}: rpc_url and deployment must be strings")
+        return rpc_url, None if deployment is None else Path(deployment).expanduser()
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> GeneratorConfig:
@@ -277,6 +284,17 @@ _FLOATS = {
     "startup_timeout",
 }
 _BOOLS = {"trust_market_code"}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no generator config at {path}; `kalypso generator run --example` prints one"
+        ) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
 def _bad(source: str, name: str, value: Any) -> Any:

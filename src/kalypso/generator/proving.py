@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from kalypso.circuits import circuit, load_schema, plonk
+from kalypso.circuits import load_circuit, load_schema, plonk
 from kalypso.circuits.solvers import SOLVERS
 from kalypso.enclave.client import EnclaveClient
 from kalypso.errors import ConfigError, ProverError, VerdictRefused
@@ -124,7 +124,7 @@ class _CircuitFiles:
 def _circuit(config: MarketConfig) -> _CircuitFiles | None:
     """The market's circuit: a sample one by name, or the operator's files."""
     if config.circuit is not None:
-        c = circuit(config.circuit)
+        c = load_circuit(config.circuit)
         return _CircuitFiles(c.inputs, c.public_signals, c.wasm, c.zkey)
     if config.schema is None:
         return None  # a prover that reads the public inputs as bytes

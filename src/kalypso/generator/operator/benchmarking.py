@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from kalypso.circuits import circuit
+from kalypso.circuits import circuit, load_circuit
 from kalypso.errors import ConfigError
 from kalypso.generator.config import GeneratorConfig, MarketConfig
 from kalypso.generator.operator.chain import connect, metadata
@@ -124,12 +124,13 @@ def _same(resolve: Callable[[int | str], int], market: str, mid: int) -> bool:
 
 
 def _sample_inputs(config: MarketConfig, meta: dict[str, Any]) -> dict[str, Any]:
-    """The inputs of the sample proof of the market's circuit, if it is a sample circuit
-    (circuits/samples.cjs made them)."""
+    """The inputs of the sample proof of the market's circuit: the config's (a sample or
+    a built folder), else the sample circuit the metadata names (never read as a path)."""
     name = str(config.circuit or meta.get("circuit"))
     found = None
     try:
-        if (sample := circuit(name).sample) is not None:
+        c = load_circuit(config.circuit) if config.circuit else circuit(name)
+        if (sample := c.sample) is not None:
             found = json.loads(sample.read_text()).get("input")
     except (ConfigError, OSError, ValueError):
         pass

@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 
 from kalypso.circuits import circuit, load_schema
+from kalypso.contracts.client import MarketplaceClient
 from kalypso.errors import ChainError, ConfigError, UnauditedMarketError
-from kalypso.generator.config import GeneratorConfig
-from kalypso.generator.operator.chain import connect, market_id, metadata
+from kalypso.generator.operator.chain import market_id, metadata
 from kalypso.generator.proving import BUILTIN_SOLVERS
+from kalypso.market import RequestKinds
 from kalypso.market.audit import AuditFiles, audit_market, read_market
 from kalypso.market.codecheck import CODE_CHECKS
 
@@ -38,22 +39,42 @@ class Fetched:
     solver: str | None
     #: the market's verifier code failed the audit and the operator trusts it anyway
     trust_code: bool = False
+    #: the market's Generator Image id, if it has one
+    generator_image: bytes | None = None
+    request_kinds: RequestKinds = RequestKinds.PUBLIC
 
     def snippet(self) -> str:
         """The config table that proves this market with the fetched files, keyed by id
-        (a name can become ambiguous when someone creates a market named alike)."""
+        (a name can become ambiguous when someone creates a market named alike); in its
+        Generator Image where it has one (the only prover of its private requests)."""
         lines = [
             market_comment(self.market_id, self.name),
             f"[markets.{self.market_id}]",
             "# price = …           # (required) base units per proof; see `benchmark`",
             "# proof_time = …      # (required) seconds; `benchmark` suggests one",
+        ]
+        files = [
             'prover = "snarkjs"',
             f"wasm = {json.dumps(str(self.wasm))}",
             f"zkey = {json.dumps(str(self.zkey))}",
             f"schema = {json.dumps(str(self.schema))}",
         ]
         if self.solver:
-            lines.append(f'solver = "{self.solver}"')
+            files.append(f'solver = "{self.solver}"')
+        if self.generator_image is None:
+            lines += files
+        else:
+            lines += [
+                "# proven in the market's Generator Image: run `kalypso enclave generator",
+                f"# --market {self.market_id} --circuit FOLDER` (FOLDER: the creator's build "
+                "folder);",
+                f"# its image id must be 0x{self.generator_image.hex()}",
+                'prover = "enclave"',
+                'url = "http://127.0.0.1:7303"  # where that Generator Image serves',
+            ]
+            if self.request_kinds == RequestKinds.BOTH:
+                lines.append("# or, for its public requests only, prove here instead:")
+                lines += [f"# {line}" for line in files]
         if self.trust_code:
             lines.append("trust_market_code = true  # its verifier code failed the audit")
         return "\n".join(lines) + "\n"
@@ -67,7 +88,7 @@ def market_comment(market_id: int, name: str | None) -> str:
 
 
 def fetch_artifacts(
-    settings: GeneratorConfig,
+    chain: tuple[str, Path | None],
     market: str,
     *,
     source: str | None = None,
@@ -79,8 +100,9 @@ def fetch_artifacts(
     holding `<circuit>.wasm` and `<circuit>.zkey`; default: the sample circuit the
     metadata names) into `dest`. Nothing lands there unless both files have the
     metadata's SHA-256, the verifier and input verifier pass the code audit (or
-    `trust_code`) and the zkey's verifying key is the one in the verifier's code."""
-    client = connect(settings)
+    `trust_code`) and the zkey's verifying key is the one in the verifier's code.
+    `chain` is (rpc_url, deployment file or None)."""
+    client = MarketplaceClient.connect(*chain)
     mid = market_id(client, market)
     meta = metadata(read_market(client, mid))
     name, recorded = meta.get("circuit"), meta.get("artifacts") or {}
@@ -123,7 +145,12 @@ def fetch_artifacts(
     solver = name if name in BUILTIN_SOLVERS else None
     own = meta.get("name")
     title = str(own) if own not in (None, "") else None
-    return Fetched(mid, title, final["wasm"], final["zkey"], final["schema"], solver, bool(trusted))
+    terms = client.markets.functions.market(mid).call()
+    image = bytes(terms[4])
+    return Fetched(
+        mid, title, final["wasm"], final["zkey"], final["schema"], solver, bool(trusted),
+        generator_image=image if any(image) else None, request_kinds=RequestKinds(int(terms[9])),
+    )  # fmt: skip
 
 
 def _origins(source: str | None, name: str) -> dict[str, str]:
