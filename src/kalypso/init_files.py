@@ -18,12 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kalypso.circuits.solvers import BUILTIN_SOLVERS
 from kalypso.deployment import Deployment
 from kalypso.generator.config import EXAMPLE as GENERATOR_EXAMPLE
 from kalypso.generator.config import EXAMPLE_SETTINGS
 from kalypso.generator.operator.fetch import market_comment
 from kalypso.generator.process import toml_value
-from kalypso.generator.proving import BUILTIN_SOLVERS
 from kalypso.market.types import RequestKinds
 from kalypso.matching.config import EXAMPLE as MATCHER_EXAMPLE
 from kalypso.sdk.markets import NO_IMAGE, Market

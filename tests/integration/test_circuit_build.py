@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from kalypso.circuits import load_circuit
+from kalypso.circuits import load_circuit, sha256_file
 from kalypso.circuits.setup import zkey_verify
 from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.images import ImageKind, image_id
+from kalypso.enclave.verdicts import InputVerificationImage
 from kalypso.errors import ConfigError
+from kalypso.market import encode_signals
 
 PAIR = Path(__file__).parents[1] / "fixtures" / "circuits" / "pair.circom"
 BEACON = "0x" + "5a" * 32
@@ -108,3 +110,45 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert len(error) == 1 and message in error[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "build").glob("*.zkey"))
+
+
+SOLVER = """
+import math
+
+from kalypso.provers import InvalidInputs
+
+
+def solve(inputs):
+    product, total = int(inputs["product"]), int(inputs["sum"])
+    disc = total * total - 4 * product
+    root = math.isqrt(disc) if disc >= 0 else -1
+    if root < 0 or root * root != disc or (total + root) % 2:
+        return InvalidInputs(f"no whole a, b with a * b = {product} and a + b = {total}")
+    return {"a": (total + root) // 2, "b": (total - root) // 2}
+"""
+
+
+def test_an_input_verification_image_runs_the_creators_solver(
+    built: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    folder, _ = built
+    (tmp_path / "solver.py").write_text(SOLVER)
+    spec = f"{tmp_path}/solver.py:solve"
+    c = load_circuit(f"{folder}/")
+    image = InputVerificationImage(c.name, c.public_signals, spec)
+    hash_ = 17197790661637433027297685226742709599380837544520340689137581733613433332983
+    assert image.reason_invalid(encode_signals([hash_, 6, 5])) is None
+    assert "no whole a, b" in str(image.reason_invalid(encode_signals([hash_, 7, 5])))
+    config = image.measured_config()
+    assert config["solver"] == {"function": "solve", "sha256": sha256_file(tmp_path / "solver.py")}
+    assert str(tmp_path) not in json.dumps(config)  # the id holds wherever the file is
+    printed = kalypso(tmp_path, "circuit", "image-id", f"{folder}/", "--image", "ivs",
+                      "--solver", "solver.py:solve")  # fmt: skip
+    assert printed.stdout.strip() == "0x" + image_id(ImageKind.INPUT_VERIFICATION, config).hex()
+    (tmp_path / "solver.py").write_text(SOLVER + "\n# changed\n")
+    changed = InputVerificationImage(c.name, c.public_signals, spec).measured_config()
+    assert image_id(ImageKind.INPUT_VERIFICATION, changed) != image_id(
+        ImageKind.INPUT_VERIFICATION, config
+    )
+    with pytest.raises(ConfigError, match="no input checker for circuit 'pair'"):
+        InputVerificationImage(c.name, c.public_signals)

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "market-creator.md"
 FIXTURE = ROOT / "tests" / "fixtures" / "circuits" / "pair.circom"
 
+
 def short_path() -> list[tuple[str, str]]:
     """(language, code) of each fenced block of the short path, in order."""
     text = DOC.read_text()

@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from kalypso.amounts import format_amount, parse_amount
 from kalypso.chain import BlockRef, FollowerState, LogBatch
 from kalypso.chain.sender import SentTx
-from kalypso.circuits.solvers import square_root
+from kalypso.circuits.solvers import load_solver, square_root
 from kalypso.errors import ConfigError
 from kalypso.generator.config import EXAMPLE, GeneratorConfig, MarketConfig
 from kalypso.generator.journal import Phase, TaskJournal
-from kalypso.generator.proving import MarketProver, build_prover, load_solver
+from kalypso.generator.proving import MarketProver, build_prover
 from kalypso.market import encode_signals
 from kalypso.market.events import DecodedEvent
 from kalypso.provers import Groth16Proof, InvalidInputs
@@ -449,6 +449,14 @@ def test_load_solver() -> None:
             load_solver(name)
     with pytest.raises(ConfigError, match="is not a function"):
         load_solver("os:sep")
+
+
+def test_load_a_solver_from_a_creators_file(tmp_path: Path) -> None:
+    (tmp_path / "mine.py").write_text("def solve(inputs):\n    return {'root': 7}\n")
+    assert load_solver(f"{tmp_path}/mine.py:solve")({"square": 49}) == {"root": 7}
+    for spec in (f"{tmp_path}/mine.py:nope", f"{tmp_path}/none.py:solve"):
+        with pytest.raises(ConfigError, match="no solver"):
+            load_solver(spec)
 
 
 def test_build_prover_checks_the_command() -> None:

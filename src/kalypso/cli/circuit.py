@@ -99,19 +99,36 @@ def build(
 @app.command("image-id")
 def image_id_of(
     circuit: Annotated[
-        str, typer.Argument(help="A sample circuit's name, or a folder `build` wrote (./build).")
+        str, typer.Argument(help="A sample circuit's name, or a folder `build` wrote (./build/).")
     ],
+    image: Annotated[
+        str, typer.Option(help="generator (proves private inputs) or ivs (judges public ones).")
+    ] = "generator",
     prover_url: Annotated[
         str | None,
-        typer.Option(help="The image proves with this template prover (`enclave generator`)."),
+        typer.Option(help="generator: it proves with this template prover (`enclave generator`)."),
     ] = None,
     public_encoding: Annotated[str, typer.Option(help="fixed | verbatim, with it.")] = "fixed",
+    solver: Annotated[
+        str | None, typer.Option(help="ivs: the circuit's solver, PATH.py:FUNCTION.")
+    ] = None,
 ) -> None:
-    """Print the dev id of the circuit's Generator Image: what `kalypso enclave generator
-    --circuit …` (same options) registers on the devnet, and what `market create
-    --generator-image` authorizes. It measures this installed code and the artifacts."""
+    """Print the dev id of the circuit's Generator Image (or Input Verification Image):
+    what `kalypso enclave generator|ivs --circuit …` with the same options registers on
+    the devnet, and what `market create --generator-image|--ivs-image` authorizes. It
+    measures this installed code and the artifacts (and the solver file)."""
+    from kalypso.circuits import load_circuit
     from kalypso.enclave.generator import GeneratorImage, legacy_prover
     from kalypso.enclave.images import ImageKind, image_id
+    from kalypso.enclave.verdicts import InputVerificationImage
+    from kalypso.errors import ConfigError
 
+    if image == "ivs":
+        c = load_circuit(circuit)
+        config = InputVerificationImage(c.name, c.public_signals, solver).measured_config()
+        typer.echo("0x" + image_id(ImageKind.INPUT_VERIFICATION, config).hex())
+        return
+    if image != "generator" or solver is not None:
+        raise ConfigError("--image is generator or ivs; --solver goes with ivs")
     config = GeneratorImage.config_for(circuit, legacy_prover(prover_url, public_encoding))
     typer.echo("0x" + image_id(ImageKind.GENERATOR, config).hex())

@@ -80,7 +80,7 @@ def _run(
     port: int,
     attestation: Attestation,
     service: str | None,
-    prover: tuple[str, str] | None = None,
+    **options: str,
 ) -> None:
     from kalypso.enclave.run import build_image, open_enclave, serve
     from kalypso.errors import ConfigError
@@ -89,7 +89,7 @@ def _run(
         raise ConfigError("--attestation nitro goes with --attestation-service URL, dev without")
     configure()
     operator = load_account(os.environ.get("KALYPSO_PRIVATE_KEY"), keystore)
-    image, worker = build_image(kind, circuit, *prover) if prover else build_image(kind, circuit)
+    image, worker = build_image(kind, circuit, **options)
     enclave = open_enclave(image, rpc_url, deployment, operator, market, service)
     asyncio.run(serve(enclave, host, port, worker))
 
@@ -147,6 +147,14 @@ def ivs(
     port: Port = 7302,
     attestation: AttestationOpt = Attestation.dev,
     attestation_service: Service = None,
+    solver: Annotated[
+        str | None,
+        typer.Option(
+            help="Your circuit's solver, PATH.py:FUNCTION: it gets the public inputs by name "
+            "and returns the private ones or InvalidInputs. Its SHA-256 is part of the image "
+            "id. Default: the sample circuit's built-in one."
+        ),
+    ] = None,
 ) -> None:
     """Input Verification Image: attests unprovable public inputs.
 
@@ -154,7 +162,7 @@ def ivs(
     and signs InputsInvalid attestations when not (POST /check)."""
     _run(
         "ivs", rpc_url, deployment, keystore, market, circuit, host, port,
-        attestation, attestation_service,
+        attestation, attestation_service, **({"solver": solver} if solver else {}),
     )  # fmt: skip
 
 
@@ -193,7 +201,7 @@ def generator(
     _run(
         "generator", rpc_url, deployment, keystore, market, circuit, host, port,
         attestation, attestation_service,
-        (prover_url, public_encoding) if prover_url else None,
+        **({"prover_url": prover_url, "public_encoding": public_encoding} if prover_url else {}),
     )  # fmt: skip
 
 

@@ -1,9 +1,9 @@
 """Boot a Nitro enclave image from a config its parent sends over vsock: an enclave gets
 no arguments, environment or network, so what differs per operator comes in unmeasured,
 and only what cannot break its guarantees may (the operator key only pays gas). What the
-image judges with, its circuit (and a Generator Image's template prover, `--prover-url`),
-is in its command line, so measured: the same image id can never be booted to judge
-another circuit."""
+image judges with, its circuit (and a Generator Image's template prover, `--prover-url`,
+or an IVS's `--solver`), is in its command line, so measured: the same image id can
+never be booted to judge another circuit."""
 
 from __future__ import annotations
 
@@ -158,13 +158,13 @@ async def boot(
     listen: socket.socket,
     plan_path: Path,
     host: str = "127.0.0.1",
-    prover: tuple[str, str] | None = None,
+    options: dict[str, str] | None = None,
 ) -> None:
     """Receive the config, start the vsock relays, then run the image (of `circuit`;
-    a Generator Image with the template prover `prover`, (url, encoding), beside it),
+    `options`: `build_image`'s, a Generator Image's template prover or an IVS's solver),
     attested with Nitro, on its inbound port until it stops; the relays stop with it."""
     plan = load_plan(plan_path)
-    built, worker = build_image(image, circuit, *prover) if prover else build_image(image, circuit)
+    built, worker = build_image(image, circuit, **(options or {}))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "deployment.json"
 
@@ -204,6 +204,7 @@ def main(argv: Sequence[str]) -> int:
         "--prover-url", help="generator: a confidential template prover in this enclave"
     )
     parser.add_argument("--public-encoding", default="fixed", help="its public: fixed | verbatim")
+    parser.add_argument("--solver", help="ivs: the circuit's solver, PATH.py:FUNCTION")
     args = parser.parse_args(argv)
     try:
         if args.image not in IMAGES:
@@ -212,8 +213,10 @@ def main(argv: Sequence[str]) -> int:
             raise ConfigError("--circuit goes with every image but matcher, and only with them")
         configure()
         with vsock_listener(BOOT_PORT) as listen:
-            prover = (args.prover_url, args.public_encoding) if args.prover_url else None
-            asyncio.run(boot(args.image, args.circuit, listen, args.plan, prover=prover))
+            options = {"solver": args.solver} if args.solver else {}
+            if args.prover_url:
+                options |= {"prover_url": args.prover_url, "public_encoding": args.public_encoding}
+            asyncio.run(boot(args.image, args.circuit, listen, args.plan, options=options))
     except (KalypsoError, OSError) as e:  # OSError: no vsock, or the port is taken
         print(f"kalypso boot: {' '.join(str(e).split())}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from eth_account.signers.local import LocalAccount
 
-from kalypso.circuits import circuit, plonk
+from kalypso.circuits import load_circuit, plonk
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.enclave.generator import GeneratorImage
 from kalypso.enclave.matching_engine import MatchingEngineImage
@@ -28,19 +28,25 @@ def build_image(
     circuit_name: str | None,
     prover_url: str | None = None,
     public_encoding: str = "fixed",
+    solver: str | None = None,
 ) -> tuple[Image, SnarkjsWorker | None]:
-    """One of the images by its CLI name, for a sample circuit where it needs one, and
-    its snarkjs worker where it proves or verifies: the matcher and the IVS need no
-    Node.js (their Nitro images have none). `prover_url`: the Generator Image proves with
-    the confidential template prover there (`kalypso.provers.legacy`)."""
+    """One of the images by its CLI name, for a circuit where it needs one (a sample's
+    name or a built folder), and its snarkjs worker where it proves or verifies: the
+    matcher and the IVS need no Node.js (their Nitro images have none). `prover_url`:
+    the Generator Image proves with the confidential template prover there
+    (`kalypso.provers.legacy`); `solver`: the Input Verification Image decides with a
+    creator's `solver.py:function`."""
     if prover_url is not None and kind != "generator":
         raise ConfigError("a prover URL goes with the generator image only")
+    if solver is not None and kind != "ivs":
+        raise ConfigError("a solver goes with the ivs image only")
     if kind == "matcher":
         return MatchingEngineImage(), None
     if circuit_name is None:
         raise ConfigError(f"the {kind} image needs --circuit")
     if kind == "ivs":
-        return InputVerificationImage(circuit_name, circuit(circuit_name).public_signals), None
+        c = load_circuit(circuit_name)
+        return InputVerificationImage(c.name, c.public_signals, solver), None
     worker = SnarkjsWorker()
     if kind == "pvs":
         return ProofVerificationImage("plonk", plonk(circuit_name).vkey_json(), worker), worker

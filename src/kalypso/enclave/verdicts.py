@@ -90,16 +90,21 @@ class ProofVerificationImage:
 class InputVerificationImage:
     kind = ImageKind.INPUT_VERIFICATION
 
-    def __init__(self, circuit: str, public_signals: list[str]) -> None:
-        if circuit not in solvers.SOLVERS:
+    def __init__(self, circuit: str, public_signals: list[str], solver: str | None = None) -> None:
+        """`solver`: a creator's `path/to/solver.py:function` (measured by its SHA-256);
+        else the built-in one of the sample `circuit`."""
+        if solver is None and circuit not in solvers.SOLVERS:
             raise ConfigError(
-                f"no input checker for circuit {circuit!r}; known: {', '.join(solvers.SOLVERS)}"
+                f"no input checker for circuit {circuit!r}: give --solver FILE.py:FUNCTION, "
+                f"the circuit's solver (built in: {', '.join(solvers.SOLVERS)})"
             )
         self.circuit = circuit
         self.public_signals = list(public_signals)
+        self.solve = solvers.load_solver(solver or circuit)
+        self.solver = solvers.solver_measurement(solver) if solver else circuit
 
     def measured_config(self) -> dict[str, Any]:
-        return {"solver": self.circuit, "public_signals": self.public_signals}
+        return {"solver": self.solver, "public_signals": self.public_signals}
 
     def reason_invalid(self, public_inputs: bytes) -> str | None:
         """Why these inputs cannot be proven, or None when they can."""
@@ -109,7 +114,7 @@ class InputVerificationImage:
             return str(exc)
         if len(values) != len(self.public_signals):
             return f"{len(values)} public signals, the circuit has {len(self.public_signals)}"
-        verdict = solvers.SOLVERS[self.circuit](dict(zip(self.public_signals, values, strict=True)))
+        verdict = self.solve(dict(zip(self.public_signals, values, strict=True)))
         return verdict.reason if isinstance(verdict, InvalidInputs) else None
 
     def routes(self, app: FastAPI, enclave: Enclave) -> None:

@@ -3,7 +3,6 @@ and an optional solver that completes a task's inputs (`kalypso.provers.tasks`).
 
 from __future__ import annotations
 
-import importlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 
 from kalypso.circuits import load_circuit, load_schema, plonk
-from kalypso.circuits.solvers import SOLVERS
+from kalypso.circuits.solvers import load_solver
 from kalypso.enclave.client import EnclaveClient
 from kalypso.errors import ConfigError, ProverError, VerdictRefused
 from kalypso.generator.config import MarketConfig
@@ -24,8 +23,6 @@ from kalypso.provers.legacy import LegacyProver
 from kalypso.provers.plonk import SnarkjsPlonkProver
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
 from kalypso.provers.tasks import CircuitTasks, Solver
-
-BUILTIN_SOLVERS = {name: f"kalypso.circuits.solvers:{name}" for name in SOLVERS}
 
 
 @dataclass
@@ -95,22 +92,6 @@ class MarketProver:
         for closable in (self.prover, self.enclave, self.pvs, self.ivs):
             if closable is not None:
                 await closable.close()
-
-
-def load_solver(name: str) -> Solver:
-    """A solver by built-in name or `package.module:function`."""
-    target = BUILTIN_SOLVERS.get(name, name)
-    module, _, function = target.partition(":")
-    try:
-        solver = getattr(importlib.import_module(module), function)
-    except (ImportError, AttributeError, ValueError):
-        raise ConfigError(
-            f"no solver {name!r}: give a built-in ({', '.join(BUILTIN_SOLVERS)}) or "
-            "`package.module:function`"
-        ) from None
-    if not callable(solver):
-        raise ConfigError(f"solver {name!r} is not a function")
-    return solver  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)

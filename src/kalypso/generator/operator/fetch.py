@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 
 from kalypso.circuits import circuit, load_schema
+from kalypso.circuits.solvers import BUILTIN_SOLVERS
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.errors import ChainError, ConfigError, UnauditedMarketError
 from kalypso.generator.operator.chain import market_id, metadata
-from kalypso.generator.proving import BUILTIN_SOLVERS
 from kalypso.market import RequestKinds
 from kalypso.market.audit import AuditFiles, audit_market, read_market
 from kalypso.market.codecheck import CODE_CHECKS
