@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,5 +122,10 @@ def test_ctrl_c_stops_the_devnet_cleanly(devnet: tuple[str, Path, subprocess.Pop
     assert "devnet ready" in out and "devnet stopped" in out
     assert "ME enclave   0x" in out
     assert "KALYPSO_RPC_URL" in out
+    # the daemons' logs outlive it, for a post-mortem; nothing else of its state does
+    kept = Path(re.search(r"logs are kept in (\S+)", out)[1])  # type: ignore[index]
+    assert {p.name for p in kept.iterdir()} >= {"matcher.log", "generator.log"}
+    assert all(p.suffix == ".log" for p in kept.rglob("*") if p.is_file())
+    shutil.rmtree(kept)
     with pytest.raises(Exception):  # noqa: B017 — the chain is gone
         Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2})).eth.chain_id  # noqa: B018

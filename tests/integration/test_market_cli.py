@@ -107,6 +107,8 @@ def test_create_records_the_metadata(chain: dict[str, str], market: int) -> None
     metadata = json.loads(onchain.metadata)
     entry = manifest()["circuits"]["square_root"]
     assert metadata["name"] == "my_roots"
+    # the circuit is named after its files, so two markets of one circuit share them
+    assert metadata["circuit"] == "square_root"
     assert metadata["inputs"] == entry["inputs"]
     assert metadata["public_signals"] == entry["public_signals"]
     assert metadata["constraints"] == entry["constraints"]

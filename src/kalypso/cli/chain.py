@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import tempfile
@@ -133,9 +134,26 @@ def devnet(
     finally:
         if stack is not None:
             stack.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        kept = _keep_logs(workdir)
         chain.stop()
-        console.print("devnet stopped")
+        console.print(
+            f"devnet stopped; its daemons' logs are kept in {workdir}" if kept else "devnet stopped"
+        )
+
+
+def _keep_logs(workdir: Path) -> bool:
+    """Delete the devnet's state (journals, keys of a chain that is gone), keep the
+    daemons' logs for a post-mortem; whether any was kept."""
+    for path in sorted(workdir.rglob("*"), reverse=True):  # files before their folders
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if empty
+        elif path.suffix != ".log":
+            path.unlink(missing_ok=True)
+    if not any(workdir.rglob("*.log")):
+        shutil.rmtree(workdir, ignore_errors=True)
+        return False
+    return True
 
 
 def deploy(

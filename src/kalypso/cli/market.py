@@ -97,7 +97,6 @@ def prove_sample(c: Circuit, inputs: dict[str, Any]) -> Groth16Proof:
 
 
 def resolve_circuit(
-    name: str,
     sample_circuit: str | None,
     zkey: Path | None,
     vkey: Path | None,
@@ -115,7 +114,7 @@ def resolve_circuit(
         raise ConfigError(f"give --circuit NAME, or all of {', '.join(missing)}")
     assert zkey and vkey and wasm and r1cs and schema
     return Circuit.from_files(
-        name,
+        wasm.stem,  # the artifacts' name, not the market's: generators fetch NAME.wasm
         load_schema(_file(schema, "schema")),
         wasm=_file(wasm, "wasm"),
         zkey=_file(zkey, "zkey"),
@@ -197,7 +196,7 @@ def create(
     Safe to run again after a crash: a market the earlier run created is reported, and a
     verifier it deployed is reused.
     """
-    c = resolve_circuit(name, sample_circuit, zkey, vkey, wasm, r1cs, schema)
+    c = resolve_circuit(sample_circuit, zkey, vkey, wasm, r1cs, schema)
     if sample_circuit is None and sample_input is None:
         raise ConfigError("give --sample-input FILE: inputs proven for the market's sample proof")
     if ptau is not None:
