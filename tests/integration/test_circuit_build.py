@@ -62,7 +62,9 @@ def test_the_artifacts_and_manifest_are_in_the_creators_folder(
     assert c.public_signals == ["hash", "product", "sum"]
     assert c.inputs == {"product": "public", "sum": "public", "a": "private", "b": "private"}
     assert c.sample_proof().verify_local(c.vkey_json())
-    ptau = Path(json.loads((folder / "manifest.json").read_text())["ptau"]["file"])
+    entry = json.loads((folder / "manifest.json").read_text())["circuits"]["pair"]
+    ptau = Path(entry["ptau"]["file"])  # each circuit records its own transcript
+    assert entry["ptau"]["sha256"] == c.transcript_sha256 == sha256_file(ptau)
     assert zkey_verify(c.r1cs, ptau, c.zkey)[0]
     setup = json.loads((folder / "manifest.json").read_text())["circuits"]["pair"]["setup"]
     assert setup == {"beacon": BEACON[2:], "beacon_iterations_exp": 10}

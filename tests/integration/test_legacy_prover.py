@@ -116,6 +116,8 @@ async def test_secrets_never_reach_a_prover_outside_the_generator_image(
         await prover.close()
     with pytest.raises(ConfigError, match="loopback"):
         LegacyProver("http://prover.example:3030", timeout=60, confidential=True)
+    with pytest.raises(ConfigError, match="loopback"):  # nor an image id that cannot boot
+        legacy_prover("http://prover.example:3030")
     with pytest.raises(ConfigError, match="loopback"):
         LegacyProver("http://127.0.0.1:1", ivs_url="http://10.0.0.2:3030", timeout=60,
                      confidential=True)  # fmt: skip

@@ -155,7 +155,10 @@ def test_a_wrong_type_is_named(line: str) -> None:
         ('markets.m.api = "legacy"', 'api = "legacy" goes with prover = "http"'),
         ('markets.m = {prover = "enclave", url = "u", api = "legacy"}', "inside the Generator"),
         ('markets.m.ivs_url = "http://i"', 'ivs_url and public_encoding go with api = "legacy"'),
-        ('markets.m = {prover = "http", url = "u", api = "legacy", public_encoding = "packed"}',
+        ('markets.m = {prover = "http", url = "u", api = "legacy", solver = "square_root"}',
+         "finds its own witness"),
+        ('markets.m = {prover = "http", url = "u", api = "legacy", public_encoding = "packed", '
+         'circuit = ""}',
          'public_encoding must be "fixed" or "verbatim"'),
     ],
 )  # fmt: skip
@@ -170,7 +173,7 @@ def test_a_value_out_of_range(line: str, message: str) -> None:
      'markets.m = {prover = "command", command = ["./prove"], circuit = ""}',
      'markets.m = {prover="http", url="u", circuit="", wasm="w", zkey="z", schema="s"}',
      'markets.m = {prover="http", url="u", circuit="", api="legacy", ivs_url="i"}',
-     'markets.m = {prover="http", url="u", api="legacy", public_encoding="verbatim"}'],
+     'markets.m = {prover="http", url="u", api="legacy", public_encoding="verbatim", circuit=""}'],
 )  # fmt: skip
 def test_edge_values_and_provers_that_pass(line: str) -> None:
     GeneratorConfig.from_dict(config(line))
@@ -454,8 +457,13 @@ def test_load_solver() -> None:
 def test_load_a_solver_from_a_creators_file(tmp_path: Path) -> None:
     (tmp_path / "mine.py").write_text("def solve(inputs):\n    return {'root': 7}\n")
     assert load_solver(f"{tmp_path}/mine.py:solve")({"square": 49}) == {"root": 7}
-    for spec in (f"{tmp_path}/mine.py:nope", f"{tmp_path}/none.py:solve"):
-        with pytest.raises(ConfigError, match="no solver"):
+    for spec, message in (
+        (f"{tmp_path}/mine.py:nope", "no solver 'nope'"),
+        (f"{tmp_path}/none.py:solve", "no solver file"),
+        (f"{tmp_path}/broken.py:solve", "fails to load: RuntimeError"),
+    ):
+        (tmp_path / "broken.py").write_text("raise RuntimeError('at import')\n")
+        with pytest.raises(ConfigError, match=message):
             load_solver(spec)
 
 

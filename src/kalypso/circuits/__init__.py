@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -41,6 +42,8 @@ class Circuit:
     hashes: dict[str, str]
     #: SHA-256 of the powers-of-tau transcript the zkey was made from (None: not given)
     transcript_sha256: str | None
+    #: the transcript file itself, where its manifest names one
+    transcript: Path | None = None
 
     @classmethod
     def from_files(
@@ -158,14 +161,19 @@ def manifest() -> dict[str, Any]:
         raise ConfigError(f"no circuit manifest at {path}; run `make circuits`") from None
 
 
+#: what a circuit may be called: its artifacts are named after it, so never a path
+CIRCUIT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
 def is_path(ref: str) -> bool:
     """A circuit reference that names a built folder or manifest, not a sample circuit."""
     return "/" in ref or os.sep in ref or ref.endswith(".json") or ref.startswith(".")
 
 
 def circuit(name: str) -> Circuit:
-    """A sample circuit by name, its files checked against the manifest's hashes. Names
-    from a market's metadata come here: anyone's choice, never read as a path."""
+    """A sample circuit by name, with the hashes its files must have (`verify_artifacts`
+    checks them). Names from a market's metadata come here: anyone's choice, never read
+    as a path."""
     return _entry(manifest(), build_dir(), name)
 
 
@@ -174,7 +182,7 @@ def load_circuit(ref: str) -> Circuit:
     wrote: `FOLDER`, `FOLDER/manifest.json`, or either with `#NAME` if it holds several."""
     if not is_path(ref):
         if ref not in manifest()["circuits"] and Path(ref).is_dir():
-            raise ConfigError(f"{ref!r} names a sample circuit; for the folder, give ./{ref}")
+            raise ConfigError(f"{ref!r} is no sample circuit; for the folder, give ./{ref}")
         return circuit(ref)
     where, _, name = ref.partition("#")
     path = Path(where).expanduser()
@@ -196,21 +204,29 @@ def _entry(data: dict[str, Any], folder: Path, name: str) -> Circuit:
     if name not in entries:
         raise ConfigError(f"unknown circuit {name!r}; known: {', '.join(sorted(entries))}")
     entry = entries[name]
-    files = {kind: folder / file for kind, file in entry["files"].items()}
-    return Circuit(
-        name=name,
-        description=entry["description"],
-        inputs=dict(entry["inputs"]),
-        public_signals=list(entry["public_signals"]),
-        constraints=int(entry["constraints"]),
-        wasm=files["wasm"],
-        zkey=files["zkey"],
-        vkey=files["vkey"],
-        r1cs=files["r1cs"],
-        sample=files.get("sample"),
-        hashes=dict(entry["sha256"]),
-        transcript_sha256=data["ptau"]["sha256"],
-    )
+    try:
+        ptau = dict(entry.get("ptau") or data.get("ptau") or {})
+        files = {kind: folder / file for kind, file in entry["files"].items()}
+        return Circuit(
+            name=name,
+            description=str(entry.get("description", "")),
+            inputs=dict(entry["inputs"]),
+            public_signals=list(entry["public_signals"]),
+            constraints=int(entry["constraints"]),
+            wasm=files["wasm"],
+            zkey=files["zkey"],
+            vkey=files["vkey"],
+            r1cs=files["r1cs"],
+            sample=files.get("sample"),
+            hashes=dict(entry["sha256"]),
+            # a built folder records each circuit's transcript; the samples share one
+            transcript_sha256=ptau.get("sha256"),
+            transcript=folder / ptau["file"] if "file" in ptau else None,
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(
+            f"the manifest entry of {name!r} in {folder} is incomplete ({exc!r}): rebuild it"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kalypso.circuits import Circuit, load_circuit, sample_ptau, sha256_file
+from kalypso.circuits import CIRCUIT_NAME, Circuit, load_circuit, sample_ptau, sha256_file
 from kalypso.circuits.setup import (
     check_fits,
     last_line,
@@ -42,7 +42,8 @@ from kalypso.errors import ConfigError
 #: 2^10 squarings of the beacon (snarkjs' own cap is 2^32; circuits/build.sh uses 10)
 BEACON_ITERATIONS = 10
 COMPILE_TIMEOUT = 1800.0
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: a scalar signal of main (an array element is named like `xs[0]`)
+_SIGNAL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Progress = Callable[[str], None]
 
@@ -76,6 +77,10 @@ def compile_circuit(source: Path, out: Path, includes: list[Path]) -> tuple[Path
         )
     except subprocess.TimeoutExpired:
         raise ConfigError(f"circom took longer than {COMPILE_TIMEOUT:g} s") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot run circom ({args[0]}: {exc.strerror or exc}): fix KALYPSO_CIRCOM or PATH"
+        ) from None
     r1cs, wasm, sym = out / f"{name}.r1cs", out / f"{name}_js" / f"{name}.wasm", out / f"{name}.sym"
     if result.returncode != 0 or not all(p.is_file() for p in (r1cs, wasm, sym)):
         error = next(
@@ -101,7 +106,7 @@ def schema_of(r1cs: Path, sym: Path, description: str = "") -> dict[str, Any]:
         if 1 <= int(index) <= outputs + public + private:
             names[int(index)] = name.removeprefix("main.")
     ordered = [names[i] for i in range(1, outputs + public + private + 1)]
-    if arrays := [n for n in ordered if not _NAME.fullmatch(n)]:
+    if arrays := [n for n in ordered if not _SIGNAL.fullmatch(n)]:
         raise ConfigError(
             f"main's signal {arrays[0]} is an array element: give main scalar signals "
             "(wrap an array in a template), or write the schema by hand (docs/market-creator.md)"
@@ -133,14 +138,16 @@ def build(
     name = source.stem
     if not source.is_file():
         raise ConfigError(f"no circuit file at {source}")
-    if not _NAME.fullmatch(name):
-        raise ConfigError(f"name the file after its circuit in letters, digits and _: {name!r}")
+    if not CIRCUIT_NAME.fullmatch(name):
+        raise ConfigError(f"name the file after its circuit in letters, digits, _ and -: {name!r}")
     if beacon is not None and not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", beacon):
         raise ConfigError("--beacon takes 32 bytes of hex (a block hash announced in advance)")
     ptau = (ptau or sample_ptau()).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="kalypso-circuit-") as tmp:
-        work = Path(tmp)
+        # everything is made here and moved into `out` only once it all checks: a failed
+        # rebuild leaves the folder as it was
+        work, stage = Path(tmp), Path(tmp) / "stage"
+        stage.mkdir()
         progress(f"compiling {source.name}")
         r1cs, wasm, sym = compile_circuit(source, work, [p.resolve() for p in includes or []])
         schema = schema_of(r1cs, sym, description)
@@ -150,26 +157,29 @@ def build(
             "wasm": f"{name}.wasm", "zkey": f"{name}.zkey", "vkey": f"{name}.vkey.json",
             "r1cs": f"{name}.r1cs",
         }  # fmt: skip
-        shutil.copyfile(r1cs, out / files["r1cs"])
-        shutil.copyfile(wasm, out / files["wasm"])
+        shutil.copyfile(r1cs, stage / files["r1cs"])
+        shutil.copyfile(wasm, stage / files["wasm"])
         beacon = (beacon or default_beacon(r1cs)).removeprefix("0x")
         progress(f"phase 2 of the trusted setup ({constraints} constraints, {ptau.name})")
         _snarkjs("groth16", "setup", str(r1cs), str(ptau), str(work / "0.zkey"))
         _snarkjs("zkey", "contribute", str(work / "0.zkey"), str(work / "1.zkey"),
                  "--name=creator", f"-e={os.urandom(32).hex()}")  # fmt: skip
-        _snarkjs("zkey", "beacon", str(work / "1.zkey"), str(out / files["zkey"]), beacon,
+        zkey = stage / files["zkey"]
+        _snarkjs("zkey", "beacon", str(work / "1.zkey"), str(zkey), beacon,
                  str(BEACON_ITERATIONS), "-n=final beacon")  # fmt: skip
-    progress("checking the key against the circuit and the transcript (zkey verify)")
-    ok, said = zkey_verify(out / files["r1cs"], ptau, out / files["zkey"])
-    if not ok:
-        raise ConfigError(f"the setup does not verify: {said}")
-    _snarkjs(
-        "zkey", "export", "verificationkey", str(out / files["zkey"]), str(out / files["vkey"])
-    )
-    if sample_input is not None:
-        progress("proving the sample inputs (markets check a sample proof at creation)")
-        files["sample"] = f"{name}.sample.json"
-        _sample(out, files, sample_input)
+        progress("checking the key against the circuit and the transcript (zkey verify)")
+        ok, said = zkey_verify(stage / files["r1cs"], ptau, zkey)
+        if not ok:
+            raise ConfigError(f"the setup does not verify: {said}")
+        _snarkjs("zkey", "export", "verificationkey", str(zkey), str(stage / files["vkey"]))
+        if sample_input is not None:
+            progress("proving the sample inputs (markets check a sample proof at creation)")
+            files["sample"] = f"{name}.sample.json"
+            _sample(stage, files, sample_input)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{name}.sample.json").unlink(missing_ok=True)  # not one of an older build
+        for file in files.values():
+            shutil.move(stage / file, out / file)
     _write_manifest(out, name, schema, files, constraints, ptau, beacon)
     return load_circuit(str(out / "manifest.json") + f"#{name}")
 
@@ -210,6 +220,7 @@ def _write_manifest(
     path = out / "manifest.json"
     existing: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
     entry = {
+        "ptau": {"file": str(ptau), "power": ptau_power(ptau), "sha256": sha256_file(ptau)},
         "description": schema.get("description", ""),
         "inputs": schema["inputs"],
         "public_signals": schema["public_signals"],
@@ -218,8 +229,5 @@ def _write_manifest(
         "sha256": {kind: sha256_file(out / file) for kind, file in files.items()},
         "setup": {"beacon": beacon, "beacon_iterations_exp": BEACON_ITERATIONS},
     }
-    manifest = {
-        "ptau": {"file": str(ptau), "power": ptau_power(ptau), "sha256": sha256_file(ptau)},
-        "circuits": {**existing.get("circuits", {}), name: entry},
-    }
+    manifest = {"circuits": {**existing.get("circuits", {}), name: entry}}
     path.write_text(json.dumps(manifest, indent=2) + "\n")

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import importlib.util
 import math
+import types
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -53,38 +53,55 @@ def solver_file(spec: str) -> tuple[Path, str] | None:
 def load_solver(spec: str) -> Callable[[Mapping[str, int]], Any]:
     """A solver by built-in name, `package.module:function`, or `path/to/file.py:function`."""
     in_file = solver_file(spec)
+    if in_file is not None:
+        return _from_file(*in_file)[0]
+    target = BUILTIN_SOLVERS.get(spec, spec)
+    name, _, function = target.partition(":")
     try:
-        if in_file is not None:
-            path, function = in_file
-            module_spec = importlib.util.spec_from_file_location(f"solver_{path.stem}", path)
-            if module_spec is None or module_spec.loader is None or not path.is_file():
-                raise ImportError(path)
-            module = importlib.util.module_from_spec(module_spec)
-            module_spec.loader.exec_module(module)
-        else:
-            target = BUILTIN_SOLVERS.get(spec, spec)
-            name, _, function = target.partition(":")
-            module = importlib.import_module(name)
-        solver = getattr(module, function)
-    except (ImportError, AttributeError, ValueError, OSError, SyntaxError):
+        solver = getattr(importlib.import_module(name), function)
+    except (ImportError, AttributeError, ValueError):
         raise ConfigError(
             f"no solver {spec!r}: give a built-in ({', '.join(BUILTIN_SOLVERS)}), "
             "`package.module:function` or `path/to/solver.py:function`"
         ) from None
+    return _callable(solver, spec)
+
+
+def measured_solver(spec: str) -> tuple[Callable[[Mapping[str, int]], Any], dict[str, str] | str]:
+    """An image's solver and what its id measures of it: a built-in's name, or a file's
+    function and the SHA-256 of the very bytes that run (never its path: the id holds on
+    any machine). A module path is refused: its code is not measured."""
+    in_file = solver_file(spec)
+    if in_file is not None:
+        solver, digest = _from_file(*in_file)
+        return solver, {"function": in_file[1], "sha256": digest}
+    if spec in SOLVERS:
+        return SOLVERS[spec], spec
+    raise ConfigError(
+        f"an image's solver is a built-in ({', '.join(SOLVERS)}) or PATH.py:FUNCTION, whose "
+        f"bytes its id measures; not {spec!r}"
+    )
+
+
+def _from_file(path: Path, function: str) -> tuple[Callable[[Mapping[str, int]], Any], str]:
+    """The function of a solver file, run from the bytes read once, and their SHA-256."""
+    try:
+        code = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"no solver file at {path} ({exc.strerror or exc})") from None
+    module = types.ModuleType(f"solver_{path.stem}")
+    module.__file__ = str(path)
+    try:
+        exec(compile(code, str(path), "exec"), module.__dict__)  # the creator's own code
+    except Exception as exc:  # its own error, whatever it is: one line, not a traceback
+        raise ConfigError(f"the solver file {path} fails to load: {exc!r}") from None
+    solver = getattr(module, function, None)
+    if solver is None:
+        raise ConfigError(f"no solver {function!r} in {path}")
+    return _callable(solver, f"{path}:{function}"), hashlib.sha256(code).hexdigest()
+
+
+def _callable(solver: Any, spec: str) -> Callable[[Mapping[str, int]], Any]:
     if not callable(solver):
         raise ConfigError(f"solver {spec!r} is not a function")
     return solver  # type: ignore[no-any-return]
-
-
-def solver_measurement(spec: str) -> dict[str, str] | str:
-    """What an image id measures of its solver: a built-in's name, or a file's function
-    and SHA-256 (never its path: the id holds on any machine)."""
-    in_file = solver_file(spec)
-    if in_file is None:
-        return spec
-    path, function = in_file
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the solver {path}: {exc.strerror or exc}") from None
-    return {"function": function, "sha256": digest}

@@ -17,11 +17,10 @@ from rich.text import Text
 from web3 import Web3
 
 from kalypso.circuits import (
+    CIRCUIT_NAME,
     Circuit,
-    circuit,
     load_circuit,
     load_schema,
-    sample_ptau,
     sha256_file,
 )
 from kalypso.circuits.setup import check_fits, ptau_power, zkey_vkey
@@ -113,6 +112,10 @@ def resolve_circuit(
     if missing:
         raise ConfigError(f"give --circuit NAME, or all of {', '.join(missing)}")
     assert zkey and vkey and wasm and r1cs and schema
+    if not CIRCUIT_NAME.fullmatch(wasm.stem):
+        raise ConfigError(
+            f"name the wasm after the circuit (letters, digits, _ and -): {wasm.name}"
+        )
     return Circuit.from_files(
         wasm.stem,  # the artifacts' name, not the market's: generators fetch NAME.wasm
         load_schema(_file(schema, "schema")),
@@ -279,8 +282,8 @@ def audit(
     if sample_circuit is not None:
         if any(p is not None for p in (zkey, vkey, wasm, r1cs, ptau)):
             raise ConfigError("give either --circuit or --zkey/--vkey/--wasm/--r1cs/--ptau")
-        c = circuit(sample_circuit)
-        files = AuditFiles(c.zkey, c.vkey, c.wasm, c.r1cs, sample_ptau())
+        c = load_circuit(sample_circuit)
+        files = AuditFiles(c.zkey, c.vkey, c.wasm, c.r1cs, c.transcript)
     else:
         files = AuditFiles(zkey, vkey, wasm, r1cs, ptau)
     for kind in ("zkey", "vkey", "wasm", "r1cs", "ptau"):

@@ -24,22 +24,23 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 from eth_utils import keccak
 from fastapi import FastAPI, HTTPException
 from fastapi import Request as HttpRequest
 from web3 import Web3
 
-from kalypso.circuits import Circuit, load_circuit
+from kalypso.circuits import Circuit, load_circuit, verify_artifacts
 from kalypso.circuits.solvers import SOLVERS
 from kalypso.contracts.web3tx import bind
 from kalypso.crypto import SecretContext, open_with
 from kalypso.enclave.images import ImageKind
 from kalypso.enclave.service import Enclave, Task, hex_bytes, request_from_json
 from kalypso.enclave.verdicts import json_body
-from kalypso.errors import DecryptionError, KalypsoError
+from kalypso.errors import ConfigError, DecryptionError, KalypsoError
 from kalypso.provers import InvalidInputs, Prover, TaskProver
-from kalypso.provers.legacy import LegacyProver
+from kalypso.provers.legacy import ENCODINGS, LOOPBACK, LegacyProver
 from kalypso.provers.snarkjs import SnarkjsGroth16Prover, SnarkjsWorker
 from kalypso.provers.tasks import CircuitTasks
 
@@ -52,6 +53,11 @@ def legacy_prover(prover_url: str | None, public_encoding: str = "fixed") -> dic
     """What the image id measures of a template prover: where it is and how it is spoken to."""
     if prover_url is None:
         return None
+    if urlsplit(prover_url).hostname not in LOOPBACK or public_encoding not in ENCODINGS:
+        raise ConfigError(
+            "the Generator Image's template prover is on a loopback URL (beside it, in its "
+            f"enclave), with a public encoding of {' or '.join(ENCODINGS)}"
+        )
     return {"api": "legacy", "url": prover_url.rstrip("/"), "public_encoding": public_encoding}
 
 
@@ -74,7 +80,8 @@ class GeneratorImage:
         c = load_circuit(circuit_name)
         self.circuit = c
         self.legacy = legacy_prover(prover_url, public_encoding)
-        prover: Prover | TaskProver = SnarkjsGroth16Prover(c.wasm, c.zkey, worker=worker)
+        verify_artifacts(c)  # the files it proves with are the ones its id measures
+        prover: Prover | TaskProver
         if prover_url is not None:
             prover = LegacyProver(
                 prover_url,
@@ -82,7 +89,9 @@ class GeneratorImage:
                 public_encoding=public_encoding,
                 confidential=True,
             )
-        self.tasks = CircuitTasks(prover, c.inputs, c.public_signals, SOLVERS.get(circuit_name))
+        else:
+            prover = SnarkjsGroth16Prover(c.wasm, c.zkey, worker=worker)
+        self.tasks = CircuitTasks(prover, c.inputs, c.public_signals, SOLVERS.get(c.name))
 
     @staticmethod
     def config_for(circuit_ref: str, legacy: dict[str, str] | None = None) -> dict[str, Any]:

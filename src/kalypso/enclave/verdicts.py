@@ -100,8 +100,7 @@ class InputVerificationImage:
             )
         self.circuit = circuit
         self.public_signals = list(public_signals)
-        self.solve = solvers.load_solver(solver or circuit)
-        self.solver = solvers.solver_measurement(solver) if solver else circuit
+        self.solve, self.solver = solvers.measured_solver(solver or circuit)
 
     def measured_config(self) -> dict[str, Any]:
         return {"solver": self.solver, "public_signals": self.public_signals}

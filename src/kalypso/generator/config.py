@@ -159,6 +159,13 @@ class MarketConfig:
                 "prover of private inputs runs inside the Generator Image: `kalypso enclave "
                 'generator --prover-url`, with prover = "enclave" here)'
             )
+        if self.api == "legacy" and any(
+            (self.circuit, self.wasm, self.zkey, self.schema, self.solver)
+        ):
+            raise ConfigError(
+                f"{where}: a template prover finds its own witness: circuit, wasm, zkey, schema "
+                'and solver do not go with api = "legacy"'
+            )
         if self.api != "legacy" and (self.ivs_url or self.public_encoding):
             raise ConfigError(f'{where}: ivs_url and public_encoding go with api = "legacy"')
         if self.public_encoding is not None and self.public_encoding not in ENCODINGS:

@@ -144,10 +144,8 @@ class GeneratorNode:
         try:
             resolved = await resolve_markets(binding, config.markets)
             await check_market_code(binding.w3, binding.deployment, resolved)
-            provers = {
-                market_id: build_prover(market_id, market, worker)
-                for market_id, (market, _) in resolved.items()
-            }
+            for market_id, (market, _) in resolved.items():  # each kept, to close on failure
+                provers[market_id] = build_prover(market_id, market, worker)
             for market_prover in provers.values():
                 await check_reachable(market_prover)
             deployment = binding.deployment

@@ -58,7 +58,8 @@ class MarketProver:
     async def prove_task(self, task: Task, generator: str) -> Proof | InvalidInputs:
         """Prove one task (a private one in the Generator Image, a public one here) and
         get the attestations the market needs. An enclave that disagrees with this node
-        (a proof it rejects, inputs it finds provable) is a `ProverError`."""
+        (a proof it rejects, inputs it finds provable) is a `VerdictRefused`: the task is
+        handed back at once."""
         ref = {
             "market_id": task.market_id,
             "task_id": "0x" + task.id.hex(),
@@ -103,7 +104,8 @@ class _CircuitFiles:
 
 
 def _circuit(config: MarketConfig) -> _CircuitFiles | None:
-    """The market's circuit: a sample one by name, or the operator's files."""
+    """The market's circuit: a sample's name or a built folder (`circuit`), or the
+    operator's files."""
     if config.circuit is not None:
         c = load_circuit(config.circuit)
         return _CircuitFiles(c.inputs, c.public_signals, c.wasm, c.zkey)

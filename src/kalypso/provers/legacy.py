@@ -200,9 +200,9 @@ class LegacyProver:
                 f"cannot reach {where} ({type(exc).__name__}): is it running?"
             ) from None
         if response.status_code != 200:
-            raise ProverError(
-                f"{where} answered HTTP {response.status_code}: {response.text[:300]!r}"
-            )
+            # a confidential prover's text may quote the secret: only its status leaves
+            said = "" if self.confidential else f": {response.text[:300]!r}"
+            raise ProverError(f"{where} answered HTTP {response.status_code}{said}")
         try:
             return response.json()
         except ValueError:

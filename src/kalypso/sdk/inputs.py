@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kalypso.circuits import circuit, sha256_file
+from kalypso.circuits import CIRCUIT_NAME, circuit, sha256_file
 from kalypso.circuits.solvers import SOLVERS
 from kalypso.errors import ConfigError, KalypsoError
 from kalypso.market import BN254_SCALAR_FIELD, decode_signals, encode_signals
@@ -147,7 +147,7 @@ def witness_generator(market: Market, chain_id: int, wasm: Path | str | None = N
     the sample circuit it names, else what `kalypso generator fetch` downloaded."""
     recorded = (market.metadata.get("artifacts") or {}).get("wasm")
     candidates = [Path(wasm)] if wasm is not None else []
-    if wasm is None and market.circuit:
+    if wasm is None and market.circuit and CIRCUIT_NAME.fullmatch(market.circuit):
         with contextlib.suppress(ConfigError):  # not a sample circuit
             candidates.append(circuit(market.circuit).wasm)
         fetched = Path.home() / ".kalypso" / "artifacts" / str(chain_id) / str(market.id)

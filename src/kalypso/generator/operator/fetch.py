@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from kalypso.circuits import circuit, load_schema
+from kalypso.circuits import CIRCUIT_NAME, circuit, load_schema
 from kalypso.circuits.solvers import BUILTIN_SOLVERS
 from kalypso.contracts.client import MarketplaceClient
 from kalypso.errors import ChainError, ConfigError, UnauditedMarketError
@@ -108,6 +108,8 @@ def fetch_artifacts(
     name, recorded = meta.get("circuit"), meta.get("artifacts") or {}
     if meta.get("verifier") != "groth16" or not isinstance(name, str) or not name:
         raise ConfigError(f"market {mid} is not a Groth16 market with a named circuit")
+    if not CIRCUIT_NAME.fullmatch(name):  # anyone's choice, and it names the files written
+        raise ConfigError(f"market {mid}'s circuit name {name!r} is not a plain name: refused")
     for kind in ("wasm", "zkey"):
         if not isinstance(recorded.get(kind), str):
             raise ConfigError(f"market {mid}'s metadata records no {kind} hash to check against")
