@@ -82,13 +82,15 @@ STATS_BLOCKS = 5_000
 #: seconds between lookups of a request id not found: a node behind the one that mined
 #: it (a load balancer's) has it a block or two later
 LOOKUP_PAUSES = (1.0, 2.0)
-SETTLING_EVENTS = (
-    "ProofSubmitted",
-    "InvalidInputsProven",
-    "TaskSlashed",
-    "RequestCancelled",
-    "RequestExpired",
-)
+#: the events that end a request, and the state each leaves it in
+SETTLED_STATE = {
+    "ProofSubmitted": RequestState.FULFILLED,
+    "InvalidInputsProven": RequestState.INVALID_INPUTS,
+    "TaskSlashed": RequestState.SLASHED,
+    "RequestCancelled": RequestState.CLOSED,
+    "RequestExpired": RequestState.CLOSED,
+}
+SETTLING_EVENTS = tuple(SETTLED_STATE)
 MarketRef = int | str | Market
 Amount = int | str
 
@@ -838,7 +840,9 @@ class AsyncProofRequest:
             proof = decode_proof(self.market, bytes(event["proof"]), self.public_inputs)
         return Outcome(
             self.id,
-            task.state,
+            # the event's state: a node behind the one that served the logs can still
+            # answer ASSIGNED (seen in the rehearsal, through a lagging provider)
+            SETTLED_STATE[event.name],
             proof=proof,
             generator=event.args.get("generator"),
             payment=int(event.args.get("payment", 0)),
