@@ -12,11 +12,11 @@ import json
 import math
 import os
 import re
-import tomllib
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from kalypso.configfile import read_config
 from kalypso.errors import ConfigError
 from kalypso.provers.legacy import ENCODINGS
 
@@ -199,22 +199,14 @@ class GeneratorConfig:
     @classmethod
     def load(cls, path: Path, env: dict[str, str] | None = None) -> GeneratorConfig:
         """Read `path`, then apply `KALYPSO_RPC_URL` / `KALYPSO_DEPLOYMENT`."""
-        env = dict(os.environ) if env is None else env
-        raw = _read_toml(path)
-        if "KALYPSO_RPC_URL" in env:
-            raw["rpc_url"] = env["KALYPSO_RPC_URL"]
-        if "KALYPSO_DEPLOYMENT" in env:
-            raw["deployment"] = env["KALYPSO_DEPLOYMENT"]
-        return cls.from_dict(raw, source=str(path))
+        return cls.from_dict(_read(path, env), source=str(path))
 
     @staticmethod
     def chain_of(path: Path, env: dict[str, str] | None = None) -> tuple[str, Path | None]:
         """Only the chain a config names (rpc_url, deployment, after the environment):
         for commands that need no market table, such as `fetch`, which prints one."""
-        env = dict(os.environ) if env is None else env
-        raw = _read_toml(path)
-        rpc_url = env.get("KALYPSO_RPC_URL", raw.get("rpc_url", DEFAULT_RPC_URL))
-        deployment = env.get("KALYPSO_DEPLOYMENT", raw.get("deployment"))
+        raw = _read(path, env)
+        rpc_url, deployment = raw.get("rpc_url", DEFAULT_RPC_URL), raw.get("deployment")
         if not isinstance(rpc_url, str) or not isinstance(deployment, str | None):
             raise ConfigError(f"{path}: rpc_url and deployment must be strings")
         return rpc_url, None if deployment is None else Path(deployment).expanduser()
@@ -293,15 +285,8 @@ _FLOATS = {
 _BOOLS = {"trust_market_code"}
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(
-            f"no generator config at {path}; `kalypso generator run --example` prints one"
-        ) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+def _read(path: Path, env: dict[str, str] | None) -> dict[str, Any]:
+    return read_config(path, env, what="generator", example="kalypso generator run --example")
 
 
 def _bad(source: str, name: str, value: Any) -> Any:

@@ -4,12 +4,11 @@ the environment variables KALYPSO_RPC_URL and KALYPSO_DEPLOYMENT."""
 from __future__ import annotations
 
 import math
-import os
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from kalypso.configfile import read_config
 from kalypso.errors import ConfigError
 
 MAX_BATCH = 32
@@ -67,21 +66,7 @@ class MatcherConfig:
     @classmethod
     def load(cls, path: Path | None, env: dict[str, str] | None = None) -> MatcherConfig:
         """Read `path` (if given), then apply `KALYPSO_RPC_URL` / `KALYPSO_DEPLOYMENT`."""
-        env = dict(os.environ) if env is None else env
-        raw: dict[str, Any] = {}
-        if path is not None:
-            try:
-                raw = tomllib.loads(Path(path).read_text())
-            except FileNotFoundError:
-                raise ConfigError(
-                    f"no matcher config at {path}; `kalypso matcher --example` prints one"
-                ) from None
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-                raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-        if "KALYPSO_RPC_URL" in env:
-            raw["rpc_url"] = env["KALYPSO_RPC_URL"]
-        if "KALYPSO_DEPLOYMENT" in env:
-            raw["deployment"] = env["KALYPSO_DEPLOYMENT"]
+        raw = read_config(path, env, what="matcher", example="kalypso matcher --example")
         return cls.from_dict(raw, source=str(path or "the environment"))
 
     @classmethod
