@@ -331,3 +331,29 @@ def private(world: World, market: int, key: Any, *, root: int) -> PostedRequest:
         requester, market, VALID, max_price=8 * TOKEN_UNIT, proof_time=120,
         encrypted_secret=seal(canonical_json({"root": root}), key, context), salt=salt,
     )  # fmt: skip
+
+
+async def test_attack_a_confidential_provers_error_does_not_carry_the_secret_out() -> None:
+    """A template prover's error body can echo what it was sent; inside the Generator
+    Image that is the secret, and the image's 503 quotes the prover's error."""
+
+    async def echoes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        body = b'{"error":"cannot prove root 7"}'
+        head = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+        writer.write(
+            head + b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echoes, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    prover = LegacyProver(f"http://127.0.0.1:{port}", timeout=5, confidential=True)
+    try:
+        with pytest.raises(ProverError, match="answered HTTP 500") as raised:
+            await prover.prove_task(VALID, canonical_json({"root": 7}))
+        assert "root 7" not in str(raised.value)
+    finally:
+        await prover.close()
+        server.close()

@@ -319,6 +319,19 @@ def test_witness_generator_reads_what_fetch_downloaded(
     assert witness_generator(custom, CHAIN_ID) == folder / "my_circuit.wasm"
 
 
+def test_attack_a_circuit_name_that_is_a_path_reads_no_file_outside_the_artifacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A market's creator names its circuit `../../../../planted` in the metadata and
+    plants a wasm with that hash where the name leads: the SDK must not run it."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home" / ".kalypso" / "artifacts" / str(CHAIN_ID) / "9").mkdir(parents=True)
+    (tmp_path / "planted.wasm").write_bytes(circuit("square_root").wasm.read_bytes())
+    hostile = replace(SQUARE, id=9, circuit="../../../../../planted")
+    with pytest.raises(ConfigError, match="no witness generator"):
+        witness_generator(hostile, CHAIN_ID)
+
+
 @pytest.mark.parametrize(
     "market",
     [RAW, replace(SQUARE, circuit="not_a_sample"), replace(SQUARE, circuit=None)],
